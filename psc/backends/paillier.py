@@ -1,0 +1,261 @@
+"""Packed Paillier: the dense-vector hot path (many subjects per ciphertext).
+
+A dense vector of ``N`` signed deltas is cut into blocks of ``S`` slots
+(:class:`~psc.packing.SlotLayout`); each block is one Paillier ciphertext.  Adding two
+encrypted vectors multiplies ciphertexts pairwise modulo ``n^2``, which adds every slot at
+once: ``D(E(x) * E(y)) = pack(x) + pack(y) = pack(x + y)``.
+
+Encryption is cheap through precomputed randomness: a :class:`RandomnessPool` holds values
+``r^n mod n^2`` made ahead of time (the expensive exponentiation), and each is used for
+exactly one ciphertext and then discarded, so online encryption is one multiplication
+modulo ``n^2`` per ``S`` subjects.  Reusing a randomizer would reveal the difference of two
+plaintexts (``c1 / c2 = (1+n)^(m1-m2)``), so the pool pops and never returns a value twice.
+
+What leaks to whoever holds ciphertexts: ``N``, ``S``, the slot width, the public bound on
+slot values and the key fingerprint; nothing about which slots are non-zero (vectors are
+dense).  Ciphertexts are malleable: authenticity comes from the signed envelope.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import gmpy2
+import numpy as np
+from gmpy2 import mpz
+
+from psc.backends.base import Backend, IntArray
+from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
+from psc.packing import SlotLayout
+from psc.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, RandBelow
+
+MAGIC = b"PSCP"
+VERSION = 1
+_HEADER = struct.Struct(">4sB16sHIQI")  # magic, version, key fp, slot_bits, n_values, bound, count
+
+
+@dataclass(frozen=True)
+class PackedCiphertext:
+    """An encrypted dense vector.
+
+    ``bound`` is public: an upper bound on ``|slot value|`` that addition tracks so overflow
+    is refused before it can happen.
+    """
+
+    key_fingerprint: bytes
+    layout: SlotLayout
+    n_values: int
+    bound: int
+    blocks: tuple[mpz, ...]
+
+    def with_bound(self, bound: int) -> PackedCiphertext:
+        """The same ciphertext with a bound set by policy (the aggregator, on ingest)."""
+        if not 0 <= bound <= self.layout.max_value:
+            raise OverflowRisk(f"bound {bound} exceeds the slot range {self.layout.max_value}")
+        return PackedCiphertext(
+            self.key_fingerprint, self.layout, self.n_values, bound, self.blocks
+        )
+
+
+class RandomnessPool:
+    """Precomputed encryption randomizers ``r^n mod n^2``, each handed out exactly once.
+
+    ``fill(k)`` does the expensive part ahead of time; ``take()`` pops one value (and makes
+    one on the spot if the pool is empty, counting it in ``made_online``).  Randomness comes
+    from ``randbelow`` (default: :func:`secrets.randbelow`, the OS CSPRNG); tests inject a
+    seeded source through this seam.
+    """
+
+    def __init__(
+        self, public_key: PaillierPublicKey, *, randbelow: RandBelow = secrets.randbelow
+    ) -> None:
+        self.public_key = public_key
+        self._randbelow = randbelow
+        self._values: list[mpz] = []
+        self.made_ahead = 0
+        self.made_online = 0
+        self.taken = 0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def fill(self, count: int) -> None:
+        """Precompute ``count`` more randomizers."""
+        for _ in range(count):
+            self._values.append(self.public_key.random_rn(self._randbelow))
+        self.made_ahead += count
+
+    def take(self) -> mpz:
+        """One randomizer, never handed out before."""
+        self.taken += 1
+        if self._values:
+            return self._values.pop()
+        self.made_online += 1
+        return self.public_key.random_rn(self._randbelow)
+
+
+class PackedPaillier(Backend[PackedCiphertext]):
+    """The packed Paillier backend (public side).
+
+    ``PackedPaillier(public_key, layout)``: encrypt, add, serialize.  ``decrypt`` takes the
+    :class:`~psc.paillier.PaillierPrivateKey` and is for the key holder only.
+    """
+
+    name = "paillier-packed"
+
+    def __init__(
+        self,
+        public_key: PaillierPublicKey,
+        layout: SlotLayout,
+        *,
+        pool: RandomnessPool | None = None,
+        allow_insecure_key: bool = False,
+    ) -> None:
+        if public_key.bits < MIN_KEY_BITS and not allow_insecure_key:
+            raise ParameterError(
+                f"{public_key.bits}-bit key is below the {MIN_KEY_BITS}-bit minimum "
+                "(allow_insecure_key=True is for tests only)"
+            )
+        if layout.plaintext_bits + 1 > public_key.bits - 1:
+            raise ParameterError(
+                f"layout needs {layout.plaintext_bits} plaintext bits but the key has {public_key.bits}"
+            )
+        self.public_key = public_key
+        self.layout = layout
+        self.pool = pool if pool is not None else RandomnessPool(public_key)
+        if self.pool.public_key.n != public_key.n:
+            raise KeyMismatch("randomness pool belongs to another key")
+
+    # -- encryption ------------------------------------------------------------------
+    def encrypt(self, vector: IntArray, *, bound: int | None = None) -> PackedCiphertext:
+        """Encrypt a dense vector whose entries satisfy ``|v| <= bound``.
+
+        ``bound`` defaults to the largest ``|v|`` present; protocol code passes the
+        contributor's catalog bound instead, so the public bound reveals nothing about the
+        data.  Raises :class:`OverflowRisk` if a value exceeds ``bound`` or the slot range.
+        """
+        v = np.asarray(vector, dtype=np.int64)
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError("encrypt() takes a non-empty 1-d vector")
+        vmax = int(np.abs(v).max())
+        b = vmax if bound is None else bound
+        if vmax > b:
+            raise OverflowRisk(f"a value of magnitude {vmax} exceeds the declared bound {b}")
+        if b > self.layout.max_value:
+            raise OverflowRisk(f"bound {b} exceeds the slot range +-{self.layout.max_value}")
+        pk, S = self.public_key, self.layout.slots
+        n = pk.n
+        blocks = tuple(
+            pk.raw_encrypt(self.layout.pack(v[i : i + S]) % n, self.pool.take())
+            for i in range(0, v.size, S)
+        )
+        return PackedCiphertext(pk.fingerprint, self.layout, int(v.size), b, blocks)
+
+    # -- homomorphic addition --------------------------------------------------------
+    def _check(self, c: PackedCiphertext) -> None:
+        if c.key_fingerprint != self.public_key.fingerprint:
+            raise KeyMismatch("ciphertext was encrypted under a different Paillier key")
+        if c.layout != self.layout:
+            raise KeyMismatch(
+                f"ciphertext layout {c.layout} differs from this backend's {self.layout}"
+            )
+
+    def add(self, a: PackedCiphertext, b: PackedCiphertext) -> PackedCiphertext:
+        """``E(x) * E(y) mod n^2 = E(x + y)``, slot-wise.  Refuses foreign keys and overflow."""
+        return self.sum((a, b))
+
+    def sum(self, items: Iterable[PackedCiphertext]) -> PackedCiphertext:
+        """Sum of many encrypted vectors in one pass (the aggregator's hot path)."""
+        cts = list(items)
+        if not cts:
+            raise ValueError("sum() needs at least one ciphertext")
+        for c in cts:
+            self._check(c)
+            if c.n_values != cts[0].n_values:
+                raise ValueError(f"vector lengths differ: {c.n_values} != {cts[0].n_values}")
+        bound = sum(c.bound for c in cts)
+        if bound > self.layout.max_value:
+            raise OverflowRisk(
+                f"this sum could reach {bound}, beyond the slot range +-{self.layout.max_value}; "
+                "decrypt partial sums or use a layout with wider slots"
+            )
+        nsq = self.public_key.nsquare
+        acc = list(cts[0].blocks)
+        for c in cts[1:]:
+            for j, x in enumerate(c.blocks):
+                acc[j] = acc[j] * x % nsq
+        return PackedCiphertext(
+            self.public_key.fingerprint, self.layout, cts[0].n_values, bound, tuple(acc)
+        )
+
+    # -- decryption (key holder) -----------------------------------------------------
+    def decrypt(self, ct: PackedCiphertext, secret_key: PaillierPrivateKey) -> IntArray:
+        """Decrypt and unpack.  Raises :class:`KeyMismatch` for the wrong key and
+        :class:`InvalidMessage` if a block does not decode within its bound."""
+        self._check(ct)
+        if secret_key.public.fingerprint != ct.key_fingerprint:
+            raise KeyMismatch("this private key does not match the ciphertext's key")
+        S = self.layout.slots
+        n = int(self.public_key.n)
+        out = np.empty(len(ct.blocks) * S, dtype=np.int64)
+        for j, c in enumerate(ct.blocks):
+            count = min(S, ct.n_values - j * S)
+            vals = self.layout.unpack(int(secret_key.raw_decrypt(c)), n, count, ct.bound)
+            out[j * S : j * S + count] = vals
+        return out[: ct.n_values]
+
+    # -- serialization ---------------------------------------------------------------
+    def serialize(self, ct: PackedCiphertext) -> bytes:
+        """``MAGIC | version | key fingerprint | slot_bits | n_values | bound | count | blocks``.
+
+        Integers big-endian; each block is exactly ``public_key.ciphertext_bytes`` long.
+        """
+        self._check(ct)
+        width = self.public_key.ciphertext_bytes
+        head = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            ct.key_fingerprint,
+            self.layout.slot_bits,
+            ct.n_values,
+            ct.bound,
+            len(ct.blocks),
+        )
+        return head + b"".join(int(c).to_bytes(width, "big") for c in ct.blocks)
+
+    def byte_size(self, ct: PackedCiphertext) -> int:
+        return _HEADER.size + len(ct.blocks) * self.public_key.ciphertext_bytes
+
+    def deserialize(self, data: bytes) -> PackedCiphertext:
+        """Parse and validate every field; raises :class:`InvalidMessage` (one opaque error
+        for bad bytes) or :class:`KeyMismatch` when the bytes are for another key."""
+        if len(data) < _HEADER.size:
+            raise InvalidMessage("packed ciphertext is truncated")
+        magic, version, fp, w, n_values, bound, count = _HEADER.unpack_from(data)
+        if magic != MAGIC or version != VERSION:
+            raise InvalidMessage("not a psc packed Paillier ciphertext of a supported version")
+        if fp != self.public_key.fingerprint:
+            raise KeyMismatch("ciphertext was encrypted under a different Paillier key")
+        if w != self.layout.slot_bits:
+            raise InvalidMessage(
+                f"slot width {w} differs from the layout's {self.layout.slot_bits}"
+            )
+        if n_values < 1 or count != self.layout.blocks(n_values):
+            raise InvalidMessage("block count does not match the vector length")
+        if bound > self.layout.max_value:
+            raise InvalidMessage("declared bound exceeds the slot range")
+        width = self.public_key.ciphertext_bytes
+        if len(data) != _HEADER.size + count * width:
+            raise InvalidMessage("packed ciphertext has the wrong length (truncated or padded)")
+        n, nsq = self.public_key.n, self.public_key.nsquare
+        blocks = []
+        for j in range(count):
+            off = _HEADER.size + j * width
+            c = mpz(int.from_bytes(data[off : off + width], "big"))
+            if not 0 < c < nsq or gmpy2.gcd(c, n) != 1:
+                raise InvalidMessage("a block is not a valid ciphertext for this key")
+            blocks.append(c)
+        return PackedCiphertext(fp, self.layout, n_values, bound, tuple(blocks))

@@ -1,0 +1,1 @@
+"""The ``psc`` command line: one module per subcommand, registered in :mod:`psc.cli.main`."""

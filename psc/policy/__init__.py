@@ -1,0 +1,1 @@
+"""Policy engine: PIPL checks, sensitive-category refusal, impact assessment, subject rights."""
