@@ -1,0 +1,1 @@
+"""Benchmark suites: ``python -m benchmarks SUITE [--quick] [--json PATH]`` from the repo root."""

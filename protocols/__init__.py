@@ -1,0 +1,1 @@
+"""Normative protocol specs (``*.md``) and their test-vector generators (``gen_*.py``)."""
