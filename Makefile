@@ -17,14 +17,14 @@ demo: $(STAMP)
 	$(PY) -m psc demo --out demo-out --json demo-out/demo.json
 
 lint: $(STAMP)
-	$(PY) -m ruff check psc tests benchmarks
+	$(PY) -m ruff check psc tests benchmarks protocols
 	$(PY) -m ruff format --check psc
 
 typecheck: $(STAMP)
 	$(PY) -m mypy psc
 
 test: lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow'
