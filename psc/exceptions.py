@@ -64,3 +64,87 @@ class PolicyViolation(PscError, ValueError):
 
 class BudgetExhausted(PolicyViolation):
     """A differential-privacy budget would be exceeded; nothing was decrypted."""
+
+
+# -- protocol (issue 3): policy refusals of well-formed, authentic messages ----------------
+
+
+class UnknownParty(PscError, ValueError):
+    """A message names a party (agency, relying party...) that was not registered at setup."""
+
+
+class CatalogMismatch(PscError, ValueError):
+    """A message cites a catalog version other than the one in force."""
+
+
+class StalePeriod(PolicyViolation):
+    """A submission's period is in the future or older than the longest retention."""
+
+
+class ReplayedNonce(PscError, ValueError):
+    """A nonce was already used by the same party for a different message."""
+
+
+class DuplicateSubmission(PscError, ValueError):
+    """An agency already submitted a different envelope for this period (one per period)."""
+
+
+# -- threshold decryption (issue 4, item 1) --------------------------------------------------
+
+
+class InsufficientShares(PscError, ValueError):
+    """Fewer than ``k`` valid decryption shares with distinct indices: nothing was decrypted.
+
+    ``bad`` lists the party indices whose shares failed verification (empty when the
+    caller simply supplied too few shares), so the committee knows whom to ask again.
+    """
+
+    def __init__(self, message: str, bad: Sequence[int] = ()) -> None:
+        self.bad = tuple(bad)
+        super().__init__(message)
+
+
+class LogVerificationFailed(InvalidMessage):
+    """An audit of a transparency log found a problem (raised by ``psc.translog.verify_log``).
+
+    Unlike a bare ``InvalidMessage`` this names the first problem, because the auditor
+    already holds the whole log and gains no oracle from the detail.  ``problem`` is one
+    of ``"missing-leaf"``, ``"altered-leaf"``, ``"malformed-row"``, ``"bad-signature"``,
+    ``"root-mismatch"``, ``"inconsistent-heads"``; ``position`` is the leaf index or tree
+    size concerned.
+    """
+
+    def __init__(self, problem: str, position: int, message: str) -> None:
+        self.problem = problem
+        self.position = position
+        super().__init__(message)
+
+
+class LogFormatError(PscError, ValueError):
+    """A database could not be read as a psc transparency log (missing file or tables)."""
+
+
+class DeploymentError(PscError, ValueError):
+    """A deployment description could not be loaded.  ``problems`` lists each with its location."""
+
+    def __init__(self, problems: Sequence[str], source: str = "<deployment>") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in deployment:\n{lines}")
+
+
+class ConsentRefused(PolicyViolation):
+    """A relying party's consent token does not authorise the query (expired, mismatched,
+    withdrawn).  ``reason`` is a stable code (``expired``, ``relying-party``, ``purpose``...).
+
+    A token whose signature does not verify raises :class:`InvalidMessage` instead.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class RightsRequestError(PscError, ValueError):
+    """A data-subject rights request cannot be opened or decided as asked."""
