@@ -401,6 +401,9 @@ def catalog_from_dict(
     ):
         probs.add("scheme.rule_domains", "must be a non-empty list of strings")
         rule_domains = None
+    operator = _get(probs, st, "scheme", "operator", str, "")
+    contact = _get(probs, st, "scheme", "contact", str, "")
+    residency = _get(probs, st, "scheme", "data_residency", str, "CN")
 
     # -- grades ------------------------------------------------------------------------
     grades: list[Grade] = []
@@ -591,9 +594,9 @@ def catalog_from_dict(
         max_score=hi,
         purposes=tuple(purposes),
         rule_domains=tuple(rule_domains),
-        operator=st.get("operator", ""),
-        contact=st.get("contact", ""),
-        data_residency=st.get("data_residency", "CN"),
+        operator=operator,
+        contact=contact,
+        data_residency=residency,
     )
     catalog = Catalog(scheme, tuple(grades), retention, tuple(rules), source, data)
     if check_sensitive:

@@ -20,7 +20,7 @@ decrypts is exact, by induction on the number of additions.  ``w`` is sized from
 catalog (:meth:`SlotLayout.for_catalog`) so that every lawful sum fits:
 
     T = multiplicity * sum over rules r of periods(r) * max_per_period(r) * |delta(r)|
-    w = bitlen(T) + 1 + headroom_bits
+    w = max(2, bitlen(T) + 1 + headroom_bits)
 
 ``S = (key_bits - 1 - GUARD_BITS) // w``: the top ``GUARD_BITS`` (64) of the plaintext
 space stay empty, so an altered ciphertext (a near-uniform plaintext) decodes into range
@@ -98,7 +98,8 @@ class SlotLayout:
         :class:`OverflowRisk` when it cannot rule out overflow.
         """
         need = worst_case_sum(catalog, periods=periods, multiplicity=multiplicity)
-        w_min = need.bit_length() + 1 + headroom_bits
+        # at least 2 bits: a catalog of pure grade caps (every delta 0) still needs a slot
+        w_min = max(2, need.bit_length() + 1 + headroom_bits)
         if slot_bits is not None and slot_bits < w_min:
             raise OverflowRisk(
                 f"{slot_bits}-bit slots cannot rule out overflow: the catalog's worst-case sum "
@@ -115,8 +116,10 @@ class SlotLayout:
 
     # -- encoding ----------------------------------------------------------------------
     def _offset(self) -> int:
-        # sum_i 2^(w-1) * 2^(w*i): turns balanced digits into plain ones
-        return int(sum(1 << (self.slot_bits * i + self.slot_bits - 1) for i in range(self.slots)))
+        # sum_i 2^(w-1) * 2^(w*i): turns balanced digits into plain ones.  Closed form of
+        # the geometric series (exact division): one big-int op instead of S shifts and adds.
+        w = self.slot_bits
+        return ((1 << (w * self.slots)) - 1) // ((1 << w) - 1) << (w - 1)
 
     def pack(self, values: IntArray) -> int:
         """``sum_i v_i 2^(w i)`` for one block (``len(values) <= S``); a signed integer.

@@ -18,6 +18,7 @@ dense).  Ciphertexts are malleable: authenticity comes from the signed envelope.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import struct
 from collections.abc import Iterable
@@ -35,6 +36,16 @@ from psc.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, Ra
 MAGIC = b"PSCP"
 VERSION = 1
 _HEADER = struct.Struct(">4sB16sHIQI")  # magic, version, key fp, slot_bits, n_values, bound, count
+_CHECKSUM_BYTES = 32
+_CHECKSUM_DOMAIN = b"psc/packed-paillier/v1"
+
+
+def _checksum(body: bytes) -> bytes:
+    """SHA-256 over a domain tag and everything before it: catches any altered or lost
+    byte, including header fields (``bound``, ``n_values``) whose change would otherwise
+    decrypt "successfully".  Anyone can recompute it: it is a checksum, not a MAC;
+    authenticity comes from the signed envelope."""
+    return hashlib.sha256(_CHECKSUM_DOMAIN + body).digest()
 
 
 @dataclass(frozen=True)
@@ -209,9 +220,11 @@ class PackedPaillier(Backend[PackedCiphertext]):
 
     # -- serialization ---------------------------------------------------------------
     def serialize(self, ct: PackedCiphertext) -> bytes:
-        """``MAGIC | version | key fingerprint | slot_bits | n_values | bound | count | blocks``.
+        """``MAGIC | version | key fingerprint | slot_bits | n_values | bound | count |
+        blocks | checksum``.
 
-        Integers big-endian; each block is exactly ``public_key.ciphertext_bytes`` long.
+        Integers big-endian; each block is exactly ``public_key.ciphertext_bytes`` long;
+        the checksum is ``SHA-256("psc/packed-paillier/v1" || everything before it)``.
         """
         self._check(ct)
         width = self.public_key.ciphertext_bytes
@@ -224,19 +237,24 @@ class PackedPaillier(Backend[PackedCiphertext]):
             ct.bound,
             len(ct.blocks),
         )
-        return head + b"".join(int(c).to_bytes(width, "big") for c in ct.blocks)
+        body = head + b"".join(int(c).to_bytes(width, "big") for c in ct.blocks)
+        return body + _checksum(body)
 
     def byte_size(self, ct: PackedCiphertext) -> int:
-        return _HEADER.size + len(ct.blocks) * self.public_key.ciphertext_bytes
+        return _HEADER.size + len(ct.blocks) * self.public_key.ciphertext_bytes + _CHECKSUM_BYTES
 
     def deserialize(self, data: bytes) -> PackedCiphertext:
         """Parse and validate every field; raises :class:`InvalidMessage` (one opaque error
         for bad bytes) or :class:`KeyMismatch` when the bytes are for another key."""
-        if len(data) < _HEADER.size:
+        data = bytes(data)
+        if len(data) < _HEADER.size + _CHECKSUM_BYTES:
             raise InvalidMessage("packed ciphertext is truncated")
         magic, version, fp, w, n_values, bound, count = _HEADER.unpack_from(data)
         if magic != MAGIC or version != VERSION:
             raise InvalidMessage("not a psc packed Paillier ciphertext of a supported version")
+        body, check = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+        if _checksum(body) != check:
+            raise InvalidMessage("packed ciphertext is corrupted (checksum mismatch)")
         if fp != self.public_key.fingerprint:
             raise KeyMismatch("ciphertext was encrypted under a different Paillier key")
         if w != self.layout.slot_bits:
@@ -248,7 +266,7 @@ class PackedPaillier(Backend[PackedCiphertext]):
         if bound > self.layout.max_value:
             raise InvalidMessage("declared bound exceeds the slot range")
         width = self.public_key.ciphertext_bytes
-        if len(data) != _HEADER.size + count * width:
+        if len(body) != _HEADER.size + count * width:
             raise InvalidMessage("packed ciphertext has the wrong length (truncated or padded)")
         n, nsq = self.public_key.n, self.public_key.nsquare
         blocks = []
