@@ -1,0 +1,71 @@
+"""``psc lint CATALOG [--deployment FILE] [--json PATH]``: run every PIPL policy check.
+
+Exit status: 0 when no error-level finding, 1 when there is one (a sensitive rule, a
+disproportionate delta...), 2 when an input cannot be read or is not a valid catalog or
+deployment.  Findings go to stdout, one per line, with check id, rule or field, article
+and what to change; ``--json`` also writes the whole report (every check, its status and
+evidence) to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from psc.catalog import Catalog, load_catalog
+from psc.exceptions import CatalogError, DeploymentError
+from psc.policy.clock import SystemClock, today
+from psc.policy.deployment import Deployment, load_deployment
+from psc.policy.linter import lint
+
+EXIT_UNREADABLE = 2
+
+
+def register(sub: Any) -> None:
+    """Add the ``lint`` subcommand."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "lint", help="check a catalog (and a deployment) against PIPL and related rules"
+    )
+    p.add_argument("catalog", help="a catalog TOML file, or a built-in name: city, company")
+    p.add_argument("--deployment", metavar="FILE", help="a deployment TOML file, or 'demo'")
+    p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
+    p.add_argument(
+        "--today",
+        metavar="YYYY-MM-DD",
+        type=dt.date.fromisoformat,
+        help="evaluate dates as of this day (default: today, UTC+8)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also list every check and its status"
+    )
+    p.set_defaults(func=run)
+
+
+def load_inputs(catalog: str, deployment: str | None) -> tuple[Catalog, Deployment | None]:
+    """Load both inputs for linting (sensitive rules become findings, not exceptions)."""
+    cat = load_catalog(catalog, check_sensitive=False)
+    dep = load_deployment(deployment, check_sensitive=False) if deployment else None
+    return cat, dep
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cat, dep = load_inputs(args.catalog, args.deployment)
+    except (CatalogError, DeploymentError) as exc:
+        print(f"psc lint: cannot read input: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    day = args.today or today(SystemClock())
+    report = lint(cat, dep, today=day)
+    for line in report.text_lines(verbose=args.verbose):
+        print(line)
+    if args.json:
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(report.dumps(), "utf-8")
+        except OSError as exc:
+            print(f"psc lint: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
+            return EXIT_UNREADABLE
+    return report.exit_code
