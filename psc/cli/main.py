@@ -12,7 +12,14 @@ import sys
 from collections.abc import Sequence
 
 #: subcommand modules, in help order
-COMMANDS: tuple[str, ...] = ("psc.cli.catalog_cmd",)
+COMMANDS: tuple[str, ...] = (
+    "psc.cli.catalog_cmd",
+    "psc.cli.log_cmd",
+    "psc.cli.lint",
+    "psc.cli.pia",
+    "psc.cli.rights",
+    "psc.cli.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
