@@ -11,6 +11,7 @@
     psc rights --db r.db decide 4 --grant --event-date 2025-01-10 --performance-proven
     psc rights --db r.db decide 5 --refuse "the record is accurate: see decision 2026-17"
     psc rights --db r.db overdue          # exit 1 when any request is overdue
+    psc rights --db r.db demo [--json out.json]   # every workflow end to end, on the ledger
 
 ``--deployment FILE`` takes deadlines, holidays and the catalog from a deployment
 (default: the built-in city catalog and the default deadlines); ``--today YYYY-MM-DD``
@@ -92,6 +93,14 @@ def register(sub: Any) -> None:
     )
 
     s.add_parser("overdue", help="list open requests past their deadline (exit 1 if any)")
+
+    dm = s.add_parser(
+        "demo",
+        help="run every workflow end to end through the protocol (city catalog, simulated "
+        "clock, insecure demo key); the requests land in --db",
+    )
+    dm.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    dm.add_argument("--seed", type=int, default=0, help="seed of the demo deployment")
     p.set_defaults(func=run)
 
 
@@ -122,6 +131,8 @@ def _line(r: RightsRequest) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rights_command == "demo":
+        return _demo(args)
     try:
         desk = _desk(args)
     except (CatalogError, DeploymentError, sqlite3.Error) as exc:
@@ -134,6 +145,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         desk.conn.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from psc.cli.rights_demo import print_summary, run_demo, write_json
+
+    conn = sqlite3.connect(args.db)
+    try:
+        if conn.execute("SELECT name FROM sqlite_master WHERE name = 'rights_requests'").fetchone():
+            print(
+                f"psc rights demo: {args.db} already holds requests; use a new file",
+                file=sys.stderr,
+            )
+            return 2
+        out = run_demo(load_catalog("city"), conn, seed=args.seed)
+    finally:
+        conn.close()
+    print_summary(out)
+    if args.json:
+        write_json(out, args.json)
+    return 0 if out["grades_match_oracle"] and out["log_verified"] else 1
 
 
 def _dispatch(desk: RightsDesk, args: argparse.Namespace) -> int:

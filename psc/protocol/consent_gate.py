@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -58,6 +59,8 @@ from psc.protocol.signing import open_signed, seal
 #: Random bytes in a subject's pseudonym (``"subject-" + hex``).
 PSEUDONYM_BYTES = 12
 
+_PSEUDONYM = re.compile(rf"subject-[0-9a-f]{{{2 * PSEUDONYM_BYTES}}}")
+
 #: Refusal reason codes of the gate itself (``verify_consent`` adds its own, e.g. ``expired``).
 REASON_MISSING = "missing"
 REASON_ONE_SUBJECT = "one-subject"
@@ -82,7 +85,7 @@ class SubjectCredential(Message):
     def check(self) -> None:
         if self.slot < 0:
             raise InvalidMessage("slot must be non-negative")
-        if not self.subject.startswith("subject-") or len(self.subject) > 128:
+        if not _PSEUDONYM.fullmatch(self.subject):
             raise InvalidMessage("subject is not a registry pseudonym")
         if len(self.consent_key) != KEY_BYTES:
             raise InvalidMessage(f"consent_key must be {KEY_BYTES} bytes")

@@ -33,10 +33,10 @@ Why compensating deltas (the encrypted-accumulator world)
     accumulators of the *original* period (same retention class, so it expires exactly when
     the original does) but counts only for evaluation periods from ``effective_period`` on:
     grades of earlier periods stay as they were computed and revealed, and the cancelled
-    event neither counts after the correction nor resurfaces later.  Algebra, for an
-    evaluation period ``P``::
+    event neither counts after the correction nor resurfaces later.  Algebra (ciphertexts
+    multiply, plaintexts add), for an evaluation period ``P``::
 
-        live(P) = sum_{(p, c) live at P} ( acc[p, c] * prod_{a amends (p, c), eff(a) <= P} adj[a] )
+        live(P) = prod_{(p, c) live at P} ( acc[p, c] * prod_{a amends (p, c), eff(a) <= P} adj[a] )
 
     and ``D(acc * adj) = sum of the events that were not cancelled``, a subset-sum of the
     events the accumulator holds, so the public bound of ``acc`` still bounds it (this is
@@ -69,6 +69,7 @@ from psc.backends.paillier import PackedCiphertext, RandomnessPool
 from psc.catalog import Catalog, period_index, period_label
 from psc.events import Event, EventTable
 from psc.exceptions import (
+    CatalogMismatch,
     DuplicateSubmission,
     InvalidMessage,
     KeyMismatch,
@@ -615,12 +616,14 @@ class RightsAggregator(Aggregator):
         agency (else :class:`ReplayedNonce`); the classes, cap counters, slot counts and
         declared bounds are those :func:`adjustment_bounds` gives; the folded sums stay in
         the slot range (else :class:`OverflowRisk`).  Raises :class:`InvalidMessage`,
-        :class:`UnknownParty` and the above.
+        :class:`UnknownParty`, :class:`CatalogMismatch` and the above.
         """
         adj = open_signed(sealed, Adjustment, self._adjuster_key)
         cat = self.params.catalog
         if adj.catalog_version != self.params.catalog_version:
-            raise InvalidMessage("adjustment cites another catalog version than the one in force")
+            raise CatalogMismatch(
+                "adjustment cites another catalog version than the one in force; seal it again"
+            )
         orig = self.ledger.envelope(adj.original)
         if orig is None or orig.agency != adj.agency or orig.period != adj.period:
             raise InvalidMessage("adjustment amends no envelope of this agency and period")
@@ -926,7 +929,8 @@ class RightsOffice:
         self.params = aggregator.params
         self.agencies = {a.id: a for a in agencies}
         self.registrations = list(registrations)
-        self._regs = {
+        #: agency id -> its registry-signed registration, verified
+        self.agency_registrations = {
             r.agency: r for r in (open_agency_registration(s, self.params) for s in registrations)
         }
         self.by = by
@@ -1010,7 +1014,7 @@ class RightsOffice:
             raise RightsRequestError(f"request {request_id} is not an open access request")
         at = self._current_period() if at is None else at
         try:
-            answer = self._access(req.subject, first_period, at)
+            answer = self.verified_access(req.subject, first_period=first_period, at=at)
         except InvalidMessage as exc:
             self._link(request_id, "access-failed", note=str(exc))
             raise
@@ -1018,7 +1022,14 @@ class RightsOffice:
         self._link(request_id, "access-verified", note=f"{len(answer.events)} events proven")
         return answer
 
-    def _access(self, identity: str, first: int, at: int) -> AccessAnswer:
+    def verified_access(self, identity: str, *, first_period: int, at: int) -> AccessAnswer:
+        """The verified access protocol for one subject (what :meth:`answer_access` records).
+
+        Raises :class:`InvalidMessage` if any answer, proof or adjustment fails to verify,
+        or if the proven events do not explain the grade revealed to the subject.  Leaves
+        a ``reveal`` entry in the log (the subject's own grade).
+        """
+        first = first_period
         slot = self.registry.slot_of(identity)
         subject = Subject(slot, self.params)
         for reg in self.registrations:
@@ -1033,7 +1044,9 @@ class RightsOffice:
             response = agency.answer_access(request)
             events = subject.verify_access(request, response, inclusions)
             # verify_access checked the signature and every proof; read the leaf positions
-            resp = open_signed(response, AccessResponse, lambda m: self._regs[m.agency].public_key)
+            resp = open_signed(
+                response, AccessResponse, lambda m: self.agency_registrations[m.agency].public_key
+            )
             where = [(pe.envelope_hash, op.index) for pe in resp.periods for op in pe.events]
             if len(where) != len(events):
                 raise InvalidMessage("access response changed between checks")
@@ -1042,7 +1055,7 @@ class RightsOffice:
         for rec in self.aggregator.adjustments({h for _, h, _, _ in proven}):
             adj = verify_adjustment(
                 self.params,
-                self._regs,
+                self.agency_registrations,
                 rec.adjustment,
                 self.aggregator.adjustment_inclusion(rec.adjustment_hash),
             )
@@ -1092,9 +1105,9 @@ class RightsOffice:
 
         The registry orders the agency to cancel the event; the agency seals the
         adjustment; the aggregator verifies, logs (linked to the original envelope) and
-        stores it; the agency checks the log; then the desk records the outcome (for a
-        correction or appeal, the compensating delta ``-delta`` of the rule, for the
-        current period) and the link.  Raises :class:`RightsRequestError` (not an open
+        stores it; the agency checks the log; then the office records the link and the desk
+        the outcome (for a correction or appeal, the compensating delta ``-delta`` of the
+        rule, for the current period).  Raises :class:`RightsRequestError` (not an open
         request of that kind), or the protocol's errors (then nothing was recorded).
         """
         req = self.desk.get(request_id)
@@ -1108,6 +1121,7 @@ class RightsOffice:
             req.subject, agency.id, req.kind, case=f"rights-{req.id}", original=h, leaves=[leaf]
         )
         records = self._apply(agency, agency.compensate(order))
+        self._link_all(request_id, records)  # before the decision: see rights.md §6
         if req.kind == "deletion":
             self.desk.grant_deletion(
                 request_id, by=self.by, note=f"adjustment {records[0].adjustment_hash.hex()}"
@@ -1120,7 +1134,6 @@ class RightsOffice:
                 period=period_label(records[0].effective_period),
                 by=self.by,
             )
-        self._link_all(request_id, records)
         return records
 
     def _link_all(self, request_id: int, records: Sequence[AdjustmentRecord]) -> None:
@@ -1133,6 +1146,29 @@ class RightsOffice:
                 note=f"amends envelope {r.original.hex()}",
             )
 
+    def _proven_events(
+        self, agency: RightsAgency, identity: str, first: int, last: int
+    ) -> list[tuple[bytes, int, Event]]:
+        """The subject's events at ``agency`` in ``[first, last]``, through a verified
+        access answer: (envelope hash, leaf, event).  Raises :class:`InvalidMessage` if the
+        answer does not verify."""
+        subject = Subject(self.registry.slot_of(identity), self.params)
+        for reg in self.registrations:
+            subject.learn_agency(reg)
+        inclusions = {
+            rec.envelope_hash: self.aggregator.log_inclusion(rec.envelope_hash)
+            for rec in self.aggregator.ledger.envelopes()
+            if rec.agency == agency.id and first <= rec.period <= last
+        }
+        request = self.registry.access_request(identity, first, last)
+        response = agency.answer_access(request)
+        events = subject.verify_access(request, response, inclusions)
+        resp = open_signed(
+            response, AccessResponse, lambda m: self.agency_registrations[m.agency].public_key
+        )
+        where = [(pe.envelope_hash, op.index) for pe in resp.periods for op in pe.events]
+        return [(h, i, e) for (h, i), e in zip(where, events, strict=True)]
+
     def _proven_event(
         self, agency: RightsAgency, identity: str, envelope: bytes, leaf: int
     ) -> Event:
@@ -1143,17 +1179,7 @@ class RightsOffice:
         """
         env = self.aggregator.ledger.envelope(envelope)
         assert env is not None  # _agency_of found it
-        subject = Subject(self.registry.slot_of(identity), self.params)
-        for reg in self.registrations:
-            subject.learn_agency(reg)
-        request = self.registry.access_request(identity, env.period, env.period)
-        response = agency.answer_access(request)
-        events = subject.verify_access(
-            request, response, {envelope: self.aggregator.log_inclusion(envelope)}
-        )
-        resp = open_signed(response, AccessResponse, lambda m: self._regs[m.agency].public_key)
-        where = [(pe.envelope_hash, op.index) for pe in resp.periods for op in pe.events]
-        for (h, i), e in zip(where, events, strict=True):
+        for h, i, e in self._proven_events(agency, identity, env.period, env.period):
             if (h, i) == (envelope, leaf):
                 return e
         raise RightsRequestError(
@@ -1190,20 +1216,40 @@ class RightsOffice:
         )
 
     def decide_repair(
-        self, request_id: int, *, event_date: dt.date, performance_proven: bool
+        self,
+        request_id: int,
+        *,
+        performance_proven: bool,
+        event_date: dt.date | None = None,
     ) -> list[AdjustmentRecord]:
         """Decide a repair: if the desk's conditions hold, the agency cancels the class.
 
-        The agency's adjustments (one per envelope holding the subject's events of the
-        rule) are sealed and checked by the aggregator *before* the desk decides, so a
-        granted repair is never left without its effect; on a refusal nothing is logged.
-        Returns the logged adjustments (empty when refused).
+        ``event_date`` (the date the minimum publication period runs from) defaults to the
+        latest of the subject's events of the rule that a verified access answer of the
+        agency proves, so nobody has to be taken at their word for it.  The agency's
+        adjustments (one per envelope holding the subject's live events of the rule) are
+        sealed and checked by the aggregator *before* the desk decides, so a granted repair
+        is never left without its effect; on a refusal nothing is logged.  Returns the
+        logged adjustments (empty when refused).
         """
         req = self.desk.get(request_id)
         if req.kind != "repair" or req.status != "open" or req.rule is None:
             raise RightsRequestError(f"request {request_id} is not an open repair request")
         assert req.ref is not None
         agency = self._agency_of(parse_ref(req.ref)[0])
+        if event_date is None:
+            now = self._current_period()
+            longest = self.params.catalog.max_retention_months
+            dates = [
+                e.date
+                for _, _, e in self._proven_events(agency, req.subject, now - longest, now)
+                if e.rule == req.rule
+            ]
+            if not dates:
+                raise RightsRequestError(
+                    f"{agency.id} proves no event of {req.rule!r} for the subject to repair"
+                )
+            event_date = max(dates)
         order = self.registry.adjustment_order(
             req.subject, agency.id, "repair", case=f"rights-{req.id}", rule=req.rule
         )
@@ -1216,7 +1262,7 @@ class RightsOffice:
         if decided.status != "granted":
             return []
         records = self._apply(agency, sealed)
-        self._link_all(request_id, records)
+        self._link_all(request_id, records)  # the desk's grant came first: see rights.md §6
         return records
 
     # -- consent withdrawal ----------------------------------------------------------------
