@@ -95,7 +95,10 @@ def _measure(
         "subjects": n,
         "measured_subjects": n,
         "agencies": m,
-        "ns_per_subject_delta": _median(acc_ns) / n,
+        # with two agencies there is no in-place accumulate after the first sum: use the sum
+        "ns_per_subject_delta": (
+            _median(acc_ns) / n if acc_ns else t_sum.median_ns / (n * (m - 1))
+        ),
         "ns_per_subject_delta_sum": t_sum.median_ns / (n * (m - 1)),
         "aggregate_ms": t_sum.median_ns / 1e6,
         "encrypt_us_per_subject": _median(enc_ns) / n / 1e3,
