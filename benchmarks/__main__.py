@@ -8,6 +8,8 @@ import sys
 #: suite name -> module; each module has ``main(argv: list[str]) -> int``
 SUITES: dict[str, str] = {
     "aggregate": "benchmarks.aggregate",
+    "grade": "benchmarks.grade",
+    "reveal": "benchmarks.reveal",
 }
 
 

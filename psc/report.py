@@ -66,6 +66,7 @@ def markdown(result: RunResult, image: str | None = "grades.png") -> str:
         f"access answers verified and recomputed to the revealed grade; a relying party got "
         f"grade {r.relying_party_grade}; log verified: {'yes' if r.log_verified else 'NO'}).",
         "",
+        *_reveal_lines(r),
         "## Parameters",
         "",
         "| parameter | value |",
@@ -103,6 +104,22 @@ def markdown(result: RunResult, image: str | None = "grades.png") -> str:
     if r.notes:
         lines += ["## Notes", "", *(f"- {n}" for n in r.notes), ""]
     return "\n".join(lines)
+
+
+def _reveal_lines(r: RunResult) -> list[str]:
+    """The reveal paragraph: who decrypted, and for the committee what privacy it cost."""
+    if r.reveal != "committee":
+        return ["Reveal: one trusted key holder decrypted whole blocks (exact, no DP).", ""]
+    return [
+        f"Reveal: a **{r.committee_k}-of-{r.committee_n} key committee** decrypted score + "
+        f"distributed noise ({r.mechanism}, honest = {r.committee_honest}): "
+        f"**epsilon spent per subject {r.epsilon_spent:g}** (delta {r.delta_spent:.3g}; "
+        f"epsilon {r.epsilon_per_release} per subject and period, budget {r.budget_epsilon:g}). "
+        f"Grades are noisy by design: misgrade rate {r.misgrade_rate:.4f} against "
+        f"{r.expected_misgrade_rate:.4f} predicted by the noise; checks passed: "
+        f"{'yes' if r.ok else 'NO'}.",
+        "",
+    ]
 
 
 def write_report(result: RunResult, out_dir: str | Path) -> Path:

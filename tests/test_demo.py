@@ -61,6 +61,8 @@ def test_cli_demo_writes_json_report_and_plot(
             "1",
             "--access-sample",
             "5",
+            "--reveal",
+            "trusted",
         ]
     )
     printed = capsys.readouterr().out
@@ -92,9 +94,39 @@ def test_cli_demo_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFi
     assert "at least" in capsys.readouterr().err
 
 
+def test_cli_demo_uses_the_committee_by_default_and_reports_epsilon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    js = tmp_path / "demo.json"
+    out = tmp_path / "out"
+    args = ["demo", "--subjects", "300", "--periods", "2", "--key-bits", "512", "--seed", "5"]
+    code = main([*args, "--out", str(out), "--json", str(js), "--workers", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "checks_passed: true" in printed
+    assert "3-of-5 key committee" in printed and "epsilon spent per subject: 1" in printed
+    doc = json.loads(js.read_text())
+    assert doc["reveal"] == "committee" and doc["ok"] is True
+    assert (doc["committee_k"], doc["committee_n"], doc["committee_honest"]) == (3, 5, 3)
+    assert doc["epsilon_spent"] == 1.0 and doc["epsilon_per_release"] == "1"
+    assert doc["mechanism"] == "distributed-discrete-laplace"
+    assert 0 < doc["delta_spent"] < 1e-15
+    # noisy grades, as predicted by the noise (the oracle comparison is statistical)
+    assert abs(doc["misgrade_rate"] - doc["expected_misgrade_rate"]) < 0.15
+    assert "epsilon spent per subject 1" in (out / "report.md").read_text()
+    assert (out / "committee.sqlite").exists()
+
+
+def test_cli_demo_refuses_a_bad_committee(tmp_path: Path) -> None:
+    args = ["demo", "--subjects", "10", "--out", str(tmp_path), "--threshold", "4"]
+    assert main([*args, "--members", "3"]) == 2
+    with pytest.raises(SystemExit):  # --reveal is a choice
+        main(["demo", "--subjects", "10", "--out", str(tmp_path), "--reveal", "he"])
+
+
 @pytest.mark.slow
 def test_demo_at_20000_subjects(tmp_path: Path) -> None:
     js = tmp_path / "out.json"
     code = main(["demo", "--subjects", "20000", "--json", str(js), "--out", str(tmp_path / "o")])
     doc = json.loads(js.read_text())
-    assert code == 0 and doc["grades_match_oracle"] is True and doc["subjects"] == 20000
+    assert code == 0 and doc["ok"] is True and doc["subjects"] == 20000
+    assert doc["reveal"] == "committee" and doc["epsilon_spent"] == 1.0

@@ -17,6 +17,14 @@ Roles (each method's docstring names the role that runs it):
 * :class:`CommitteeRevealer`: the :class:`~psc.protocol.roles.Revealer` a key holder
   plugs the committee into.
 
+Transport: a :class:`MemberLink` per member (:class:`LocalLink` in process,
+:class:`MemberProcess` in its own OS process; :func:`parallel` asks several at once).
+
+Batch: a block whose every slot is revealed needs no masks, and its score and cap
+counters are decrypted as one merged ciphertext (``CommitteeParameters.merge_shift``),
+which halves the members' work.  Statistics (:meth:`KeyCommittee.release_sums`, used by
+:mod:`psc.statistics`) reveal every cell of a vector of sums the same way.
+
 The algebra, per block ``c = E(x)`` (``x`` the packed live sums, ``S`` slots)::
 
     member i:  z_i = E(pack(e_i)),  e_i[s] = noise share   (s a target, score label)
@@ -53,13 +61,16 @@ import secrets
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import gmpy2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from psc.backends.base import IntArray
 from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.catalog import Catalog
 from psc.dp.accounting import ApproxDP, DiscreteLaplace, Loss, scale_for_epsilon, sensitivity
@@ -85,11 +96,14 @@ from psc.protocol.committee_messages import (
     RevealTask,
 )
 from psc.protocol.messages import BlockCiphertext, SlotGrade
+from psc.protocol.roles import Revealer, protocol_layout
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.threshold import (
+    CommitteeDecryption,
     KeyShare,
     PackedDecryptionShare,
     ThresholdPublicKey,
+    _combine_values,
     decode_packed_share,
     decrypt_packed,
     encode_packed_share,
@@ -103,14 +117,20 @@ __all__ = [
     "CommitteeReveal",
     "CommitteeRevealer",
     "KeyCommittee",
+    "LocalLink",
     "MemberLink",
+    "MemberProcess",
     "RevealPolicy",
+    "StatisticRelease",
+    "expected_misgrade_rate",
     "noise_share_bound",
     "open_committee_store",
+    "parallel",
     "release_id",
     "reveal_layout",
     "subject_key",
     "tail_delta",
+    "total_noise_pmf",
 ]
 
 #: The label of the score sum (equals :data:`psc.protocol.roles.SCORE_LABEL`).
@@ -187,8 +207,6 @@ class RevealPolicy:
 
 
 def _data_bound(catalog: Catalog, key_bits: int, multiplicity: int) -> int:
-    from psc.protocol.roles import protocol_layout
-
     return protocol_layout(catalog, key_bits, multiplicity=multiplicity).max_value
 
 
@@ -290,6 +308,18 @@ class CommitteeParameters:
         """What one subject's grade release for one period costs."""
         return ApproxDP(self.policy.epsilon, self.delta)
 
+    @property
+    def merge_shift(self) -> int | None:
+        """``g``: a block whose every slot is revealed is decrypted as one ciphertext
+        ``c_score * prod_l c_cap_l^(2^(g l))`` (cap label ``l = 1, 2...`` in label order):
+        ``|score + noise| < 2^(g-1)`` and every count ``< 2^(g-1)``, so each slot decodes
+        back into its score and counts.  ``None`` if that does not fit a slot."""
+        g = (self.data_bound + self.n * self.share_bound).bit_length() + 1
+        caps = len(self.catalog.cap_labels())
+        total = self.data_bound + self.n * self.share_bound
+        total += sum(self.data_bound << (g * i) for i in range(1, caps + 1))
+        return g if total <= self.layout.max_value else None
+
     def max_share_bound(self, masked: bool) -> int:
         """Largest public bound a member's share vector may declare."""
         return max(self.share_bound, self.mask_range - 1) if masked else self.share_bound
@@ -318,8 +348,15 @@ def release_id(period: int) -> str:
 class _Task:
     task: RevealTask
     task_hash: bytes
-    blocks: dict[tuple[str, int], PackedCiphertext]  # (label, block) -> one-block ciphertext
+    #: the units decrypted, (label, block) -> one-block ciphertext: every task block, except
+    #: that a block whose every slot is a target is one merged unit under "score"
+    blocks: dict[tuple[str, int], PackedCiphertext]
     targets: dict[int, list[int]]  # block -> target offsets within the block
+    merged: frozenset[int]  # blocks decrypted as one merged unit (see merge_shift)
+
+    @property
+    def units(self) -> list[tuple[str, int]]:
+        return sorted(self.blocks)
 
 
 def _read_task(params: CommitteeParameters, backend: PackedPaillier, sealed: bytes) -> _Task:
@@ -354,7 +391,26 @@ def _read_task(params: CommitteeParameters, backend: PackedPaillier, sealed: byt
         if off >= counts[s // S]:
             raise InvalidMessage("a target slot does not exist")
         targets.setdefault(s // S, []).append(off)
-    return _Task(task, digest(sealed), blocks, targets)
+    g = params.merge_shift
+    merged = frozenset(j for j in needed if g is not None and len(targets[j]) == counts[j])
+    caps = sorted(params.catalog.cap_labels())
+    nsq = params.public.public.nsquare
+    for j in merged:
+        assert g is not None
+        score = blocks[(SCORE_LABEL, j)]
+        c, bound = score.blocks[0], score.bound
+        if score.bound > params.data_bound:
+            raise InvalidMessage("a task block's bound exceeds what the layout was sized for")
+        for i, label in enumerate(caps, start=1):
+            cap = blocks.pop((label, j))
+            if cap.bound > params.data_bound:
+                raise InvalidMessage("a task block's bound exceeds what the layout was sized for")
+            c = c * gmpy2.powmod(cap.blocks[0], 1 << (g * i), nsq) % nsq
+            bound += cap.bound << (g * i)
+        blocks[(SCORE_LABEL, j)] = PackedCiphertext(
+            score.key_fingerprint, score.layout, score.n_values, bound, (c,)
+        )
+    return _Task(task, digest(sealed), blocks, targets, merged)
 
 
 def _noised(
@@ -369,12 +425,14 @@ def _noised(
     bound above what the policy allows (an overflow risk).
     """
     out = []
-    for b in task.task.blocks:
-        ct = task.blocks[(b.label, b.block)]
+    for label, j in task.units:
+        ct = task.blocks[(label, j)]
         parts = [ct]
-        masked = len(task.targets[b.block]) < ct.n_values
+        masked = len(task.targets[j]) < ct.n_values
         for ns in shares:
-            z = _share_block(params, backend, ns, b.label, b.block, ct.n_values, masked)
+            if [(b.label, b.block) for b in ns.shares] != task.units:
+                raise InvalidMessage(f"noise share of member {ns.member} does not match the task")
+            z = _share_block(params, backend, ns, label, j, ct.n_values, masked)
             parts.append(z)
         out.append(backend.sum(parts))
     return out
@@ -442,15 +500,31 @@ class CommitteeMember:
         self._key = signing_key
         self._rng = resolve(noise_rng)
         self._draw = _draw  # private seam: tests force noise (e.g. zero) through it
+        self._predrawn: list[int] = []
         self._randbelow = randbelow
         self.pool = pool if pool is not None else RandomnessPool(params.public.public)
         self._backend = params.backend(self.pool)
         self._sent: dict[bytes, bytes] = {}  # task hash -> digest of our sealed noise share
-        self._released: dict[tuple[int, int], bytes] = {}  # (slot, period) -> request hash
+        # (release, slot, period) -> the decryption request that released it
+        self._released: dict[tuple[str, int, int], bytes] = {}
         self._answered: dict[bytes, bytes] = {}  # decryption request hash -> our answer
 
+    def prepare(self, noise_shares: int, randomizers: int) -> int:
+        """Member, offline: draw ``noise_shares`` noise shares and precompute ``randomizers``
+        encryption randomizers ahead of time (both are data-independent).  Each predrawn
+        share is used once, in draw order.  Returns how many shares are now waiting."""
+        self._predrawn.extend(self._fresh_noise() for _ in range(noise_shares))
+        self.pool.fill(randomizers)
+        return len(self._predrawn)
+
     def draw_noise(self) -> int:
-        """Member: one noise share, redrawn while ``|share| > B`` (see :func:`tail_delta`)."""
+        """Member: one noise share, redrawn while ``|share| > B`` (see :func:`tail_delta`);
+        a predrawn one (:meth:`prepare`) if any is waiting."""
+        if self._predrawn:
+            return self._predrawn.pop(0)
+        return self._fresh_noise()
+
+    def _fresh_noise(self) -> int:
         while True:
             if self._draw is not None:
                 x = self._draw()
@@ -472,20 +546,20 @@ class CommitteeMember:
         p = self.params
         task = _read_task(p, self._backend, sealed_task)
         shares = []
-        for b in task.task.blocks:
-            count = task.blocks[(b.label, b.block)].n_values
-            offsets = task.targets[b.block]
+        for label, j in task.units:
+            count = task.blocks[(label, j)].n_values
+            offsets = task.targets[j]
             masked = len(offsets) < count
             vec = np.zeros(count, dtype=np.int64)
             is_target = np.zeros(count, dtype=bool)
             is_target[offsets] = True
             for s in range(count):
                 if is_target[s]:
-                    vec[s] = self.draw_noise() if b.label == SCORE_LABEL else 0
+                    vec[s] = self.draw_noise() if label == SCORE_LABEL else 0
                 else:
                     vec[s] = self._randbelow(p.mask_range)
             ct = self._backend.encrypt(vec, bound=p.max_share_bound(masked))
-            shares.append(BlockCiphertext(b.label, b.block, self._backend.serialize(ct)))
+            shares.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
         sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
         self._sent[task.task_hash] = digest(sealed)
         return sealed
@@ -536,7 +610,9 @@ class CommitteeMember:
             )
         period = task.task.period
         again = [
-            s for s in task.task.targets if self._released.get((s, period), req_hash) != req_hash
+            s
+            for s in task.task.targets
+            if self._released.get((task.task.release, s, period), req_hash) != req_hash
         ]
         if again:
             raise PolicyViolation(
@@ -553,7 +629,7 @@ class CommitteeMember:
         )
         share = self._share.packed_decryption_share(ct, randbelow=self._randbelow)
         for s in task.task.targets:
-            self._released[(s, period)] = req_hash
+            self._released[(task.task.release, s, period)] = req_hash
         msg = MemberDecryptionShare(
             self.index, task.task_hash, req_hash, encode_packed_share(p.public, share)
         )
@@ -603,6 +679,94 @@ class LocalLink(MemberLink):
         return self.member.decryption_share(sealed_request)
 
 
+class MemberProcess(MemberLink):
+    """A member running in its own OS process (``fork``), reached over a pipe.
+
+    Members are separate parties; here they are at least separate processes, so their
+    exponentiations run in parallel on several cores (gmpy2 holds the GIL).  The member
+    object is built in the parent and inherited by the child at fork; afterwards only
+    bytes cross the pipe.  :meth:`close` ends the process.  Use with :func:`parallel`.
+    """
+
+    def __init__(self, member: CommitteeMember) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.index = member.index
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(member, child), daemon=True)
+        self._proc.start()
+        child.close()
+
+    def _call(self, method: str, *args: object) -> object:
+        self._conn.send((method, args))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise value if isinstance(value, Exception) else RuntimeError(str(value))
+        return value
+
+    def noise_share(self, sealed_task: bytes) -> bytes:
+        out = self._call("noise_share", sealed_task)
+        assert isinstance(out, bytes)
+        return out
+
+    def decryption_share(self, sealed_request: bytes) -> bytes:
+        out = self._call("decryption_share", sealed_request)
+        assert isinstance(out, bytes)
+        return out
+
+    def prepare(self, noise_shares: int, randomizers: int) -> int:
+        """Run :meth:`CommitteeMember.prepare` in the member's process."""
+        out = self._call("prepare", noise_shares, randomizers)
+        assert isinstance(out, int)
+        return out
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            self._conn.send(None)
+            self._proc.join(timeout=10)
+        self._conn.close()
+
+
+def _serve(member: CommitteeMember, conn: object) -> None:
+    from multiprocessing.connection import Connection
+
+    assert isinstance(conn, Connection)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        method, args = msg
+        try:
+            conn.send((True, getattr(member, method)(*args)))
+        except Exception as exc:  # sent back to the combiner, which names the member
+            try:
+                conn.send((False, exc))
+            except Exception:
+                conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def parallel(
+    fn: Callable[[MemberLink], bytes], links: Sequence[MemberLink]
+) -> list[bytes | Exception]:
+    """Ask several members at once (threads waiting on :class:`MemberProcess` pipes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(link: MemberLink) -> bytes | Exception:
+        try:
+            return fn(link)
+        except Exception as exc:  # a member's refusal or failure: it is excluded, named
+            return exc
+
+    if len(links) <= 1:
+        return [one(link) for link in links]
+    with ThreadPoolExecutor(max_workers=len(links)) as ex:
+        return list(ex.map(one, links))
+
+
 def _sequential(
     fn: Callable[[MemberLink], bytes], links: Sequence[MemberLink]
 ) -> list[bytes | Exception]:
@@ -645,6 +809,17 @@ class CommitteeReveal:
     excluded: dict[int, str]
 
 
+@dataclass(frozen=True)
+class StatisticRelease:
+    """A released DP statistic: one noisy sum per cell, and what it cost."""
+
+    name: str
+    period: int
+    sums: tuple[int, ...]  # noisy sum of each cell (the release)
+    stored: bool  # answered from an earlier release (nothing spent)
+    cost: Loss
+
+
 class KeyCommittee:
     """The combiner: the front door of the committee reveal (holds no key share).
 
@@ -668,6 +843,7 @@ class KeyCommittee:
         clock: Clock = _now,
         map_members: MapMembers = _sequential,
         observer: Callable[[str, int, np.ndarray], None] | None = None,
+        verify_pool: Executor | None = None,
     ) -> None:
         if public_bytes(signing_key) != params.combiner_key:
             raise KeyMismatch("this signing key is not the combiner key in the parameters")
@@ -686,7 +862,39 @@ class KeyCommittee:
         self._clock = clock
         self._map = map_members
         self._observer = observer
+        self._verify = verify_pool
         self._backend = params.backend(RandomnessPool(params.public.public))
+
+    def _combine(
+        self, ct: PackedCiphertext, shares: Sequence[PackedDecryptionShare]
+    ) -> CommitteeDecryption[IntArray]:
+        """Verify every share (in the verification pool if there is one) and combine ``k``
+        good ones; what :func:`psc.threshold.decrypt_packed` does, with the proofs checked
+        in parallel.  Raises :class:`InsufficientShares` (with ``.bad``)."""
+        pk = self.params.public
+        if self._verify is None:
+            return decrypt_packed(pk, ct, shares)
+        blocks = [int(c) for c in ct.blocks]
+        futures = [self._verify.submit(_share_is_valid, pk, blocks, s) for s in shares]
+        verdicts = [f.result() for f in futures]
+        good = {s.index: s for s, ok in zip(shares, verdicts, strict=True) if ok}
+        bad = tuple(sorted({s.index for s, ok in zip(shares, verdicts, strict=True) if not ok}))
+        for i in bad:
+            good.pop(i, None)
+        if len(good) < pk.k:
+            raise InsufficientShares(
+                f"{len(good)} valid decryption share(s), {pk.k} needed; failed verification: "
+                f"{list(bad) or 'none'}. Nothing was decrypted",
+                bad,
+            )
+        used = dict(sorted(good.items())[: pk.k])
+        layout, S, n = ct.layout, ct.layout.slots, int(pk.public.n)
+        out = np.empty(len(blocks) * S, dtype=np.int64)
+        for j in range(len(blocks)):
+            m = _combine_values(pk, {i: s.values[j] for i, s in used.items()})
+            out[j * S : (j + 1) * S] = layout.unpack(m, n, S, ct.bound)
+        values: IntArray = out[: ct.n_values]
+        return CommitteeDecryption(values, tuple(used), bad)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -750,8 +958,9 @@ class KeyCommittee:
         members: tuple[int, ...] = ()
         excluded: dict[int, str] = {}
         if new:
-            fresh, members, excluded = self._decrypt(request_hash, period, new, score, caps)
-            grades.update(fresh)
+            noisy, counts, members, excluded = self._decrypt(request_hash, period, new, score, caps)
+            grades.update(_grades(p.catalog, noisy, counts))
+            del noisy  # the noisy scores are discarded here, by protocol
         answer = CommitteeGrades(
             request_hash=request_hash,
             period=period,
@@ -779,6 +988,55 @@ class KeyCommittee:
             )
         return CommitteeReveal(grades, sealed, tuple(sorted(stored)), spent, members, excluded)
 
+    def release_sums(self, name: str, period: int, sums: PackedCiphertext) -> StatisticRelease:
+        """Combiner: a DP release of every cell of an encrypted vector of sums (a statistic).
+
+        ``sums`` holds one sum per cell (e.g. per district), encrypted under the committee
+        key in this committee's layout; every cell is revealed with the committee's noise
+        (the same mechanism as a grade: one event changes one cell by at most the catalog's
+        sensitivity, and cells are disjoint, so the whole vector costs one ``epsilon``).
+        Charged to budget key ``stats:<name>`` under release id ``<name>:<period>`` in the
+        same transaction that stores the noisy sums (the release itself); a repeat returns
+        the stored release and spends nothing.  Raises :class:`BudgetExhausted` before any
+        member is asked, :class:`InsufficientShares` as :meth:`reveal_grades`.
+        """
+        import json
+
+        p = self.params
+        key, rid = f"stats:{name}", f"{name}:{period}"
+        for sp in self.budget.spends(key):
+            if sp.release_id == rid and sp.result is not None:
+                return StatisticRelease(name, period, tuple(json.loads(sp.result)), True, p.cost)
+        if not self.budget.can_spend(key, p.cost):
+            raise BudgetExhausted(
+                f"privacy budget of {key!r} exhausted: release {rid!r} costs "
+                f"{p.cost.to_json()}; nothing was decrypted"
+            )
+        S = p.layout.slots
+        blocks = {
+            j: PackedCiphertext(
+                sums.key_fingerprint,
+                sums.layout,
+                min(S, sums.n_values - j * S),
+                sums.bound,
+                (c,),
+            )
+            for j, c in enumerate(sums.blocks)
+        }
+        zero = {
+            j: PackedCiphertext(ct.key_fingerprint, ct.layout, ct.n_values, 0, (gmpy2.mpz(1),))
+            for j, ct in blocks.items()
+        }
+        caps = {label: zero for label in p.catalog.cap_labels()}
+        request_hash = digest(f"psc/statistic/{name}/{period}".encode())
+        noisy, _, _, _ = self._decrypt(
+            request_hash, period, list(range(sums.n_values)), blocks, caps, f"statistic:{name}"
+        )
+        values = tuple(noisy[c] for c in range(sums.n_values))
+        with self._transaction():
+            self.budget.spend(key, rid, p.cost, result=json.dumps(list(values)))
+        return StatisticRelease(name, period, values, False, p.cost)
+
     def _decrypt(
         self,
         request_hash: bytes,
@@ -786,7 +1044,10 @@ class KeyCommittee:
         targets: list[int],
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
-    ) -> tuple[dict[int, int], tuple[int, ...], dict[int, str]]:
+        release: str = "grade",
+    ) -> tuple[dict[int, int], dict[str, dict[int, int]], tuple[int, ...], dict[int, str]]:
+        """Combiner: steps 3 of :meth:`reveal_grades`; the noisy score and exact cap counts
+        of every target (for the caller to map and drop), who was combined, who excluded."""
         p = self.params
         S = p.layout.slots
         needed = sorted({s // S for s in targets})
@@ -800,7 +1061,9 @@ class KeyCommittee:
                 if len(ct.blocks) != 1:
                     raise ValueError("pass one-block ciphertexts per block index")
                 blocks.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
-        task_msg = RevealTask(request_hash, period, tuple(targets), tuple(blocks), self._clock())
+        task_msg = RevealTask(
+            request_hash, release, period, tuple(targets), tuple(blocks), self._clock()
+        )
         sealed_task = seal(task_msg, self._key)
         task = _read_task(p, self._backend, sealed_task)
         excluded: dict[int, str] = {}
@@ -833,31 +1096,10 @@ class KeyCommittee:
         sealed_request = seal(request, self._key)
         req_hash = digest(sealed_request)
 
-        # phase 2: decryption shares from the members whose noise is in
-        asked = [m for m in self._members if m.index in {ns.member for ns in noise}]
-        replies = self._map(lambda m: m.decryption_share(sealed_request), asked)
-        shares: list[PackedDecryptionShare] = []
-        for link, reply in zip(asked, replies, strict=True):
-            if isinstance(reply, Exception):
-                excluded[link.index] = f"no decryption share: {reply}"
-                continue
-            try:
-                msg = open_signed(
-                    reply, MemberDecryptionShare, _constant(p.member_keys[link.index - 1])
-                )
-                if (msg.member, msg.task_hash, msg.request_hash) != (
-                    link.index,
-                    task.task_hash,
-                    req_hash,
-                ):
-                    raise InvalidMessage("decryption share answers another request")
-                share = decode_packed_share(p.public, msg.share)
-                if share.index != link.index:
-                    raise InvalidMessage("decryption share carries another member's index")
-            except InvalidMessage as exc:
-                excluded[link.index] = f"bad decryption share: {exc}"
-                continue
-            shares.append(share)
+        # phase 2: decryption shares from the members whose noise is in; k are asked
+        # first (a share costs a member one exponentiation per block and k good ones
+        # suffice), the others only if some of those fail
+        eligible = [m for m in self._members if m.index in {ns.member for ns in noise}]
         ct = PackedCiphertext(
             p.public.public.fingerprint,
             p.layout,
@@ -865,42 +1107,116 @@ class KeyCommittee:
             p.layout.max_value,
             tuple(c.blocks[0] for c in noised),
         )
-        try:
-            out = decrypt_packed(p.public, ct, shares)
-        except InsufficientShares as exc:
-            for i in exc.bad:
-                excluded.setdefault(i, "decryption share fails its proof")
-            raise InsufficientShares(
-                f"fewer than {p.k} valid decryption shares; excluded: {excluded}. "
-                "Nothing was decrypted",
-                sorted(excluded),
-            ) from exc
+        shares: list[PackedDecryptionShare] = []
+        batches = [eligible[: p.k], eligible[p.k :]]
+        for round_, asked in enumerate(batches):
+            replies = self._map(lambda m: m.decryption_share(sealed_request), asked)
+            for link, reply in zip(asked, replies, strict=True):
+                share = _open_member_share(p, link, reply, task.task_hash, req_hash, excluded)
+                if share is not None:
+                    shares.append(share)
+            try:
+                out = self._combine(ct, shares)
+                break
+            except InsufficientShares as exc:
+                for i in exc.bad:
+                    excluded.setdefault(i, "decryption share fails its proof")
+                if round_ == len(batches) - 1 or not batches[1]:
+                    raise InsufficientShares(
+                        f"fewer than {p.k} valid decryption shares; excluded: {excluded}. "
+                        "Nothing was decrypted",
+                        sorted(excluded),
+                    ) from exc
         for i in out.bad:
             excluded[i] = "decryption share fails its proof"
 
         # phase 3: grades; the decrypted values go out of scope here
         values = {
-            (b.label, b.block): out.plaintext[t * S : (t + 1) * S][
-                : task.blocks[(b.label, b.block)].n_values
-            ]
-            for t, b in enumerate(task.task.blocks)
+            unit: out.plaintext[t * S : (t + 1) * S][: task.blocks[unit].n_values]
+            for t, unit in enumerate(task.units)
         }
         if self._observer is not None:
             for (label, j), v in values.items():
                 self._observer(label, j, v.copy())
-        cat = p.catalog
-        top = len(cat.labels) - 1
-        grades: dict[int, int] = {}
+        cap_labels = sorted(p.catalog.cap_labels())
+        noisy_of: dict[int, int] = {}
+        counts_of: dict[str, dict[int, int]] = {label: {} for label in cap_labels}
         for j in needed:
             offs = np.array(task.targets[j], dtype=np.int64)
-            cap = np.full(offs.size, top, dtype=np.int64)
-            for label in cat.cap_labels():
-                counts = values[(label, j)][offs]
-                cap = np.where(counts > 0, np.minimum(cap, cat.grade_index(label)), cap)
-            g = grades_of(cat, cat.scheme.base_score + values[(SCORE_LABEL, j)][offs], cap)
-            for off, gi in zip(offs.tolist(), g.tolist(), strict=True):
-                grades[j * S + off] = int(gi)
-        return grades, out.used, excluded
+            noisy = values[(SCORE_LABEL, j)][offs]
+            counts: dict[str, np.ndarray] = {}
+            if j in task.merged:  # v = score + noise + sum_l 2^(g l) count_l
+                g = p.merge_shift
+                assert g is not None
+                rest = noisy.astype(object)
+                for i, label in reversed(list(enumerate(cap_labels, start=1))):
+                    unit = 1 << (g * i)
+                    c = (rest + unit // 2) // unit
+                    counts[label] = np.array(c, dtype=np.int64)
+                    rest = rest - c * unit
+                noisy = np.array(rest, dtype=np.int64)
+            else:
+                counts = {label: values[(label, j)][offs] for label in cap_labels}
+            for t, off in enumerate(offs.tolist()):
+                noisy_of[j * S + off] = int(noisy[t])
+                for label in cap_labels:
+                    counts_of[label][j * S + off] = int(counts[label][t])
+        return noisy_of, counts_of, out.used, excluded
+
+
+def _open_member_share(
+    params: CommitteeParameters,
+    link: MemberLink,
+    reply: bytes | Exception,
+    task_hash: bytes,
+    req_hash: bytes,
+    excluded: dict[int, str],
+) -> PackedDecryptionShare | None:
+    """Combiner: open one member's reply to a decryption request (signature, binding,
+    framing); the share's proof is checked when it is combined.  A failure excludes the
+    member, with the reason."""
+    if isinstance(reply, Exception):
+        excluded[link.index] = f"no decryption share: {reply}"
+        return None
+    try:
+        msg = open_signed(
+            reply, MemberDecryptionShare, _constant(params.member_keys[link.index - 1])
+        )
+        if (msg.member, msg.task_hash, msg.request_hash) != (link.index, task_hash, req_hash):
+            raise InvalidMessage("decryption share answers another request")
+        share = decode_packed_share(params.public, msg.share)
+        if share.index != link.index:
+            raise InvalidMessage("decryption share carries another member's index")
+    except InvalidMessage as exc:
+        excluded[link.index] = f"bad decryption share: {exc}"
+        return None
+    return share
+
+
+def _grades(
+    catalog: Catalog, noisy: Mapping[int, int], counts: Mapping[str, Mapping[int, int]]
+) -> dict[int, int]:
+    """Grade index of each slot from its noisy score sum and exact cap counts."""
+    slots = sorted(noisy)
+    top = len(catalog.labels) - 1
+    cap = np.full(len(slots), top, dtype=np.int64)
+    for label, by_slot in counts.items():
+        c = np.array([by_slot[s] for s in slots], dtype=np.int64)
+        cap = np.where(c > 0, np.minimum(cap, catalog.grade_index(label)), cap)
+    raw = catalog.scheme.base_score + np.array([noisy[s] for s in slots], dtype=np.int64)
+    g = grades_of(catalog, raw, cap)
+    return {s: int(x) for s, x in zip(slots, g.tolist(), strict=True)}
+
+
+def _share_is_valid(
+    pk: ThresholdPublicKey, blocks: Sequence[int], share: PackedDecryptionShare
+) -> bool:
+    """Verification pool worker: does a packed share's proof verify?"""
+    try:
+        pk.verify_packed_share(blocks, share)
+    except InvalidMessage:
+        return False
+    return True
 
 
 def _constant(key: bytes) -> Callable[[MemberDecryptionShare], bytes]:
@@ -916,17 +1232,71 @@ def _frac(q: Fraction) -> str:
 # the Revealer seam
 
 
-class CommitteeRevealer:
-    """Plugs a :class:`KeyCommittee` into the key holder's reveal step.
+def total_noise_pmf(params: CommitteeParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Reporting only (floating point): support and pmf of the noise one revealed score
+    carries when all ``n`` members follow the protocol, ``NB(n/h, q) - NB(n/h, q)`` with
+    ``q = e^(-1/t)`` (the members' shares add up exactly; the tail cut at ``B`` per share
+    moves less than ``n 2^-63`` of mass and is ignored).  Support ``|x| <= 45 t``."""
+    t = float(params.mechanism.scale)
+    r = params.n / params.policy.honest
+    q = math.exp(-1.0 / t)
+    top = math.ceil(45 * t)
+    x = np.arange(top + 1, dtype=np.float64)
+    log_nb = (
+        np.array([math.lgamma(v + r) for v in x])
+        - np.array([math.lgamma(v + 1) for v in x])
+        - math.lgamma(r)
+        + r * math.log1p(-q)
+        + x * math.log(q)
+    )
+    nb = np.exp(log_nb)
+    diff = np.convolve(nb, nb[::-1])  # P - Q: index i <-> value i - top
+    return np.arange(-top, top + 1, dtype=np.int64), diff / diff.sum()
 
-    :meth:`grades_for` is what the key holder calls with the request (its hash and
-    period are needed for the budget); the last reveal is kept in :attr:`last` so the
-    caller can report the privacy loss.
+
+def expected_misgrade_rate(
+    params: CommitteeParameters, raw: np.ndarray, cap: np.ndarray, oracle: np.ndarray
+) -> float:
+    """Reporting only: the misgrade rate the noise predicts for subjects with raw scores
+    ``raw`` (base included), cap indices ``cap`` and oracle grades ``oracle``: the mean over
+    subjects of ``P(min(band(raw + N), cap) != oracle)``."""
+    xs, pmf = total_noise_pmf(params)
+    keep = pmf > 1e-18
+    xs, pmf = xs[keep], pmf[keep]
+    pairs, counts = np.unique(np.stack([raw, cap, oracle]), axis=1, return_counts=True)
+    total = 0.0
+    for (r_, c_, o_), cnt in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+        g = grades_of(params.catalog, r_ + xs, np.full(xs.shape, c_, dtype=np.int64))
+        total += cnt * float(pmf[g != o_].sum())
+    return total / len(raw)
+
+
+class CommitteeRevealer(Revealer):
+    """Plugs a :class:`KeyCommittee` into the key holder (:class:`~psc.protocol.roles.KeyHolder`).
+
+    The key holder calls :meth:`grades_for` with the request's hash and period (needed
+    for the budget); :attr:`last` keeps the last :class:`CommitteeReveal` so the caller can
+    report the privacy loss and excluded members.
     """
 
     def __init__(self, committee: KeyCommittee) -> None:
         self.committee = committee
         self.last: CommitteeReveal | None = None
+
+    def grades(
+        self,
+        slots: Sequence[int],
+        score: Mapping[int, PackedCiphertext],
+        caps: Mapping[str, Mapping[int, PackedCiphertext]],
+    ) -> dict[int, int]:
+        """Refused: a DP release must be accounted to a request and a period.
+
+        Raises ``ValueError``; the key holder calls :meth:`grades_for`.
+        """
+        raise ValueError(
+            "the committee's DP reveal charges each release to a request and period: "
+            "call grades_for(request_hash, period, slots, score, caps)"
+        )
 
     def grades_for(
         self,
@@ -936,6 +1306,6 @@ class CommitteeRevealer:
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
     ) -> dict[int, int]:
-        """Key holder: grade indices of ``slots`` via the committee (see :meth:`KeyCommittee.reveal_grades`)."""
+        """Key holder: grade indices of ``slots`` via :meth:`KeyCommittee.reveal_grades`."""
         self.last = self.committee.reveal_grades(request_hash, period, slots, score, caps)
         return dict(self.last.grades)

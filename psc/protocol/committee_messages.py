@@ -30,6 +30,7 @@ from typing import ClassVar
 from psc.exceptions import InvalidMessage
 from psc.protocol.messages import HASH_BYTES, BlockCiphertext, Message, SlotGrade
 
+_RELEASE = re.compile(r"^(grade|statistic:[a-z0-9][a-z0-9._-]{0,63})$")
 _FRACTION = re.compile(r"^(0|[1-9][0-9]*)(/[1-9][0-9]*)?$")
 
 
@@ -54,14 +55,16 @@ class RevealTask(Message):
 
     TYPE: ClassVar[str] = "committee-reveal-task"
 
-    request_hash: bytes  # SHA-256 of the signed grade request this task serves
-    period: int  # evaluation period; a member noises a (slot, period) release at most once
+    request_hash: bytes  # SHA-256 of the request this task serves
+    release: str  # what is released: "grade", or "statistic:<name>" (cells instead of slots)
+    period: int  # evaluation period; a member decrypts a (release, slot, period) at most once
     targets: tuple[int, ...]  # slots whose score is revealed (noised); every other slot is masked
     blocks: tuple[BlockCiphertext, ...]  # the live-sum blocks, sorted by (label, block)
     issued_at: int  # when the combiner made the task
 
     def check(self) -> None:
         _hash(self.request_hash, "request_hash")
+        _need(bool(_RELEASE.match(self.release)), "release must be grade or statistic:<name>")
         _need(self.period >= 0 and self.issued_at >= 0, "period and issued_at are >= 0")
         _need(
             len(self.targets) >= 1 and list(self.targets) == sorted(set(self.targets)),

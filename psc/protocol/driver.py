@@ -20,33 +20,53 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import multiprocessing as mp
 import os
 import random
 import secrets
+import sqlite3
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import gmpy2
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from gmpy2 import mpz
 
 from psc.backends.paillier import RandomnessPool
 from psc.catalog import Catalog, period_label, period_start
+from psc.dp.accounting import ApproxDP
 from psc.events import Event, IntArray
 from psc.ledger import SQLiteLedger
-from psc.oracle import score
+from psc.oracle import cap_indices, score
+from psc.packing import SlotLayout
 from psc.paillier import (
     MIN_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
     _keypair_from_primes,
     generate_keypair,
+)
+from psc.protocol.committee import (
+    CommitteeMember,
+    CommitteeParameters,
+    CommitteeRevealer,
+    KeyCommittee,
+    LocalLink,
+    MemberLink,
+    MemberProcess,
+    RevealPolicy,
+    expected_misgrade_rate,
+    open_committee_store,
+    parallel,
+    reveal_layout,
+    subject_key,
 )
 from psc.protocol.roles import (
     SELF_ACCESS_PURPOSE,
@@ -57,12 +77,14 @@ from psc.protocol.roles import (
     ProtocolParameters,
     Registry,
     RelyingParty,
+    Revealer,
     Subject,
     TrustedDecryptor,
     read_grades,
 )
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.simulation import AgencyInstance, City
+from psc.threshold import KeyShare, ThresholdPublicKey, deal
 from psc.translog import verify_log
 
 
@@ -94,6 +116,20 @@ class RunResult:
     log_verified: bool
     log_public_key: str  # the aggregator's Ed25519 key, hex: what `psc log verify` needs
     notes: list[str] = field(default_factory=list)
+    # -- the reveal (issue 4): "trusted" (one key holder) or "committee" (k-of-n, DP)
+    reveal: str = "trusted"
+    committee_k: int | None = None  # decryption threshold
+    committee_n: int | None = None  # members
+    committee_honest: int | None = None  # members assumed honest (h): noise calibration
+    mechanism: str | None = None  # e.g. "distributed-discrete-laplace"
+    epsilon_per_release: str | None = None  # per subject and period, exact
+    epsilon_spent: float | None = None  # largest per-subject epsilon spent in this run
+    delta_spent: float | None = None  # its delta (tail truncation of the noise shares)
+    budget_epsilon: float | None = None  # each subject's budget
+    misgrade_rate: float = 0.0  # revealed grades differing from the oracle's
+    expected_misgrade_rate: float = 0.0  # what the noise distribution predicts
+    excluded_members: list[int] = field(default_factory=list)
+    ok: bool = True  # every check passed (trusted: exact grades; committee: see notes)
 
 
 class SimClock:
@@ -210,7 +246,7 @@ def setup(
     catalog: Catalog,
     agencies: Sequence[AgencyInstance],
     n_subjects: int,
-    keypair: tuple[PaillierPublicKey, PaillierPrivateKey],
+    keypair: tuple[PaillierPublicKey, PaillierPrivateKey | None],
     *,
     clock: Callable[[], dt.datetime],
     ledger_path: str | Path = ":memory:",
@@ -220,6 +256,8 @@ def setup(
     agency_cls: type[Agency] = Agency,
     aggregator_cls: type[Aggregator] = Aggregator,
     consent: Callable[[ProtocolParameters], ConsentVerifier] | None = None,
+    revealer: Callable[[ProtocolParameters, Ed25519PrivateKey], Revealer] | None = None,
+    layout: SlotLayout | None = None,
 ) -> Deployment:
     """Phase 1 of the driver (also used by tests and the vector generator).
 
@@ -228,6 +266,9 @@ def setup(
     take role subclasses (the rights workflows' :mod:`psc.protocol.rights_flow`), and
     ``consent`` makes the key holder's consent gate from the parameters (e.g. a
     :class:`psc.protocol.consent_gate.TokenConsentVerifier`; default: no tokens).
+    ``revealer`` makes the key holder's reveal step from the parameters and a fresh
+    signing key (the committee's combiner key); default: :class:`TrustedDecryptor` with
+    the keypair's private key.  ``layout`` widens the slots (the committee's headroom).
     """
     pk, sk = keypair
     sent: list[tuple[str, bytes]] = []
@@ -243,13 +284,20 @@ def setup(
         aggregator_key=public_bytes(agg_key),
         key_holder_key=public_bytes(kh_key),
         allow_insecure_key=pk.bits < MIN_KEY_BITS,
+        layout=layout,
     )
     sent.append(("public-parameters", sealed_params))
     ms = clock_ms if clock_ms is not None else (lambda: int(clock().timestamp() * 1000))
     ledger = SQLiteLedger(ledger_path, signer=agg_key, clock_ms=ms)
     aggregator = aggregator_cls(params, ledger, agg_key, clock=clock)
     gate = consent(params) if consent is not None else None
-    key_holder = KeyHolder(params, TrustedDecryptor(params, sk), kh_key, consent=gate, clock=clock)
+    if revealer is not None:
+        reveal_step: Revealer = revealer(params, new_signing_key(randbytes))
+    elif sk is not None:
+        reveal_step = TrustedDecryptor(params, sk)
+    else:
+        raise ValueError("setup needs the private key or a revealer")
+    key_holder = KeyHolder(params, reveal_step, kh_key, consent=gate, clock=clock)
     parties: list[Agency] = []
     registrations: list[bytes] = []
     for inst in agencies:
@@ -295,6 +343,86 @@ def setup(
     )
 
 
+@dataclass
+class CommitteeSetup:
+    """The k-of-n key committee of a ``reveal="committee"`` run: dealt at setup, wired into
+    the key holder as its :class:`~psc.protocol.committee.CommitteeRevealer`.
+
+    The dealer's key (``deal``) and each member's key share stay inside; members run in
+    their own processes when ``workers > 1`` (:class:`~psc.protocol.committee.MemberProcess`)
+    and the combiner checks share proofs in a worker pool.  :meth:`close` ends them.
+    """
+
+    public: ThresholdPublicKey
+    key_shares: list[KeyShare]
+    policy: RevealPolicy
+    store: sqlite3.Connection
+    budget: ApproxDP
+    workers: int
+    randbytes: Callable[[int], bytes]
+    links: list[MemberLink] = field(default_factory=list)
+    committee: KeyCommittee | None = None
+    revealer: CommitteeRevealer | None = None
+    pool: ProcessPoolExecutor | None = None
+
+    def make(self, params: ProtocolParameters, combiner_key: Ed25519PrivateKey) -> Revealer:
+        """The key holder's reveal step (``setup(..., revealer=...)``)."""
+        keys = [new_signing_key(self.randbytes) for _ in self.key_shares]
+        cparams = CommitteeParameters(
+            params.catalog,
+            self.public,
+            params.layout,
+            params.multiplicity,
+            self.policy,
+            tuple(public_bytes(k) for k in keys),
+            public_bytes(combiner_key),
+            allow_insecure_key=params.allow_insecure_key,
+        )
+        members = [
+            CommitteeMember(cparams, s, k) for s, k in zip(self.key_shares, keys, strict=True)
+        ]
+        if self.workers > 1:
+            self.links = [MemberProcess(m) for m in members]
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
+            self.committee = KeyCommittee(
+                cparams,
+                combiner_key,
+                self.links,
+                self.store,
+                budget=self.budget,
+                map_members=parallel,
+                verify_pool=self.pool,
+            )
+        else:
+            self.links = [LocalLink(m) for m in members]
+            self.committee = KeyCommittee(
+                cparams, combiner_key, self.links, self.store, budget=self.budget
+            )
+        self.revealer = CommitteeRevealer(self.committee)
+        return self.revealer
+
+    def prepare(self, noise_shares: int, randomizers: int) -> None:
+        """Members, offline: draw noise shares and encryption randomizers ahead of time."""
+        for link in self.links:
+            if isinstance(link, LocalLink):
+                link.member.prepare(noise_shares, randomizers)
+        procs = [link for link in self.links if isinstance(link, MemberProcess)]
+        parallel(lambda link: str(_prepare(link, noise_shares, randomizers)).encode(), procs)
+
+    def close(self) -> None:
+        for link in self.links:
+            if isinstance(link, MemberProcess):
+                link.close()
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.store.close()
+
+
+def _prepare(link: MemberLink, noise_shares: int, randomizers: int) -> int:
+    assert isinstance(link, MemberProcess)
+    return link.prepare(noise_shares, randomizers)
+
+
 def run(
     city: City,
     *,
@@ -304,12 +432,25 @@ def run(
     access_sample: int = 25,
     workers: int = 2,
     randbytes: Callable[[int], bytes] = os.urandom,
+    reveal: str = "trusted",
+    committee: tuple[int, int] = (3, 5),
+    epsilon: Fraction = Fraction(1),
+    committee_path: str | Path = ":memory:",
 ) -> RunResult:
     """Run every phase for ``city`` and check the grades against the oracle.
 
     ``keypair`` overrides key generation (tests pass small fixed keys).  Keys below 2048
     bits are accepted here only because this is a demo; the secure default is 3072.
+
+    ``reveal="committee"``: a trusted dealer deals a ``committee = (k, n)`` threshold key
+    instead (``keypair`` is then not used) and the key holder reveals through the
+    committee's DP grade reveal (``epsilon`` per subject and period, ``honest = k``, each
+    subject's budget 12 releases; the committee's store at ``committee_path``).  Grades
+    are then noisy: the run is ``ok`` when the protocol checks pass and the misgrade rate
+    agrees with what the noise predicts (within 5 standard errors).
     """
+    if reveal not in ("trusted", "committee"):
+        raise ValueError(f"reveal must be 'trusted' or 'committee', got {reveal!r}")
     phases: defaultdict[str, float] = defaultdict(float)
     wire: Counter[str] = Counter()
 
@@ -333,8 +474,28 @@ def run(
     #    Ed25519 key; the registry enrols subjects (random pseudonymous slots), publishes
     #    the parameters (catalog hash, public key, slot layout sized for the catalog and
     #    the number of agency instances) and signs every registration.
+    #    With the committee, a trusted dealer deals the k-of-n key instead (and erases
+    #    it); the slots get headroom for the members' noise and masks.
+    cs: CommitteeSetup | None = None
     with phase("setup"):
-        pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
+        layout: SlotLayout | None = None
+        if reveal == "committee":
+            k, n = committee
+            tpk, key_shares = deal(k, n, bits=key_bits, allow_insecure=key_bits < MIN_KEY_BITS)
+            policy = RevealPolicy(Fraction(epsilon), min(Fraction(1, 4), Fraction(epsilon)), k)
+            layout = reveal_layout(
+                catalog, key_bits, multiplicity=city.multiplicity, members=n, policy=policy
+            )
+            store = (
+                sqlite3.connect(":memory:", isolation_level=None)
+                if str(committee_path) == ":memory:"
+                else open_committee_store(str(committee_path))
+            )
+            budget = ApproxDP(12 * Fraction(epsilon), Fraction(1, 10**9))
+            cs = CommitteeSetup(tpk, key_shares, policy, store, budget, workers, randbytes)
+            pk, sk = tpk.public, None
+        else:
+            pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
         d = setup(
             catalog,
             city.agencies,
@@ -343,6 +504,8 @@ def run(
             clock=clock,
             ledger_path=ledger_path,
             randbytes=randbytes,
+            revealer=cs.make if cs is not None else None,
+            layout=layout,
         )
         for kind, data in d.sent:
             send(kind, data)
@@ -356,6 +519,9 @@ def run(
         counts = [a.ciphertexts_per_submission() * len(city.periods) for a in agencies]
         for a, values in zip(agencies, precompute(pk, counts, workers), strict=True):
             a.use_pool(PrecomputedPool(pk, values))
+        if cs is not None:  # members draw noise shares and randomizers ahead of time
+            n_labels = 1 + len(catalog.cap_labels())
+            cs.prepare(city.n_subjects + 1, (params.layout.blocks(city.n_subjects) + 1) * n_labels)
 
     # -- Phases 3 and 4, each period: every agency maps its records to dense delta vectors
     #    and cap counters, encrypts them, commits to its events and signs the envelope
@@ -385,7 +551,7 @@ def run(
     #    purpose it registered.
     clock.advance_to(clock.now + dt.timedelta(hours=1))
 
-    def reveal(request: bytes) -> bytes:
+    def reveal_one(request: bytes) -> bytes:
         send("grade-request", request)
         answer = key_holder.answer(send("reveal-request", aggregator.prepare_reveal(request)))
         logged = aggregator.release(send("reveal-notice", answer.notice))
@@ -394,9 +560,9 @@ def run(
 
     with phase("reveal"):
         request = registry.grade_request(range(city.n_subjects), last)
-        revealed = read_grades(params, request, reveal(request))
+        revealed = read_grades(params, request, reveal_one(request))
         rp_request = bank.request_grade(int(slot_of[0]), d.bank_purpose, last)
-        rp_grade = bank.read_grade(rp_request, reveal(rp_request))
+        rp_grade = bank.read_grade(rp_request, reveal_one(rp_request))
 
     # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
     #    for their events; each answer's inclusion proofs are checked against the
@@ -477,5 +643,55 @@ def run(
         log_public_key=params.aggregator_key.hex(),
         notes=notes,
     )
+    result.ok = result.grades_match_oracle
+    result.misgrade_rate = mismatches / city.n_subjects
+    if cs is not None:
+        _committee_result(
+            result, cs, oracle.raw, cap_indices(table, last), oracle.grade.astype(np.int64)
+        )
+        result.ok = (
+            result.log_verified
+            and checked == len(pick)
+            and rp_grade == revealed[int(slot_of[0])]  # the repeat got the stored grade
+            and abs(result.misgrade_rate - result.expected_misgrade_rate)
+            <= 5 * (result.expected_misgrade_rate / city.n_subjects) ** 0.5 + 1 / city.n_subjects
+        )
+        cs.close()
     ledger.close()
     return result
+
+
+def _committee_result(
+    result: RunResult, cs: CommitteeSetup, raw: IntArray, cap: IntArray, oracle: IntArray
+) -> None:
+    """Fill in what the committee reveal spent and how accurate it was."""
+    assert cs.committee is not None and cs.revealer is not None
+    p = cs.committee.params
+    spent = [cs.committee.budget.spent(subject_key(s)) for s in range(result.subjects)]
+    worst = max(spent, key=lambda x: x.epsilon if isinstance(x, ApproxDP) else 0)
+    assert isinstance(worst, ApproxDP)
+    excluded: set[int] = set()
+    last = cs.revealer.last
+    if last is not None:
+        excluded |= set(last.excluded)
+    result.reveal = "committee"
+    result.committee_k, result.committee_n = p.k, p.n
+    result.committee_honest = p.policy.honest
+    result.mechanism = "distributed-discrete-laplace"
+    eps = p.policy.epsilon
+    result.epsilon_per_release = (
+        f"{eps.numerator}/{eps.denominator}" if eps.denominator > 1 else str(eps)
+    )
+    result.epsilon_spent = float(worst.epsilon)
+    result.delta_spent = float(worst.delta)
+    budget = cs.budget
+    result.budget_epsilon = float(budget.epsilon)
+    result.expected_misgrade_rate = expected_misgrade_rate(p, raw, cap, oracle)
+    result.excluded_members = sorted(excluded)
+    result.notes.append(
+        f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
+        f"noise (epsilon {result.epsilon_per_release} per subject and period, honest = "
+        f"{p.policy.honest}): noisy by design, so the run is judged by the misgrade rate "
+        f"({result.misgrade_rate:.4f}) against the noise's prediction "
+        f"({result.expected_misgrade_rate:.4f}); cap counters are revealed exactly"
+    )

@@ -249,7 +249,12 @@ class ProtocolParameters:
         pk = PaillierPublicKey(mpz(int.from_bytes(msg.paillier_n, "big")))
         layout = SlotLayout(msg.slot_bits, msg.slots)
         want = protocol_layout(catalog, pk.bits, multiplicity=msg.multiplicity)
-        if layout != want:
+        # wider slots than the catalog needs are safe (the committee's DP reveal adds
+        # noise and masks in that headroom); the slot count must follow from the width
+        wider = msg.slot_bits > want.slot_bits and layout == SlotLayout.for_key(
+            pk.bits, msg.slot_bits
+        )
+        if layout != want and not wider:
             raise ParameterError(
                 f"published layout {layout} differs from the one the catalog requires ({want})"
             )
@@ -336,18 +341,28 @@ class Registry:
         aggregator_key: bytes,
         key_holder_key: bytes,
         allow_insecure_key: bool = False,
+        layout: SlotLayout | None = None,
     ) -> tuple[ProtocolParameters, bytes]:
         """Registry, at setup: fix and sign the public parameters.
 
         Pre-condition: subjects enrolled; the key holder's Paillier key and the aggregator's
-        and key holder's Ed25519 keys exist.  Leaks: the subject count (public anyway).
+        and key holder's Ed25519 keys exist.  ``layout`` may widen the slots beyond
+        :func:`protocol_layout` (the committee's DP reveal needs headroom for noise and
+        masks: :func:`psc.protocol.committee.reveal_layout`); narrower is refused with
+        :class:`ParameterError`.  Leaks: the subject count (public anyway).
         """
         if not self._slots:
             raise ValueError("enrol subjects before publishing parameters")
+        base = protocol_layout(self.catalog, public_key.bits, multiplicity=multiplicity)
+        if layout is not None and (
+            layout.slot_bits < base.slot_bits
+            or layout != SlotLayout.for_key(public_key.bits, layout.slot_bits)
+        ):
+            raise ParameterError(f"layout {layout} is narrower than the catalog needs ({base})")
         params = ProtocolParameters(
             self.catalog,
             public_key,
-            protocol_layout(self.catalog, public_key.bits, multiplicity=multiplicity),
+            base if layout is None else layout,
             self.n_subjects,
             multiplicity,
             self.public_key,
@@ -1179,6 +1194,19 @@ class Revealer(ABC):
     ) -> dict[int, int]:
         """Grade index (0 = lowest band, after caps) for every slot in ``slots``."""
 
+    def grades_for(
+        self,
+        request_hash: bytes,
+        period: int,
+        slots: Sequence[int],
+        score: Mapping[int, PackedCiphertext],
+        caps: Mapping[str, Mapping[int, PackedCiphertext]],
+    ) -> dict[int, int]:
+        """What :meth:`KeyHolder.answer` calls: :meth:`grades`, told which request (its
+        hash) and period it serves, for reveals that account per release (the committee's
+        DP reveal, :class:`psc.protocol.committee.CommitteeRevealer`)."""
+        return self.grades(slots, score, caps)
+
 
 class TrustedDecryptor(Revealer):
     """Baseline reveal: one trusted holder of the Paillier private key decrypts blocks.
@@ -1312,7 +1340,7 @@ class KeyHolder:
             if ct.n_values != min(S, self.params.n_subjects - b.block * S):
                 raise InvalidMessage("block has the wrong slot count")
             (score if b.label == SCORE_LABEL else caps.setdefault(b.label, {}))[b.block] = ct
-        grades = self.revealer.grades(req.slots, score, caps)
+        grades = self.revealer.grades_for(req_hash, req.period, req.slots, score, caps)
         labels_of = self.params.catalog.labels
         resp = GradeResponse(
             request_hash=req_hash,

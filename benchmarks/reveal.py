@@ -1,0 +1,452 @@
+"""Reveal benchmark: the trusted baseline against the k-of-n committee's DP grade reveal.
+
+``python -m benchmarks reveal [--quick] [--json PATH] [--bits 2048] [--k 3] [--n 5]``
+
+Records (``results``), one per (protocol, mode, epsilon):
+
+* ``protocol``: ``trusted-baseline`` (one key holder decrypts whole blocks with the full
+  Paillier key, :class:`~psc.protocol.roles.TrustedDecryptor`'s algebra, baseline layout)
+  or ``threshold-dp`` (:class:`~psc.protocol.committee.KeyCommittee`, members in separate
+  processes, the reveal layout with noise and mask headroom);
+* ``mode``: ``batch`` (every subject of a population graded in one pass; ``ms_per_subject``
+  is the amortized online time) or ``single`` (one relying-party query; ``ms_per_subject``
+  is the median latency of one query);
+* ``subjects``, ``k``, ``n``, ``key_bits``, ``epsilon`` (per subject and period; ``null``
+  for the baseline), ``misgrade_rate`` (grades differing from the oracle's, measured on
+  the protocol's own output), and the layout (``slot_bits``, ``slots``), ``blocks``,
+  ``offline_ms_per_subject`` (noise draws and encryption randomizers the members make
+  ahead of time, in parallel).
+
+Also ``misgrade_curve``: misgrade rate against epsilon for the city catalog over a
+simulated population, with noise drawn by the members' exact samplers (each subject's
+total noise is the sum of the ``n`` members' shares, exactly as the protocol adds them),
+plotted to ``<json stem>-misgrade.png`` next to the JSON.
+
+Keys come from the shipped **test** safe primes (public, INSECURE: timing only); noise
+from seeded sources (reproducible misgrade figures).  The population is
+:func:`psc.simulation.simulate_city` (seeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.env import environment
+from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
+from protocols.gen_reveal_dp import make_committee, test_primes
+from psc.backends.paillier import PackedPaillier, RandomnessPool
+from psc.catalog import Catalog, load_catalog
+from psc.events import EventTable
+from psc.oracle import grades_of, live_mask, raw_sums, score
+from psc.paillier import _keypair_from_primes
+from psc.protocol.committee import MemberProcess, parallel
+from psc.protocol.roles import protocol_layout
+from psc.simulation import simulate_city
+
+SUITE = "reveal"
+COLUMNS = (
+    Column("protocol", "protocol"),
+    Column("mode", "mode"),
+    Column("subjects", "subjects", "{:,}"),
+    Column("k", "k"),
+    Column("n", "n"),
+    Column("key_bits", "key bits"),
+    Column("epsilon", "epsilon", "{:g}"),
+    Column("slot_bits", "slot bits"),
+    Column("slots", "slots/ct"),
+    Column("ms_per_subject", "ms/subject", "{:.3f}"),
+    Column("offline_ms_per_subject", "offline ms/subj", "{:.3f}"),
+    Column("misgrade_rate", "misgrade", "{:.4f}"),
+)
+BATCH_TARGET_MS = 5.0
+SINGLE_TARGET_MS = 500.0
+
+
+def population(
+    catalog: Catalog, subjects: int, seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
+    """Live sums, cap counters per label and oracle grades of a simulated city."""
+    city = simulate_city(catalog, subjects=subjects, periods=3, seed=seed)
+    table: EventTable = city.table()
+    last = city.periods[-1]
+    sums = raw_sums(table, last)
+    live = live_mask(table, last)
+    caps = {}
+    for label in catalog.cap_labels():
+        rules = np.array([r.grade_cap == label for r in catalog.rules])
+        m = live & rules[table.rule]
+        caps[label] = np.bincount(table.subject[m], minlength=subjects).astype(np.int64)
+    oracle = score(table, last).grade.astype(np.int64)
+    return sums, caps, oracle, last
+
+
+def baseline(
+    catalog: Catalog,
+    bits: int,
+    sums: np.ndarray,
+    caps: dict[str, np.ndarray],
+    oracle: np.ndarray,
+    singles: int,
+) -> list[dict[str, Any]]:
+    """The trusted baseline: full-key decryption of whole blocks, then grades."""
+    pk, sk = _keypair_from_primes(*test_primes(bits), allow_insecure=True)
+    layout = protocol_layout(catalog, bits)
+    be = PackedPaillier(pk, layout, pool=RandomnessPool(pk), allow_insecure_key=True)
+    bound = layout.max_value
+    ct_score = be.encrypt(sums, bound=bound)
+    ct_caps = {lab: be.encrypt(v, bound=bound) for lab, v in caps.items()}
+    top = len(catalog.labels) - 1
+
+    def grade_all() -> np.ndarray:
+        s = be.decrypt(ct_score, sk)
+        cap = np.full(s.shape, top, dtype=np.int64)
+        for lab, ct in ct_caps.items():
+            cap = np.where(be.decrypt(ct, sk) > 0, np.minimum(cap, catalog.grade_index(lab)), cap)
+        return grades_of(catalog, catalog.scheme.base_score + s, cap).astype(np.int64)
+
+    t0 = time.perf_counter()
+    got = grade_all()
+    batch_ms = (time.perf_counter() - t0) * 1000
+    S = layout.slots
+    lat = []
+    for i in range(singles):
+        j = (i * 7) % layout.blocks(len(sums))
+        t0 = time.perf_counter()
+        one = [
+            be.decrypt(
+                type(ct_score)(
+                    ct_score.key_fingerprint,
+                    layout,
+                    min(S, len(sums) - j * S),
+                    bound,
+                    (ct.blocks[j],),
+                ),
+                sk,
+            )
+            for ct in (ct_score, *ct_caps.values())
+        ]
+        lat.append((time.perf_counter() - t0) * 1000)
+        del one
+    common = {
+        "protocol": "trusted-baseline",
+        "subjects": len(sums),
+        "k": 1,
+        "n": 1,
+        "key_bits": bits,
+        "epsilon": None,
+        "slot_bits": layout.slot_bits,
+        "slots": layout.slots,
+        "blocks": layout.blocks(len(sums)) * (1 + len(caps)),
+        "offline_ms_per_subject": 0.0,
+        "misgrade_rate": float(np.mean(got != oracle)),
+    }
+    return [
+        {**common, "mode": "batch", "ms_per_subject": batch_ms / len(sums)},
+        {**common, "mode": "single", "subjects": 1, "ms_per_subject": statistics.median(lat)},
+    ]
+
+
+def committee_run(
+    catalog: Catalog,
+    bits: int,
+    k: int,
+    n: int,
+    epsilon: Fraction,
+    sums: np.ndarray,
+    caps: dict[str, np.ndarray],
+    oracle: np.ndarray,
+    period: int,
+    singles: int,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    """The committee: one batch pass over every subject, then ``singles`` single queries."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the combiner's own worker processes, to check the k share proofs in parallel
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("fork"))
+    c = make_committee(
+        bits=bits,
+        k=k,
+        n=n,
+        epsilon=epsilon,
+        catalog=catalog,
+        seed=f"bench/{epsilon}",
+        links=lambda ms: [MemberProcess(m) for m in ms],
+        map_members=parallel,
+        verify_pool=pool,
+    )
+    try:
+        links = [link for link in c.links if isinstance(link, MemberProcess)]
+        S = c.params.layout.slots
+        n_blocks = c.params.layout.blocks(len(sums))
+        labels = len(c.params.labels)
+        # offline: noise shares for every subject (and the singles), randomizers for every
+        # share ciphertext, made by each member in its own process
+        t0 = time.perf_counter()
+        parallel(
+            lambda link: str(
+                link.prepare(len(sums) + singles, (n_blocks + singles) * labels)
+            ).encode(),  # type: ignore[attr-defined]
+            links,
+        )
+        offline_ms = (time.perf_counter() - t0) * 1000
+        from protocols.gen_reveal_dp import live_blocks
+
+        score_blocks, cap_blocks = live_blocks(c, sums, caps)
+        slots = list(range(len(sums)))
+        t0 = time.perf_counter()
+        res = c.combiner.reveal_grades(b"\x01" * 32, period, slots, score_blocks, cap_blocks)
+        batch_ms = (time.perf_counter() - t0) * 1000
+        got = np.array([res.grades[s] for s in slots])
+        progress(f"threshold-dp eps={epsilon}: batch {batch_ms / len(sums):.3f} ms/subject")
+        lat, wrong = [], 0
+        for i in range(singles):
+            s = (i * 97) % len(sums)
+            t0 = time.perf_counter()
+            one = c.combiner.reveal_grades(
+                bytes([2, i]) + b"\x00" * 30, period + 1 + i, [s], score_blocks, cap_blocks
+            )
+            lat.append((time.perf_counter() - t0) * 1000)
+            wrong += one.grades[s] != oracle[s]
+        common = {
+            "protocol": "threshold-dp",
+            "k": k,
+            "n": n,
+            "honest": c.params.policy.honest,
+            "key_bits": bits,
+            "epsilon": float(epsilon),
+            "delta": float(c.params.delta),
+            "slot_bits": c.params.layout.slot_bits,
+            "slots": S,
+        }
+        return [
+            {
+                **common,
+                "mode": "batch",
+                "subjects": len(sums),
+                "blocks": n_blocks * labels,
+                "ms_per_subject": batch_ms / len(sums),
+                "offline_ms_per_subject": offline_ms / (len(sums) + singles),
+                "misgrade_rate": float(np.mean(got != oracle)),
+                "excluded": sorted(res.excluded),
+            },
+            {
+                **common,
+                "mode": "single",
+                "subjects": 1,
+                "queries": singles,
+                "blocks": labels,
+                "ms_per_subject": statistics.median(lat),
+                "latency_ms": [round(x, 1) for x in lat],
+                "offline_ms_per_subject": offline_ms / (len(sums) + singles),
+                "misgrade_rate": wrong / singles,
+            },
+        ]
+    finally:
+        pool.shutdown()
+        for link in c.links:
+            if isinstance(link, MemberProcess):
+                link.close()
+
+
+def misgrade_curve(
+    catalog: Catalog,
+    k: int,
+    n: int,
+    epsilons: Sequence[Fraction],
+    sums: np.ndarray,
+    caps: dict[str, np.ndarray],
+    oracle: np.ndarray,
+) -> list[dict[str, Any]]:
+    """Misgrade rate vs epsilon with the members' exact share samplers (no encryption)."""
+    out = []
+    top = len(catalog.labels) - 1
+    cap = np.full(sums.shape, top, dtype=np.int64)
+    for lab, v in caps.items():
+        cap = np.where(v > 0, np.minimum(cap, catalog.grade_index(lab)), cap)
+    for eps in epsilons:
+        c = make_committee(bits=512, k=k, n=n, epsilon=eps, catalog=catalog, seed=f"curve/{eps}")
+        noise = np.array([sum(m.draw_noise() for m in c.members) for _ in range(len(sums))])
+        got = grades_of(catalog, catalog.scheme.base_score + sums + noise, cap).astype(np.int64)
+        out.append(
+            {
+                "epsilon": float(eps),
+                "subjects": len(sums),
+                "misgrade_rate": float(np.mean(got != oracle)),
+                "noise_sd": float(np.std(noise)),
+            }
+        )
+    return out
+
+
+def plot(
+    curve: list[dict[str, Any]], measured: list[dict[str, Any]], path: Path, k: int, n: int
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(
+        [r["epsilon"] for r in curve],
+        [r["misgrade_rate"] for r in curve],
+        "o-",
+        label="exact share samplers",
+    )
+    ax.plot(
+        [r["epsilon"] for r in measured],
+        [r["misgrade_rate"] for r in measured],
+        "s",
+        label="threshold-dp batch (measured)",
+    )
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ticks = sorted({r["epsilon"] for r in curve})
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("epsilon per subject and period")
+    ax.set_ylabel("misgrade rate vs oracle")
+    ax.set_title(f"City catalog: DP grade reveal, {k}-of-{n} committee")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(
+    *,
+    quick: bool,
+    bits: int,
+    k: int,
+    n: int,
+    progress: Progress,
+    batch_subjects: int | None = None,
+    singles: int | None = None,
+    curve_subjects: int | None = None,
+) -> dict[str, Any]:
+    """Every record, the misgrade curve and the acceptance checks (sizes overridable for
+    tests)."""
+    import os
+
+    catalog = load_catalog("city")
+    if batch_subjects is None:
+        batch_subjects = 680 if quick else 3400
+    if singles is None:
+        singles = 5 if quick else 20
+    if curve_subjects is None:
+        curve_subjects = 1000 if quick else 4000
+    load_before = os.getloadavg()
+    epsilons = [Fraction(1, 2), Fraction(1), Fraction(2)]
+    curve_eps = [Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(2), Fraction(4), Fraction(8)]
+    sums, caps, oracle, period = population(catalog, batch_subjects, seed=1)
+    results = baseline(catalog, bits, sums, caps, oracle, singles)
+    progress(f"trusted baseline: batch {results[0]['ms_per_subject']:.3f} ms/subject")
+    for eps in epsilons:
+        results += committee_run(
+            catalog, bits, k, n, eps, sums, caps, oracle, period, singles, progress
+        )
+    csums, ccaps, coracle, _ = population(catalog, curve_subjects, seed=2)
+    curve = misgrade_curve(catalog, k, n, curve_eps, csums, ccaps, coracle)
+    progress("misgrade curve done")
+    dp_batch = [r for r in results if r["protocol"] == "threshold-dp" and r["mode"] == "batch"]
+    dp_single = [r for r in results if r["protocol"] == "threshold-dp" and r["mode"] == "single"]
+    worst_batch = max(r["ms_per_subject"] for r in dp_batch)
+    worst_single = max(r["ms_per_subject"] for r in dp_single)
+    acceptance = [
+        {
+            "target": f"threshold-dp batch <= {BATCH_TARGET_MS} ms/subject at {bits} bits, {k}-of-{n}",
+            "value": round(worst_batch, 3),
+            "met": worst_batch <= BATCH_TARGET_MS,
+        },
+        {
+            "target": f"threshold-dp single <= {SINGLE_TARGET_MS} ms at {bits} bits, {k}-of-{n}",
+            "value": round(worst_single, 1),
+            "met": worst_single <= SINGLE_TARGET_MS,
+        },
+        {
+            "target": "misgrade rate for at least three epsilons",
+            "value": len({r["epsilon"] for r in dp_batch}),
+            "met": len({r["epsilon"] for r in dp_batch}) >= 3,
+        },
+    ]
+    return {
+        "suite": SUITE,
+        "env": environment(),
+        "params": {
+            "quick": quick,
+            "key_bits": bits,
+            "k": k,
+            "n": n,
+            "catalog": catalog.scheme.name,
+            "batch_subjects": batch_subjects,
+            "single_queries": singles,
+            "epsilons": [float(e) for e in epsilons],
+            "min_epsilon": 0.25,
+            "mask_bits": 40,
+            "mechanism": "distributed-discrete-laplace (Polya shares, honest = k)",
+            "keys": "shipped test safe primes (public, INSECURE: timing only)",
+            "members": "one OS process per member (fork), asked in parallel",
+            "combiner": "checks the k share proofs in 2 worker processes",
+            "online": "batch: reveal_grades wall time over every subject; single: median latency",
+            "offline": "members' noise draws and encryption randomizers, made ahead of time",
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
+        },
+        "results": results,
+        "misgrade_curve": curve,
+        "acceptance": acceptance,
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks reveal", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--bits", type=int, default=2048)
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--n", type=int, default=5)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(list(argv))
+    progress = Progress(SUITE, quiet=args.quiet)
+    doc = run(quick=args.quick, bits=args.bits, k=args.k, n=args.n, progress=progress)
+    print(format_table(doc["results"], COLUMNS))
+    path = (
+        Path(args.json) if args.json is not None else default_results_path(SUITE, quick=args.quick)
+    )
+    write_json(doc, path)
+    image = plot(
+        doc["misgrade_curve"],
+        [r for r in doc["results"] if r["protocol"] == "threshold-dp" and r["mode"] == "batch"],
+        path.with_name(path.stem + "-misgrade.png"),
+        args.k,
+        args.n,
+    )
+    progress(f"wrote {path} and {image}")
+    for a in doc["acceptance"]:
+        if not a["met"]:
+            print(
+                f"reveal: acceptance target missed: {a['target']} (got {a['value']})",
+                file=sys.stderr,
+            )
+    return 0 if all(a["met"] for a in doc["acceptance"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

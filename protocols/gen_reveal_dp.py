@@ -1,0 +1,397 @@
+"""Write ``protocols/vectors/reveal_dp.json``: the committee's DP grade reveal, good and bad.
+
+Specs: ``protocols/reveal-dp.md`` (the reveal) and ``protocols/noise-shares.md`` (noise
+and mask shares).  Deterministic: keys are dealt from the shipped test safe primes
+(``protocols/vectors/threshold.json``, INSECURE) with :class:`protocols.gen_threshold.Drbg`
+randomness; signing keys come from fixed seeds; noise shares from
+:class:`psc.dp.random.SeededRandomSource`; masks, encryption randomizers and proof nonces
+from ``Drbg``; the combiner's clock is fixed.  Ed25519 signatures are deterministic, so
+the combiner's messages are byte-identical on replay and every recorded member reply
+still answers them.
+
+Each case records the members' replies (noise shares, decryption shares) as the
+combiner received them, and the outcome: the grades and excluded members, or the error.
+``tests/test_vectors_reveal_dp.py`` replays every case through :class:`KeyCommittee`
+with links that return the recorded bytes.
+
+:func:`make_committee` is also the fixture of ``tests/test_committee.py`` and of the
+reveal benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protocols.gen_threshold import Drbg
+from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.catalog import Catalog, load_catalog
+from psc.dp.accounting import ApproxDP, Loss
+from psc.dp.random import SeededRandomSource
+from psc.exceptions import BudgetExhausted, InsufficientShares, InvalidMessage, PolicyViolation
+from psc.protocol.committee import (
+    CommitteeMember,
+    CommitteeParameters,
+    KeyCommittee,
+    LocalLink,
+    MapMembers,
+    MemberLink,
+    RevealPolicy,
+    reveal_layout,
+)
+from psc.protocol.committee_messages import NoiseShare
+from psc.protocol.signing import _signing_key_from_seed, public_bytes, seal
+from psc.threshold import KeyShare, ThresholdPublicKey, deal
+
+OUT = Path(__file__).parent / "vectors" / "reveal_dp.json"
+THRESHOLD = Path(__file__).parent / "vectors" / "threshold.json"
+VERSION = 1
+CLOCK = 1_780_000_000
+PERIOD = 24_316  # 2026-05
+
+
+def test_primes(bits: int) -> tuple[int, int]:
+    """The shipped (public, INSECURE) test safe primes for a ``bits``-bit modulus."""
+    entry = json.loads(THRESHOLD.read_text())["test_safe_primes"][str(bits)]
+    return int(entry["p"], 16), int(entry["q"], 16)
+
+
+def member_seed(i: int) -> bytes:
+    return bytes([0x40 + i]) * 32
+
+
+COMBINER_SEED = b"\x5c" * 32
+
+
+@dataclass
+class Committee:
+    """A whole committee in one process (tests, vectors, benchmarks)."""
+
+    catalog: Catalog
+    public: ThresholdPublicKey
+    key_shares: list[KeyShare]
+    params: CommitteeParameters
+    members: list[CommitteeMember]
+    links: list[MemberLink]
+    combiner: KeyCommittee
+    store: sqlite3.Connection
+    backend: PackedPaillier
+    seen: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
+
+
+def make_committee(
+    *,
+    bits: int = 512,
+    k: int = 3,
+    n: int = 5,
+    honest: int | None = None,
+    epsilon: Fraction = Fraction(1),
+    min_epsilon: Fraction = Fraction(1, 4),
+    budget: Loss | None = None,
+    catalog: Catalog | None = None,
+    multiplicity: int = 1,
+    seed: str = "committee",
+    draw: Callable[[], int] | None = None,
+    links: Callable[[list[CommitteeMember]], list[MemberLink]] | None = None,
+    store: sqlite3.Connection | None = None,
+    map_members: MapMembers | None = None,
+    noise_seeded: bool = True,
+    verify_pool: Executor | None = None,
+) -> Committee:
+    """A deterministic ``k``-of-``n`` committee over ``bits``-bit test primes (INSECURE)."""
+    cat = catalog if catalog is not None else load_catalog("city")
+    dealer = Drbg(f"reveal-dp/{seed}/dealer")
+    pk, shares = deal(
+        k, n, bits=bits, randbelow=dealer.randbelow, allow_insecure=True, _primes=test_primes(bits)
+    )
+    policy = RevealPolicy(epsilon, min_epsilon, honest=k if honest is None else honest)
+    layout = reveal_layout(cat, bits, multiplicity=multiplicity, members=n, policy=policy)
+    mkeys = [_signing_key_from_seed(member_seed(i)) for i in range(1, n + 1)]
+    ckey = _signing_key_from_seed(COMBINER_SEED)
+    params = CommitteeParameters(
+        cat,
+        pk,
+        layout,
+        multiplicity,
+        policy,
+        tuple(public_bytes(x) for x in mkeys),
+        public_bytes(ckey),
+        allow_insecure_key=True,
+    )
+    members = []
+    for i in range(n):
+        rng = Drbg(f"reveal-dp/{seed}/member/{i + 1}")
+        members.append(
+            CommitteeMember(
+                params,
+                shares[i],
+                mkeys[i],
+                noise_rng=SeededRandomSource(f"reveal-dp/{seed}/noise/{i + 1}")
+                if noise_seeded
+                else None,
+                randbelow=rng.randbelow,
+                pool=RandomnessPool(pk.public, randbelow=rng.randbelow),
+                _draw=draw,
+            )
+        )
+    member_links = links(members) if links is not None else [LocalLink(m) for m in members]
+    conn = store if store is not None else sqlite3.connect(":memory:", isolation_level=None)
+    seen: list[tuple[str, int, np.ndarray]] = []
+    combiner = KeyCommittee(
+        params,
+        ckey,
+        member_links,
+        conn,
+        budget=budget if budget is not None else ApproxDP(4, Fraction(1, 10**9)),
+        clock=lambda: CLOCK,
+        observer=lambda label, j, v: seen.append((label, j, v)),
+        verify_pool=verify_pool,
+        **({} if map_members is None else {"map_members": map_members}),
+    )
+    enc = Drbg(f"reveal-dp/{seed}/aggregator")
+    backend = params.backend(RandomnessPool(pk.public, randbelow=enc.randbelow))
+    return Committee(cat, pk, shares, params, members, member_links, combiner, conn, backend, seen)
+
+
+def live_blocks(
+    c: Committee, sums: np.ndarray, caps: dict[str, np.ndarray]
+) -> tuple[dict[int, PackedCiphertext], dict[str, dict[int, PackedCiphertext]]]:
+    """Encrypt live sums and cap counters as the aggregator holds them, one entry per block."""
+    S = c.params.layout.slots
+    blocks = range(-(-len(sums) // S))
+    bound = c.params.data_bound
+
+    def enc(v: np.ndarray) -> dict[int, PackedCiphertext]:
+        return {j: c.backend.encrypt(v[j * S : (j + 1) * S], bound=bound) for j in blocks}
+
+    return enc(sums), {label: enc(v) for label, v in caps.items()}
+
+
+class RecordingLink(MemberLink):
+    """Forwards to a member and records its replies (or, in replay, returns recorded ones)."""
+
+    def __init__(
+        self,
+        index: int,
+        inner: MemberLink | None = None,
+        *,
+        noise: bytes | None = None,
+        decryption: bytes | None = None,
+        tamper_noise: Callable[[bytes], bytes] | None = None,
+        tamper_decryption: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.index = index
+        self.inner = inner
+        self.noise = noise
+        self.decryption = decryption
+        self._tn = tamper_noise
+        self._td = tamper_decryption
+        self.calls = 0
+
+    def noise_share(self, sealed_task: bytes) -> bytes:
+        self.calls += 1
+        if self.inner is not None:
+            out = self.inner.noise_share(sealed_task)
+            self.noise = self._tn(out) if self._tn else out
+        if self.noise is None:
+            raise InvalidMessage(f"member {self.index} sent no noise share")
+        return self.noise
+
+    def decryption_share(self, sealed_request: bytes) -> bytes:
+        self.calls += 1
+        if self.inner is not None:
+            out = self.inner.decryption_share(sealed_request)
+            self.decryption = self._td(out) if self._td else out
+        if self.decryption is None:
+            raise InvalidMessage(f"member {self.index} sent no decryption share")
+        return self.decryption
+
+
+# -- the cases ---------------------------------------------------------------------------
+N_SUBJECTS = 12
+TARGET = 3
+SUMS = [-950, 831, -1242, 40, -1018, 529, 341, 120, -75, 900, 0, -300]
+CAPS = {"C": [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2, 0]}
+
+
+def resign_noise_share(sealed: bytes) -> bytes:
+    """A member's noise share signed with another member's key (bad signature)."""
+    from psc.protocol import codec
+    from psc.protocol.messages import SignedMessage
+
+    body = codec.decode(codec.decode(sealed, SignedMessage).body, NoiseShare)
+    return seal(body, _signing_key_from_seed(member_seed(9)))
+
+
+def corrupt_decryption_share(sealed: bytes, member: int) -> bytes:
+    """A member's decryption share with one block share altered, re-signed by the member
+    (a correct signature on a share whose proof fails)."""
+    from psc.protocol import codec
+    from psc.protocol.committee_messages import MemberDecryptionShare
+    from psc.protocol.messages import SignedMessage
+
+    msg = codec.decode(codec.decode(sealed, SignedMessage).body, MemberDecryptionShare)
+    share = bytearray(msg.share)
+    share[20] ^= 1  # inside the first block share value
+    bad = MemberDecryptionShare(msg.member, msg.task_hash, msg.request_hash, bytes(share))
+    return seal(bad, _signing_key_from_seed(member_seed(member)))
+
+
+def _hex_or_none(b: bytes | None) -> str | None:
+    return None if b is None else b.hex()
+
+
+def run_case(
+    name: str, *, record: dict[int, dict[str, str | None]] | None = None
+) -> tuple[Committee, list[RecordingLink], dict[str, Any]]:
+    """Run (or, with ``record``, replay) one named case; returns the outcome."""
+    other_task: dict[str, bytes] = {}
+
+    def links(members: list[CommitteeMember]) -> list[MemberLink]:
+        out: list[RecordingLink] = []
+        for m in members:
+            if record is not None:
+                r = record[m.index]
+                noise = bytes.fromhex(r["noise"]) if r["noise"] else None
+                dec = bytes.fromhex(r["decryption"]) if r["decryption"] else None
+                out.append(RecordingLink(m.index, noise=noise, decryption=dec))
+                continue
+            tn: Callable[[bytes], bytes] | None = None
+            td: Callable[[bytes], bytes] | None = None
+            if name == "bad_noise_share_signature" and m.index == 2:
+                tn = resign_noise_share
+            if name == "bad_noise_share_other_request" and m.index == 4:
+                tn = lambda _b: other_task["share"]  # noqa: E731
+            if name == "bad_decryption_share_proof" and m.index == 1:
+                td = lambda b: corrupt_decryption_share(b, 1)  # noqa: E731
+            out.append(RecordingLink(m.index, LocalLink(m), tamper_noise=tn, tamper_decryption=td))
+        return list(out)
+
+    budget = (
+        ApproxDP(Fraction(1, 2), Fraction(1, 10**9)) if name == "bad_budget_exhausted" else None
+    )
+    c = make_committee(seed="vectors", links=links, budget=budget)
+    sums = np.array(SUMS, dtype=np.int64)
+    caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
+    score, cap_blocks = live_blocks(c, sums, caps)
+    if name == "bad_noise_share_other_request" and record is None:
+        # member 4's honest share for another request on the same blocks: signed
+        # correctly, but bound to another task
+        from psc.protocol.committee_messages import RevealTask
+        from psc.protocol.messages import BlockCiphertext
+
+        blocks = tuple(
+            BlockCiphertext(
+                lab, 0, c.backend.serialize(score[0] if lab == "score" else cap_blocks[lab][0])
+            )
+            for lab in c.params.labels
+        )
+        ckey = _signing_key_from_seed(COMBINER_SEED)
+        t = seal(RevealTask(b"\x77" * 32, "grade", PERIOD, (TARGET,), blocks, CLOCK), ckey)
+        other_task["share"] = c.members[3].noise_share(t)
+    outcome: dict[str, Any]
+    try:
+        res = c.combiner.reveal_grades(b"\x11" * 32, PERIOD, [TARGET], score, cap_blocks)
+        labels = c.catalog.labels
+        outcome = {
+            "grades": {str(s): labels[g] for s, g in res.grades.items()},
+            "members": list(res.members),
+            "excluded": sorted(res.excluded),
+            "answer": res.answer.hex(),
+        }
+    except (BudgetExhausted, InsufficientShares, InvalidMessage, PolicyViolation) as exc:
+        outcome = {"error": type(exc).__name__}
+    rlinks = [link for link in c.links if isinstance(link, RecordingLink)]
+    return c, rlinks, outcome
+
+
+CASES = (
+    "good",
+    "bad_noise_share_signature",
+    "bad_noise_share_other_request",
+    "bad_decryption_share_proof",
+    "bad_budget_exhausted",
+)
+
+
+def duplicate_member_case(c: Committee) -> dict[str, str]:
+    """A decryption request listing one member's noise share twice (members refuse it)."""
+    from psc.protocol.committee_messages import DecryptionRequest, RevealTask
+    from psc.protocol.messages import BlockCiphertext
+
+    sums = np.array(SUMS, dtype=np.int64)
+    score, caps = live_blocks(c, sums, {k: np.array(v) for k, v in CAPS.items()})
+    blocks = tuple(
+        BlockCiphertext(lab, 0, c.backend.serialize(score[0] if lab == "score" else caps[lab][0]))
+        for lab in c.params.labels
+    )
+    ckey = _signing_key_from_seed(COMBINER_SEED)
+    task = seal(RevealTask(b"\x22" * 32, "grade", PERIOD, (TARGET,), blocks, CLOCK), ckey)
+    shares = [m.noise_share(task) for m in c.members[:3]]
+    req = seal(DecryptionRequest(task, (shares[0], shares[1], shares[1], shares[2])), ckey)
+    return {
+        "task": task.hex(),
+        "noise_shares": ",".join(s.hex() for s in shares),
+        "request": req.hex(),
+    }
+
+
+def main() -> None:
+    doc: dict[str, Any] = {
+        "version": VERSION,
+        "specs": ["protocols/reveal-dp.md", "protocols/noise-shares.md"],
+        "warning": "512-bit test key from public primes: INSECURE, vectors only",
+        "parameters": {
+            "bits": 512,
+            "k": 3,
+            "n": 5,
+            "honest": 3,
+            "epsilon": "1",
+            "min_epsilon": "1/4",
+            "catalog": "city",
+            "period": PERIOD,
+            "clock": CLOCK,
+            "target": TARGET,
+            "sums": SUMS,
+            "caps": CAPS,
+        },
+        "cases": {},
+    }
+    for name in CASES:
+        c, links, outcome = run_case(name)
+        p = c.params
+        doc["parameters"]["slot_bits"] = p.layout.slot_bits
+        doc["parameters"]["slots"] = p.layout.slots
+        doc["parameters"]["share_bound"] = p.share_bound
+        doc["parameters"]["mask_range_bits"] = p.mask_range.bit_length() - 1
+        doc["parameters"]["delta"] = f"{p.delta.numerator}/{p.delta.denominator}"
+        doc["cases"][name] = {
+            "replies": {
+                str(link.index): {
+                    "noise": _hex_or_none(link.noise),
+                    "decryption": _hex_or_none(link.decryption),
+                }
+                for link in links
+            },
+            "outcome": outcome,
+        }
+    c = make_committee(seed="vectors-duplicate")
+    doc["cases"]["bad_duplicate_member"] = {
+        "seed": "vectors-duplicate",
+        "member": 1,
+        **duplicate_member_case(c),
+        "outcome": {"error": "InvalidMessage"},
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
