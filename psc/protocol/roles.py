@@ -45,7 +45,6 @@ from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable, IntArray
 from psc.exceptions import (
     CatalogMismatch,
-    ConsentRefused,
     DuplicateSubmission,
     EventError,
     InvalidMessage,
@@ -60,7 +59,6 @@ from psc.ledger import AccumulatorRecord, EnvelopeRecord, Ledger, PartyRecord, R
 from psc.oracle import grades_of
 from psc.packing import SlotLayout, worst_case_sum
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.policy.consent import verify_consent
 from psc.protocol import codec
 from psc.protocol.messages import (
     NONCE_BYTES,
@@ -1097,7 +1095,8 @@ def check_purpose(
 class ConsentVerifier(ABC):
     """The key holder's consent gate: may ``request`` be answered?
 
-    Implementations: :class:`NoConsentTokens` (baseline default) and :class:`TokenConsent`.
+    Implementations: :class:`NoConsentTokens` (baseline default) and
+    :class:`psc.protocol.consent_gate.TokenConsentVerifier` (consent tokens, refusal log).
     """
 
     @abstractmethod
@@ -1109,66 +1108,14 @@ class NoConsentTokens(ConsentVerifier):
     """Baseline (the key holder's default): requests carry no consent token.
 
     The declared and registered purpose (:func:`check_purpose`) is the only gate;
-    :class:`TokenConsent` is the gate with consent tokens.
+    :class:`psc.protocol.consent_gate.TokenConsentVerifier` is the gate with consent tokens.
     """
 
     def check(self, request: GradeRequest) -> None:
         if request.consent:
             raise PolicyViolation(
                 "this key holder does not check consent tokens (NoConsentTokens); send an "
-                "empty consent field, or configure the key holder with TokenConsent"
-            )
-
-
-class TokenConsent(ConsentVerifier):
-    """Consent tokens (``protocols/consent-token.md``) as the reveal gate of the key holder.
-
-    A relying party's request MUST name exactly one slot and carry, in ``consent``, a token
-    the subject signed for this relying party, purpose, the scheme's domain and the catalog
-    version, still valid and not withdrawn (:func:`psc.policy.consent.verify_consent`).
-    ``subject_of(slot)`` returns the subject's pseudonymous id and Ed25519 public key (the
-    credential registry; raise :class:`UnknownParty` for an unknown slot); the token's
-    subject must be that id.  The registry's requests for subjects' own grades carry no
-    token.  Raises :class:`InvalidMessage` for a token that does not verify,
-    :class:`~psc.exceptions.ConsentRefused` (a :class:`PolicyViolation`) otherwise.
-    """
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        subject_of: Callable[[int], tuple[str, Ed25519PublicKey]],
-        *,
-        clock: Clock = system_clock,
-        withdrawn: Callable[[str], bool] | None = None,
-    ) -> None:
-        self.catalog = catalog
-        self._subject_of = subject_of
-        self._clock = clock
-        self._withdrawn = withdrawn
-
-    def check(self, request: GradeRequest) -> None:
-        if request.requester == REGISTRY_ID:
-            NoConsentTokens().check(request)
-            return
-        if len(request.slots) != 1:
-            raise PolicyViolation("a relying party asks for one subject's grade at a time")
-        if not request.consent:
-            raise ConsentRefused(
-                "missing", "consent refused (missing): send the subject's consent token"
-            )
-        subject, key = self._subject_of(request.slots[0])
-        token = verify_consent(
-            request.consent,
-            key,
-            request.requester,
-            request.purpose,
-            self.catalog,
-            self._clock(),
-            withdrawn=self._withdrawn,
-        )
-        if token.subject != subject:
-            raise ConsentRefused(
-                "subject", "consent refused (subject): the token is for another subject"
+                "empty consent field, or configure the key holder with TokenConsentVerifier"
             )
 
 
@@ -1418,7 +1365,7 @@ class RelyingParty:
     """A bank, landlord or employer: asks for one subject's grade for a declared purpose.
 
     Holds its signing key and the grades it receives.  Gets a grade label, never a score.
-    The subject's slot (and, under :class:`TokenConsent`, a consent token) comes from the
+    The subject's slot (and, under :class:`~psc.protocol.consent_gate.TokenConsentVerifier`, a consent token) comes from the
     subject itself.
     """
 
@@ -1445,7 +1392,7 @@ class RelyingParty:
         """Relying party: a sealed :class:`GradeRequest` for one slot.
 
         ``consent`` is the subject's encoded consent token where the key holder requires
-        one (:class:`TokenConsent`).  Raises :class:`PolicyViolation` early for a purpose
+        one (:class:`~psc.protocol.consent_gate.TokenConsentVerifier`).  Raises :class:`PolicyViolation` early for a purpose
         outside the scheme's.
         """
         if purpose not in self.params.catalog.scheme.purposes:
@@ -1590,7 +1537,6 @@ __all__ = [
     "RevealAnswer",
     "Revealer",
     "Subject",
-    "TokenConsent",
     "TrustedDecryptor",
     "cap_bounds",
     "check_purpose",
