@@ -1,16 +1,20 @@
-"""``psc demo`` and the reference driver: grades revealed through every role equal the oracle."""
+"""``psc demo`` and the reference driver: grades revealed through every role equal the oracle
+(committee: the oracle's grade of raw score + the noise the members drew)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from psc.catalog import Catalog
 from psc.cli.main import main
+from psc.events import IntArray
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.driver import run
+from psc.protocol import driver
+from psc.protocol.driver import SimulationNoiseWitness, run
 from psc.simulation import simulate_city
 
 
@@ -110,9 +114,17 @@ def test_cli_demo_uses_the_committee_by_default_and_reports_epsilon(
     assert doc["epsilon_spent"] == 1.0 and doc["epsilon_per_release"] == "1"
     assert doc["mechanism"] == "distributed-discrete-laplace"
     assert 0 < doc["delta_spent"] < 1e-15
-    # noisy grades, as predicted by the noise (the oracle comparison is statistical)
-    assert abs(doc["misgrade_rate"] - doc["expected_misgrade_rate"]) < 0.15
-    assert "epsilon spent per subject 1" in (out / "report.md").read_text()
+    # exact, given the noise the members drew (the god view), for every subject...
+    assert "grades_match_oracle: true" in printed
+    assert doc["grades_match_oracle"] is True and doc["mismatches"] == 0
+    assert doc["noise_witnessed"] == 300 and "noise the members drew" in doc["grades_compared_with"]
+    assert doc["access_consistent"] == doc["access_checked"] == 25
+    # ...while against the noiseless oracle the grades are noisy, as the noise predicts
+    rate, want = doc["misgrade_rate_vs_noiseless_oracle"], doc["expected_misgrade_rate"]
+    assert rate > 0 and abs(rate - want) < 0.15
+    assert "misgrade_rate_vs_noiseless_oracle" in printed
+    report = (out / "report.md").read_text()
+    assert "epsilon spent per subject 1" in report and "Grades match the oracle: yes" in report
     assert (out / "committee.sqlite").exists()
 
 
@@ -120,7 +132,54 @@ def test_cli_demo_refuses_a_bad_committee(tmp_path: Path) -> None:
     args = ["demo", "--subjects", "10", "--out", str(tmp_path), "--threshold", "4"]
     assert main([*args, "--members", "3"]) == 2
     with pytest.raises(SystemExit):  # --reveal is a choice
-        main(["demo", "--subjects", "10", "--out", str(tmp_path), "--reveal", "he"])
+        main(["demo", "--subjects", "10", "--out", str(tmp_path), "--reveal", "oracle"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])  # members in process, and in their own processes
+def test_committee_grades_equal_the_oracle_of_score_plus_the_drawn_noise(
+    city: Catalog, workers: int
+) -> None:
+    sim = simulate_city(city, subjects=400, agencies=9, periods=3, seed=4)
+    r = run(sim, key_bits=512, workers=workers, access_sample=10, reveal="committee")
+    assert r.grades_match_oracle and r.mismatches == 0 and r.ok
+    assert r.noise_witnessed == 400 and r.access_consistent == r.access_checked == 10
+    # the noise is real: many grades differ from the noiseless oracle's
+    assert r.misgrade_rate_vs_noiseless_oracle > 0.2 and r.grades != r.oracle_grades
+
+
+def test_the_exact_committee_check_catches_a_wrong_noise_record(
+    city: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the noise the driver believes was drawn is off (by -1500 in total) for every
+    subject, grades no longer match: the exact check is not vacuous."""
+
+    class Shifted(SimulationNoiseWitness):
+        def __call__(
+            self, member: int, release: str, period: int, slots: IntArray, noise: IntArray
+        ) -> None:
+            super().__call__(member, release, period, slots, noise - 300)
+
+    monkeypatch.setattr(driver, "SimulationNoiseWitness", Shifted)
+    sim = simulate_city(city, subjects=200, agencies=9, periods=3, seed=4)
+    r = run(sim, key_bits=512, workers=1, access_sample=5, reveal="committee")
+    assert not r.grades_match_oracle and not r.ok and r.mismatches > 150
+
+
+def test_noise_witness_sums_members_and_refuses_missing_or_repeated_draws() -> None:
+    w = SimulationNoiseWitness()
+    try:
+        w(1, "grade", 7, np.array([0, 1, 2]), np.array([5, -3, 0]))
+        w(2, "grade", 7, np.array([0, 1]), np.array([1, 1]))
+        w(2, "grade", 8, np.array([2]), np.array([100]))  # another period: not counted
+        w(3, "statistic:districts", 7, np.array([2]), np.array([9]))  # not a grade
+        total, ok = w.totals(7, [1, 2], 3)
+        assert total.tolist() == [6, -2, 0] and ok.tolist() == [True, True, False]
+        w(1, "grade", 7, np.array([1]), np.array([4]))  # a second draw for slot 1
+        total, ok = w.totals(7, [1], 3)
+        assert ok.tolist() == [True, False, True]
+        assert w.totals(7, [3], 3)[1].tolist() == [False, False, False]
+    finally:
+        w.close()
 
 
 @pytest.mark.slow
@@ -130,3 +189,10 @@ def test_demo_at_20000_subjects(tmp_path: Path) -> None:
     doc = json.loads(js.read_text())
     assert code == 0 and doc["ok"] is True and doc["subjects"] == 20000
     assert doc["reveal"] == "committee" and doc["epsilon_spent"] == 1.0
+    assert doc["grades_match_oracle"] is True and doc["noise_witnessed"] == 20000
+
+
+def test_driver_refuses_an_unknown_reveal(city: Catalog) -> None:
+    sim = simulate_city(city, subjects=10, agencies=9, periods=1, seed=1)
+    with pytest.raises(ValueError, match="reveal must be 'trusted', 'committee' or 'he'"):
+        run(sim, key_bits=512, reveal="oracle")

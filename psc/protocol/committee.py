@@ -120,6 +120,7 @@ __all__ = [
     "LocalLink",
     "MemberLink",
     "MemberProcess",
+    "NoiseWitness",
     "RevealPolicy",
     "StatisticRelease",
     "expected_misgrade_rate",
@@ -468,6 +469,17 @@ def _share_block(
 # ----------------------------------------------------------------------------------------
 # member
 
+#: **Simulation god view only, never a protocol role.**  A callback a simulation harness
+#: (the reference driver, tests) may give a :class:`CommitteeMember` as
+#: ``_simulation_noise_witness``: the member calls it with ``(member index, release,
+#: period, slots, noise shares)`` for the score targets of every noise share it makes, so
+#: the harness can check each revealed grade exactly against the oracle's grade of
+#: ``raw score + total noise actually drawn``.  Learning the drawn noise breaks the DP
+#: guarantee for whoever holds it: no agency, aggregator, combiner, member, relying party
+#: or subject reads it, no message carries it, and a deployment never sets it.  It runs
+#: in the member's own process (:class:`MemberProcess`), so it must not rely on shared memory.
+NoiseWitness = Callable[[int, str, int, IntArray, IntArray], None]
+
 
 class CommitteeMember:
     """One key-committee member: key share ``i`` of ``n``, its signing key, its draws.
@@ -476,7 +488,8 @@ class CommitteeMember:
     :class:`~psc.dp.random.RandomSource`), ``randbelow`` (mask shares and proof nonces)
     and ``pool`` (encryption randomizers; fill it ahead of time to take encryption off
     the critical path).  Holds: its key share; the digests of the noise shares it sent;
-    the (slot, period) releases it has helped decrypt.
+    the (slot, period) releases it has helped decrypt.  ``_simulation_noise_witness`` is
+    the simulation's god-view seam (:data:`NoiseWitness`): never set in a deployment.
     """
 
     def __init__(
@@ -489,6 +502,7 @@ class CommitteeMember:
         randbelow: RandBelow = secrets.randbelow,
         pool: RandomnessPool | None = None,
         _draw: Callable[[], int] | None = None,
+        _simulation_noise_witness: NoiseWitness | None = None,
     ) -> None:
         if key_share.public.fingerprint != params.public.fingerprint:
             raise KeyMismatch("the key share is not for the committee's public key")
@@ -500,6 +514,8 @@ class CommitteeMember:
         self._key = signing_key
         self._rng = resolve(noise_rng)
         self._draw = _draw  # private seam: tests force noise (e.g. zero) through it
+        # SIMULATION GOD VIEW ONLY (see NoiseWitness): no protocol role ever reads it
+        self._witness = _simulation_noise_witness
         self._predrawn: list[int] = []
         self._randbelow = randbelow
         self.pool = pool if pool is not None else RandomnessPool(params.public.public)
@@ -544,6 +560,7 @@ class CommitteeMember:
         public policy).  Raises :class:`InvalidMessage` for a bad task.
         """
         p = self.params
+        S = p.layout.slots
         task = _read_task(p, self._backend, sealed_task)
         shares = []
         for label, j in task.units:
@@ -560,6 +577,11 @@ class CommitteeMember:
                     vec[s] = self._randbelow(p.mask_range)
             ct = self._backend.encrypt(vec, bound=p.max_share_bound(masked))
             shares.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
+            if self._witness is not None and label == SCORE_LABEL:
+                offs = np.array(offsets, dtype=np.int64)
+                self._witness(
+                    self.index, task.task.release, task.task.period, j * S + offs, vec[offs]
+                )
         sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
         self._sent[task.task_hash] = digest(sealed)
         return sealed

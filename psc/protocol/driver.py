@@ -14,6 +14,16 @@ Phases (timed separately, see :class:`RunResult`):
 ``reveal``      every subject's grade (through the registry) and one relying party's
 ``access``      sampled subjects fetch their events with proofs and recompute their grade
 ``audit``       the log is verified end to end; grades are compared with the oracle
+
+With ``reveal="he"`` the same catalog, events and evaluation period are then graded a
+second time under CKKS encryption (:mod:`psc.he_grading`), in phases ``he-keygen``,
+``he-submit``, ``he-ingest``, ``he-grade`` and ``he-decrypt``.
+
+**The simulation's god view.**  The driver sees every party (it runs them all), so it can
+check results no single party could: the plaintext oracle over all events and, in
+committee runs, the noise each member actually drew (:class:`SimulationNoiseWitness`).
+That view is the harness's, never a protocol role's: nothing it learns flows back into a
+party or a message.
 """
 
 from __future__ import annotations
@@ -24,27 +34,35 @@ import multiprocessing as mp
 import os
 import random
 import secrets
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gmpy2
 import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from gmpy2 import mpz
+
+if TYPE_CHECKING:
+    from psc.backends.bfv import TensealCiphertext
+    from psc.he_grading import GradingAuthority
 
 from psc.backends.paillier import RandomnessPool
 from psc.catalog import Catalog, period_label, period_start
 from psc.dp.accounting import ApproxDP
-from psc.events import Event, IntArray
+from psc.events import Event, EventTable, IntArray
 from psc.ledger import SQLiteLedger
-from psc.oracle import cap_indices, score
+from psc.oracle import cap_indices, grades_of, score
 from psc.packing import SlotLayout
 from psc.paillier import (
     MIN_KEY_BITS,
@@ -56,6 +74,7 @@ from psc.paillier import (
 from psc.protocol.committee import (
     CommitteeMember,
     CommitteeParameters,
+    CommitteeReveal,
     CommitteeRevealer,
     KeyCommittee,
     LocalLink,
@@ -100,10 +119,12 @@ class RunResult:
     slot_bits: int
     slots_per_ciphertext: int
     events: int
-    grades: dict[str, int]  # revealed grade histogram, lowest band first
-    oracle_grades: dict[str, int]  # the oracle's, for comparison
+    grades: dict[str, int]  # revealed grade histogram, lowest band first (he: the CKKS path's)
+    oracle_grades: dict[str, int]  # the noiseless oracle's, for comparison
+    # exact: every revealed grade equals its expected grade (see grades_compared_with), the
+    # relying party's too, and every access answer recomputes to the revealed grade
     grades_match_oracle: bool
-    mismatches: int
+    mismatches: int  # revealed grades differing from their expected grade
     phase_seconds: dict[str, float]
     bytes_submitted: int
     bytes_by_message: dict[str, int]
@@ -112,7 +133,8 @@ class RunResult:
     envelopes: int
     relying_party_grade: str
     access_checked: int  # subjects whose access answers were verified
-    access_consistent: int  # of those, whose recomputed grade equals the revealed one
+    access_consistent: int  # of those, whose recomputed grade (access_compared_with) equals
+    #                         the revealed one
     log_verified: bool
     log_public_key: str  # the aggregator's Ed25519 key, hex: what `psc log verify` needs
     notes: list[str] = field(default_factory=list)
@@ -126,10 +148,52 @@ class RunResult:
     epsilon_spent: float | None = None  # largest per-subject epsilon spent in this run
     delta_spent: float | None = None  # its delta (tail truncation of the noise shares)
     budget_epsilon: float | None = None  # each subject's budget
-    misgrade_rate: float = 0.0  # revealed grades differing from the oracle's
-    expected_misgrade_rate: float = 0.0  # what the noise distribution predicts
+    # what each revealed grade is compared with for grades_match_oracle / mismatches
+    grades_compared_with: str = "noiseless oracle"
+    access_compared_with: str = "the subject's own recomputed grade (noiseless oracle)"
+    access_noiseless_consistent: int = 0  # access answers whose noiseless grade = revealed
+    misgrade_rate_vs_noiseless_oracle: float = 0.0  # fraction of revealed grades != noiseless
+    expected_misgrade_rate: float = 0.0  # what the noise distribution predicts for it
+    noise_witnessed: int | None = None  # committee: subjects whose drawn noise was witnessed
     excluded_members: list[int] = field(default_factory=list)
-    ok: bool = True  # every check passed (trusted: exact grades; committee: see notes)
+    he: HeReveal | None = None  # reveal="he": the CKKS homomorphic grading run
+    ok: bool = True  # every check passed (exact grades; committee: also the misgrade rate)
+
+
+@dataclass
+class HeReveal:
+    """What the CKKS homomorphic grading of a ``reveal="he"`` run measured and checked.
+
+    Parameters are recorded next to every time (STYLE.md 8).  ``ms_per_subject`` is the
+    evaluator's circuit (all bands and caps, mask, flood) plus the authority's decryptions,
+    over every graded subject; key generation and submissions are reported apart.
+    """
+
+    profile: str  # e.g. "n32768-l22"
+    ring_dimension: int  # N
+    coeff_bits: list[int]  # prime bit sizes, special prime last
+    modulus_bits: int  # total, against the HE standard's bound for N (128-bit, ternary)
+    modulus_bound_bits: int
+    scale_bits: int
+    levels: int
+    slots: int  # subjects per ciphertext part (N/2)
+    band_composite: str
+    cap_composite: str
+    flood_sigma: float
+    context_bytes: int  # the published context with relinearization keys
+    parts: int  # ciphertext parts per vector (subjects / slots, rounded up)
+    score_submissions: int  # encrypted delta vectors, one per (agency, period, class) live
+    cap_submissions: int  # encrypted cap-counter vectors, one per (agency, cap label)
+    submission_bytes: int
+    bytes_per_subject: float  # submission bytes per subject
+    queries: int  # grade queries the authority decrypted
+    seconds: dict[str, float]  # keygen, submit, ingest, grade (circuit), decrypt
+    ms_per_subject: float  # (grade + decrypt) / subjects
+    mismatches: int  # CKKS grades differing from the oracle's
+    paillier_mismatches: int  # the Paillier run's (trusted reveal) grades vs the oracle
+    grades_match_paillier: bool  # every subject: CKKS grade == Paillier grade
+    relying_party_grade: str  # one subject's grade by its own one-slot query
+    seen: dict[str, list[str]]  # what each party saw
 
 
 class SimClock:
@@ -343,6 +407,62 @@ def setup(
     )
 
 
+class SimulationNoiseWitness:
+    """**Simulation god view only; never a protocol role.**  Records the grade noise shares
+    every committee member actually draws, so the driver can check each DP grade exactly.
+
+    Given to each :class:`~psc.protocol.committee.CommitteeMember` as its
+    ``_simulation_noise_witness`` (:data:`~psc.protocol.committee.NoiseWitness`).  Members
+    may run in their own processes (:class:`~psc.protocol.committee.MemberProcess`), so
+    each appends its draws to its own file in a private temporary directory; the driver
+    reads them back with :meth:`totals` after the reveal.  Whoever reads these files can
+    undo the differential privacy of every grade in the run: no agency, aggregator,
+    combiner, member, relying party or subject reads them, no message carries them, and a
+    deployment never makes one.  :meth:`close` deletes the files.
+    """
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="psc-noise-witness-"))
+
+    def _path(self, member: int) -> Path:
+        return self._dir / f"member-{member}.npy"
+
+    def __call__(
+        self, member: int, release: str, period: int, slots: IntArray, noise: IntArray
+    ) -> None:
+        """Member's process: append one noise share's score-target draws (grades only)."""
+        if release != "grade":  # statistics releases are not checked by the driver
+            return
+        rows = np.stack([np.full(slots.size, period), slots, noise]).astype(np.int64)
+        with open(self._path(member), "ab") as f:
+            np.save(f, rows)
+
+    def totals(
+        self, period: int, members: Sequence[int], n_slots: int
+    ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """Driver, after the reveal: per slot, the sum of the noise ``members`` drew for its
+        grade in ``period``, and whether every one of them drew exactly one share for it
+        (a slot without that cannot be checked exactly and counts as a mismatch)."""
+        total = np.zeros(n_slots, dtype=np.int64)
+        ok = np.ones(n_slots, dtype=bool)
+        for m in members:
+            draws = np.zeros(n_slots, dtype=np.int64)
+            path = self._path(m)
+            if path.exists():
+                end = path.stat().st_size
+                with open(path, "rb") as f:
+                    while f.tell() < end:
+                        rows = np.load(f)
+                        mine = rows[:, rows[0] == period]
+                        np.add.at(total, mine[1], mine[2])
+                        np.add.at(draws, mine[1], 1)
+            ok &= draws == 1
+        return total, ok
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
 @dataclass
 class CommitteeSetup:
     """The k-of-n key committee of a ``reveal="committee"`` run: dealt at setup, wired into
@@ -360,6 +480,7 @@ class CommitteeSetup:
     budget: ApproxDP
     workers: int
     randbytes: Callable[[int], bytes]
+    witness: SimulationNoiseWitness | None = None  # god view (driver only), see its class
     links: list[MemberLink] = field(default_factory=list)
     committee: KeyCommittee | None = None
     revealer: CommitteeRevealer | None = None
@@ -379,7 +500,8 @@ class CommitteeSetup:
             allow_insecure_key=params.allow_insecure_key,
         )
         members = [
-            CommitteeMember(cparams, s, k) for s, k in zip(self.key_shares, keys, strict=True)
+            CommitteeMember(cparams, s, k, _simulation_noise_witness=self.witness)
+            for s, k in zip(self.key_shares, keys, strict=True)
         ]
         if self.workers > 1:
             self.links = [MemberProcess(m) for m in members]
@@ -416,6 +538,8 @@ class CommitteeSetup:
         if self.pool is not None:
             self.pool.shutdown()
         self.store.close()
+        if self.witness is not None:
+            self.witness.close()
 
 
 def _prepare(link: MemberLink, noise_shares: int, randomizers: int) -> int:
@@ -436,6 +560,7 @@ def run(
     committee: tuple[int, int] = (3, 5),
     epsilon: Fraction = Fraction(1),
     committee_path: str | Path = ":memory:",
+    he_authority: GradingAuthority | None = None,
 ) -> RunResult:
     """Run every phase for ``city`` and check the grades against the oracle.
 
@@ -446,11 +571,20 @@ def run(
     instead (``keypair`` is then not used) and the key holder reveals through the
     committee's DP grade reveal (``epsilon`` per subject and period, ``honest = k``, each
     subject's budget 12 releases; the committee's store at ``committee_path``).  Grades
-    are then noisy: the run is ``ok`` when the protocol checks pass and the misgrade rate
-    agrees with what the noise predicts (within 5 standard errors).
+    are then noisy by design, yet checked exactly: the driver's god view
+    (:class:`SimulationNoiseWitness`, never a protocol party) records the noise each
+    member drew, and every revealed grade must equal the oracle's grade of the subject's
+    true raw score plus the total noise drawn for it, with its caps.  The run is ``ok``
+    when that holds, the protocol checks pass and the misgrade rate against the noiseless
+    oracle agrees with what the noise predicts (within 5 standard errors).
+
+    ``reveal="he"``: the Paillier run reveals through the trusted key holder (exact), then
+    the same events are graded under CKKS encryption (:mod:`psc.he_grading`; a new
+    grading authority, or ``he_authority`` whose keys tests reuse) and both are compared
+    with the oracle and with each other.
     """
-    if reveal not in ("trusted", "committee"):
-        raise ValueError(f"reveal must be 'trusted' or 'committee', got {reveal!r}")
+    if reveal not in ("trusted", "committee", "he"):
+        raise ValueError(f"reveal must be 'trusted', 'committee' or 'he', got {reveal!r}")
     phases: defaultdict[str, float] = defaultdict(float)
     wire: Counter[str] = Counter()
 
@@ -492,7 +626,9 @@ def run(
                 else open_committee_store(str(committee_path))
             )
             budget = ApproxDP(12 * Fraction(epsilon), Fraction(1, 10**9))
-            cs = CommitteeSetup(tpk, key_shares, policy, store, budget, workers, randbytes)
+            cs = CommitteeSetup(
+                tpk, key_shares, policy, store, budget, workers, randbytes, SimulationNoiseWitness()
+            )
             pk, sk = tpk.public, None
         else:
             pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
@@ -561,8 +697,26 @@ def run(
     with phase("reveal"):
         request = registry.grade_request(range(city.n_subjects), last)
         revealed = read_grades(params, request, reveal_one(request))
+        batch = cs.revealer.last if cs is not None and cs.revealer is not None else None
         rp_request = bank.request_grade(int(slot_of[0]), d.bank_purpose, last)
         rp_grade = bank.read_grade(rp_request, reveal_one(rp_request))
+
+    # The god view (not a protocol phase; timed with the audit): in committee runs, the
+    # total noise every revealed grade carries, summed over the members whose noise shares
+    # the combiner added (all but those excluded for a missing or bad noise share).
+    noise: IntArray = np.zeros(city.n_subjects, dtype=np.int64)
+    witnessed: npt.NDArray[np.bool_] = np.ones(city.n_subjects, dtype=bool)
+    if cs is not None:
+        with phase("audit"):
+            assert cs.witness is not None and batch is not None
+            skipped = {
+                i
+                for i, why in batch.excluded.items()
+                if why.startswith(("no noise share", "bad noise share"))
+            }
+            added = [i for i in range(1, len(cs.key_shares) + 1) if i not in skipped]
+            by_slot, witnessed = cs.witness.totals(last, added, city.n_subjects)
+            noise[:] = by_slot
 
     # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
     #    for their events; each answer's inclusion proofs are checked against the
@@ -580,7 +734,7 @@ def run(
             rng.choice(without, size=n_without, replace=False),
         ]
     )
-    checked = consistent = 0
+    checked = consistent = noiseless_consistent = 0
     with phase("access"):
         inclusions = {
             rec.envelope_hash: send("log-inclusion", aggregator.log_inclusion(rec.envelope_hash))
@@ -600,17 +754,29 @@ def run(
                 events += subject.verify_access(req, resp, inclusions)
             _, grade = subject.explain(events, last)
             checked += 1
-            consistent += grade == revealed[slot]
+            noiseless_consistent += grade == revealed[slot]
+            if cs is not None:  # god view: the subject's own score + the noise drawn for it
+                grade = _noisy_grade(catalog, events, last, int(noise[slot]))
+                consistent += bool(witnessed[slot]) and grade == revealed[slot]
+            else:
+                consistent += grade == revealed[slot]
 
     # -- Phase 7, audit: anyone with the aggregator's public key verifies the whole log;
-    #    the revealed grades are compared with the plaintext oracle.
+    #    the revealed grades are compared with the plaintext oracle (committee: with the
+    #    oracle's grade of raw score + the noise drawn, which only the god view knows).
     with phase("audit"):
         report = verify_log(ledger.connection, d.aggregator_public_key)
         oracle = score(table, last)
+        caps = cap_indices(table, last)
         labels = catalog.labels
         got = np.array([labels.index(revealed[s]) for s in range(city.n_subjects)])
-        mismatches = int(np.count_nonzero(got != oracle.grade))
-        rp_ok = rp_grade == labels[int(oracle.grade[int(slot_of[0])])]
+        expected = oracle.grade.astype(np.int64)
+        if cs is not None:
+            expected = grades_of(catalog, oracle.raw + noise, caps).astype(np.int64)
+        mismatches = int(np.count_nonzero((got != expected) | ~witnessed))
+        noiseless_mismatches = int(np.count_nonzero(got != oracle.grade))
+        rp_slot = int(slot_of[0])
+        rp_ok = rp_grade == labels[int(expected[rp_slot])] and bool(witnessed[rp_slot])
 
     hist = Counter(revealed.values())
     n_blocks = sum(a.ciphertexts_per_submission() for a in agencies) * len(city.periods)
@@ -642,27 +808,45 @@ def run(
         log_verified=report.size == ledger.log.size and report.unsigned_leaves == 0,
         log_public_key=params.aggregator_key.hex(),
         notes=notes,
+        access_noiseless_consistent=noiseless_consistent,
+        misgrade_rate_vs_noiseless_oracle=noiseless_mismatches / city.n_subjects,
     )
-    result.ok = result.grades_match_oracle
-    result.misgrade_rate = mismatches / city.n_subjects
+    result.ok = result.grades_match_oracle and result.log_verified
     if cs is not None:
-        _committee_result(
-            result, cs, oracle.raw, cap_indices(table, last), oracle.grade.astype(np.int64)
-        )
+        assert batch is not None
+        _committee_result(result, cs, batch, oracle.raw, caps, oracle.grade.astype(np.int64))
+        result.noise_witnessed = int(np.count_nonzero(witnessed))
+        rate, want = result.misgrade_rate_vs_noiseless_oracle, result.expected_misgrade_rate
         result.ok = (
-            result.log_verified
+            result.ok
             and checked == len(pick)
-            and rp_grade == revealed[int(slot_of[0])]  # the repeat got the stored grade
-            and abs(result.misgrade_rate - result.expected_misgrade_rate)
-            <= 5 * (result.expected_misgrade_rate / city.n_subjects) ** 0.5 + 1 / city.n_subjects
+            and rp_grade == revealed[rp_slot]  # the repeat got the stored grade
+            and abs(rate - want) <= 5 * (want / city.n_subjects) ** 0.5 + 1 / city.n_subjects
         )
         cs.close()
     ledger.close()
+    if reveal == "he":
+        _he_result(result, city, slot_of, last, got, oracle.grade, rp_slot, phase, he_authority)
+        result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
     return result
 
 
+def _noisy_grade(catalog: Catalog, events: Sequence[Event], period: int, noise: int) -> str:
+    """God view: the oracle's grade of a subject's verified events with ``noise`` added to
+    its raw score (unclamped, as the committee grades it), with its caps."""
+    mine = [Event(0, e.rule, e.date, e.evidence) for e in events]
+    t = EventTable.from_events(catalog, mine, 1)
+    raw = score(t, period).raw + noise
+    return catalog.labels[int(grades_of(catalog, raw, cap_indices(t, period))[0])]
+
+
 def _committee_result(
-    result: RunResult, cs: CommitteeSetup, raw: IntArray, cap: IntArray, oracle: IntArray
+    result: RunResult,
+    cs: CommitteeSetup,
+    batch: CommitteeReveal,
+    raw: IntArray,
+    cap: IntArray,
+    oracle: IntArray,
 ) -> None:
     """Fill in what the committee reveal spent and how accurate it was."""
     assert cs.committee is not None and cs.revealer is not None
@@ -670,11 +854,18 @@ def _committee_result(
     spent = [cs.committee.budget.spent(subject_key(s)) for s in range(result.subjects)]
     worst = max(spent, key=lambda x: x.epsilon if isinstance(x, ApproxDP) else 0)
     assert isinstance(worst, ApproxDP)
-    excluded: set[int] = set()
+    excluded = set(batch.excluded)
     last = cs.revealer.last
     if last is not None:
         excluded |= set(last.excluded)
     result.reveal = "committee"
+    result.grades_compared_with = (
+        "the oracle's grade of raw score + the total noise the members drew for that "
+        "subject (exact; the noise is known only to the simulation's god view)"
+    )
+    result.access_compared_with = (
+        "the subject's own recomputed raw score + the noise drawn for it (god view)"
+    )
     result.committee_k, result.committee_n = p.k, p.n
     result.committee_honest = p.policy.honest
     result.mechanism = "distributed-discrete-laplace"
@@ -691,7 +882,206 @@ def _committee_result(
     result.notes.append(
         f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
         f"noise (epsilon {result.epsilon_per_release} per subject and period, honest = "
-        f"{p.policy.honest}): noisy by design, so the run is judged by the misgrade rate "
-        f"({result.misgrade_rate:.4f}) against the noise's prediction "
-        f"({result.expected_misgrade_rate:.4f}); cap counters are revealed exactly"
+        f"{p.policy.honest}): noisy by design. grades_match_oracle is exact: each revealed "
+        "grade equals the oracle's grade of the subject's raw score plus the noise the "
+        "members actually drew (recorded by the simulation's god view, "
+        "SimulationNoiseWitness, which no protocol party reads); against the noiseless "
+        f"oracle the misgrade rate is {result.misgrade_rate_vs_noiseless_oracle:.4f} "
+        f"(the noise predicts {result.expected_misgrade_rate:.4f}); cap counters are "
+        "revealed exactly"
+    )
+
+
+def _he_result(
+    result: RunResult,
+    city: City,
+    slot_of: IntArray,
+    at: int,
+    paillier: IntArray,
+    oracle: npt.NDArray[np.int8],
+    rp_slot: int,
+    phase: Callable[[str], AbstractContextManager[None]],
+    authority: GradingAuthority | None,
+) -> None:
+    """``reveal="he"``: grade the same events under CKKS encryption and check the grades.
+
+    The parties of this path (:mod:`psc.he_grading`): agencies, the aggregator (evaluator,
+    no secret key) and one grading authority (the secret key).  Its messages are the
+    ciphertexts and grade queries of ``protocols/he-grading.md`` (not signed envelopes:
+    the Paillier run above carries the signatures, log and access).
+    """
+    from psc.he_grading import (
+        FLOOD_SIGMA,
+        GradingAuthority,
+        GradingCircuit,
+        HomomorphicGrader,
+        live_inputs,
+    )
+    from psc.he_params import MAX_MODULUS_BITS
+    from psc.packing import worst_case_sum
+
+    catalog, n = city.catalog, city.n_subjects
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with phase(f"he-{name}"):
+            yield
+        seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    # -- HE phase 1, keygen: the grading authority makes CKKS keys for the smallest profile
+    #    with the depth the catalog's circuit needs and publishes the public context
+    #    (relinearization keys, no secret key).
+    with timed("keygen"):
+        circuit = (
+            authority.circuit if authority is not None else GradingCircuit.for_catalog(catalog)
+        )
+        auth = authority if authority is not None else GradingAuthority.generate(circuit)
+        grader = HomomorphicGrader(circuit, auth.public)
+    S, params = circuit.slots, circuit.params
+    parts = -(-n // S)
+
+    # -- HE phases 2 and 3, submit and ingest: every agency maps its own records (the same
+    #    events and slots as the Paillier run) to dense vectors of the deltas live at the
+    #    close of the evaluation period, one per (period, retention class), and a live
+    #    counter per cap label its rules can set; it encrypts them under the public context
+    #    and sends the bytes.  The aggregator parses each and adds it into its sums.
+    score_bound = worst_case_sum(catalog)
+    cap_bound = round(circuit.cap_unit + 0.5)
+    sums: dict[str, TensealCiphertext] = {}
+    sent = n_score = n_cap = 0
+    per_agency: list[str] = []
+    for inst in city.agencies:
+        evs = [
+            Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence)
+            for p in city.periods
+            for e in city.events[inst.id][p]
+        ]
+        with timed("submit"):
+            subs, counters = live_inputs(EventTable.from_events(catalog, evs, n), at)
+            vectors = [("score", v) for key, v in subs.items() if key != "none"]
+            vectors += [
+                (lab, counters[lab])
+                for lab, _ in circuit.cap_levels
+                if any(
+                    r.grade_cap == lab and r.agency == inst.catalog_agency for r in catalog.rules
+                )
+            ]
+            wire = []
+            for label, v in vectors:
+                be = grader.scores if label == "score" else grader.caps
+                ct = be.encrypt(v, bound=score_bound if label == "score" else cap_bound)
+                wire.append((label, be.serialize(ct)))
+        mine = sum(len(b) for _, b in wire)
+        sent += mine
+        k_score = sum(1 for label, _ in wire if label == "score")
+        n_score, n_cap = n_score + k_score, n_cap + len(wire) - k_score
+        per_agency.append(
+            f"{inst.id}: the public context and its own records; sent {k_score} score and "
+            f"{len(wire) - k_score} cap-counter ciphertexts ({mine:,} bytes)"
+        )
+        with timed("ingest"):
+            for label, data in wire:
+                be = grader.scores if label == "score" else grader.caps
+                ct = be.deserialize(data)
+                acc = sums.get(label)
+                sums[label] = ct if acc is None else be.sum((acc, ct))
+    with timed("ingest"):  # anyone can encrypt zeros: inputs nobody contributed to
+        zeros = np.zeros(n, dtype=np.int64)
+        for label in ["score", *(lab for lab, _ in circuit.cap_levels)]:
+            if label not in sums:
+                be = grader.scores if label == "score" else grader.caps
+                sums[label] = be.encrypt(zeros, bound=0)
+    scores = sums.pop("score")
+
+    # -- HE phase 4, grade: the aggregator runs the circuit once per part of N/2 subjects,
+    #    then masks and floods one query per part for the registry's batch request (every
+    #    subject's own grade, as in the reveal phase) and a one-slot query for the bank.
+    requests = [list(range(q * S, min(n, (q + 1) * S))) for q in range(parts)] + [[rp_slot]]
+    with timed("grade"):
+        queries = grader.grade_many(scores, sums, requests)
+
+    # -- HE phase 5, decrypt: the authority decrypts each query, refuses one whose other
+    #    slots do not round to 0, and releases only the rounded grades.
+    with timed("decrypt"):
+        answers = [auth.decrypt_grades(q) for q in queries]
+    he = np.zeros(n, dtype=np.int64)
+    for answer in answers[:-1]:
+        for slot, g in answer.items():
+            he[slot] = g
+    labels = catalog.labels
+    rp_grade = labels[answers[-1][rp_slot]]
+    mismatches = int(np.count_nonzero(he != oracle))
+    qbytes = [len(q.ciphertext) for q in queries]
+    seen = {
+        "agencies": per_agency,
+        "aggregator": [
+            f"{n_score} score and {n_cap} cap-counter ciphertexts ({sent:,} bytes) and the "
+            f"public context with relinearization keys ({auth.public.byte_size:,} bytes); "
+            f"ran the circuit on {parts} part(s) of {S} slots; no secret key, nothing in "
+            "the clear"
+        ],
+        "grading-authority": [
+            f"query {i + 1} (the registry's batch request): part {q.part}, one "
+            f"{b:,}-byte flooded ciphertext whose {len(q.slots):,} requested slots round to "
+            f"grades and every other slot to 0; released {len(q.slots):,} grades"
+            for i, (q, b) in enumerate(zip(queries[:-1], qbytes, strict=False))
+        ]
+        + [
+            f"query {len(queries)} (the bank): slot {rp_slot}, one {qbytes[-1]:,}-byte "
+            "flooded ciphertext; released one grade"
+        ],
+        "registry": [
+            f"the grades of all {n:,} subjects (the batch request made on their behalf, to "
+            "notify each subject of its own grade)"
+        ],
+        "relying-party": [f"slot {rp_slot}: grade {rp_grade}"],
+    }
+    total = seconds.get("grade", 0.0) + seconds.get("decrypt", 0.0)
+    result.reveal = "he"
+    result.he = HeReveal(
+        profile=circuit.profile.name,
+        ring_dimension=params.n,
+        coeff_bits=list(params.coeff_bits),
+        modulus_bits=params.modulus_bits,
+        modulus_bound_bits=MAX_MODULUS_BITS[params.n],
+        scale_bits=params.scale_bits,
+        levels=params.levels,
+        slots=S,
+        band_composite=circuit.profile.band.name,
+        cap_composite=circuit.profile.cap.name,
+        flood_sigma=FLOOD_SIGMA,
+        context_bytes=auth.public.byte_size,
+        parts=parts,
+        score_submissions=n_score,
+        cap_submissions=n_cap,
+        submission_bytes=sent,
+        bytes_per_subject=round(sent / n, 1),
+        queries=len(queries),
+        seconds=seconds,
+        ms_per_subject=round(1000 * total / n, 3),
+        mismatches=mismatches,
+        paillier_mismatches=int(np.count_nonzero(paillier != oracle)),
+        grades_match_paillier=bool(np.array_equal(he, paillier)),
+        relying_party_grade=rp_grade,
+        seen=seen,
+    )
+    hist = np.bincount(he, minlength=len(labels))
+    result.grades = {lab: int(c) for lab, c in zip(labels, hist, strict=True)}
+    result.mismatches = mismatches + result.he.paillier_mismatches
+    rp_ok = rp_grade == labels[int(oracle[rp_slot])]
+    result.grades_match_oracle = result.grades_match_oracle and mismatches == 0 and rp_ok
+    result.grades_compared_with = (
+        "noiseless oracle (both the CKKS grades and the Paillier run's trusted reveal)"
+    )
+    result.ok = result.ok and result.grades_match_oracle and result.he.grades_match_paillier
+    result.notes.append(
+        f"grades computed under CKKS encryption ({circuit.profile.name}: N={params.n}, "
+        f"{params.modulus_bits}-bit modulus of at most {MAX_MODULUS_BITS[params.n]} for "
+        f"128-bit security, {params.levels} levels); one grading authority holds the secret "
+        "key and decrypts only masked, flooded grade queries. The Paillier run revealed "
+        "through the trusted key holder; both are compared with the oracle. Submissions "
+        "carry only the deltas live at the evaluation period, and all-zero vectors are "
+        "left out (they add nothing; a deployment sends them so quiet agencies do not show)"
     )
