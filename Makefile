@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m psc demo --out demo-out --json demo-out/demo.json
+	$(PY) -m psc demo --subjects 10000 --out demo-out --json demo-out/demo.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check psc tests benchmarks protocols

@@ -106,6 +106,10 @@ def section(path: Path) -> list[str]:
     ]
     records = list(data.get("results", []))
     out += table(records, COLUMNS.get(suite, sorted({k for r in records for k in r})))
+    curve = data.get("misgrade_curve")
+    if curve:
+        out += ["", "Misgrade rate against epsilon (noisy grade vs the noiseless oracle):", ""]
+        out += table(list(curve), ["epsilon", "subjects", "misgrade_rate", "noise_sd"])
     acc = data.get("acceptance")
     if acc:
         out += ["", "Acceptance checks recorded by the suite:", "", "```", json.dumps(acc, indent=2), "```"]
