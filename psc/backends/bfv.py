@@ -32,6 +32,7 @@ Hazmat note: this is a raw scheme backend; protocol roles wrap it.
 from __future__ import annotations
 
 import struct
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -88,21 +89,26 @@ class TensealBackend(Backend[TensealCiphertext]):
         return self.public.params.slots
 
     @property
+    @abstractmethod
     def max_value(self) -> int:
-        raise NotImplementedError
+        """Largest ``|value|`` one slot can hold after any allowed sum."""
 
     @property
+    @abstractmethod
     def max_summands(self) -> int:
-        raise NotImplementedError
+        """How many fresh ciphertexts may be added before the noise budget runs out."""
 
+    @abstractmethod
     def _encrypt_block(self, block: IntArray) -> Any:
-        raise NotImplementedError
+        """Encrypt one block of at most ``slots`` values (scheme-specific encoding)."""
 
+    @abstractmethod
     def _load_block(self, data: bytes) -> Any:
-        raise NotImplementedError
+        """Deserialize one block under the public context."""
 
+    @abstractmethod
     def _decrypt_block(self, part: Any, secret_context: ts.Context) -> IntArray:
-        raise NotImplementedError
+        """Decrypt one block back to int64 values."""
 
     # -- Backend --------------------------------------------------------------------
     def encrypt(self, vector: IntArray, *, bound: int | None = None) -> TensealCiphertext:
