@@ -48,7 +48,7 @@ from psc.catalog import Catalog, load_catalog
 from psc.events import EventTable
 from psc.oracle import grades_of, live_mask, raw_sums, score
 from psc.paillier import _keypair_from_primes
-from psc.protocol.committee import MemberProcess, parallel
+from psc.protocol.committee import MemberProcess, parallel, prepare_processes
 from psc.protocol.roles import protocol_layout
 from psc.simulation import simulate_city
 
@@ -193,12 +193,7 @@ def committee_run(
         # offline: noise shares for every subject (and the singles), randomizers for every
         # share ciphertext, made by each member in its own process
         t0 = time.perf_counter()
-        parallel(
-            lambda link: str(
-                link.prepare(len(sums) + singles, (n_blocks + singles) * labels)
-            ).encode(),  # type: ignore[attr-defined]
-            links,
-        )
+        prepare_processes(links, len(sums) + singles, (n_blocks + singles) * labels)
         offline_ms = (time.perf_counter() - t0) * 1000
         from protocols.gen_reveal_dp import live_blocks
 

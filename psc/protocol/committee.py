@@ -789,6 +789,30 @@ def parallel(
         return list(ex.map(one, links))
 
 
+def prepare_processes(
+    links: Sequence[MemberProcess], noise_shares: int, randomizers: int
+) -> list[int]:
+    """Members, offline: run :meth:`MemberProcess.prepare` in every member process at once.
+
+    Unlike :func:`parallel` (whose failures the combiner turns into excluded members), a
+    failure here is the operator's to see: it raises ``RuntimeError`` naming the member,
+    since a member left without precomputation would silently do that work online.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not links:
+        return []
+    with ThreadPoolExecutor(max_workers=len(links)) as ex:
+        futures = [ex.submit(link.prepare, noise_shares, randomizers) for link in links]
+    out: list[int] = []
+    for link, fut in zip(links, futures, strict=True):
+        exc = fut.exception()
+        if exc is not None:
+            raise RuntimeError(f"member {link.index} failed to prepare: {exc}") from exc
+        out.append(fut.result())
+    return out
+
+
 def _sequential(
     fn: Callable[[MemberLink], bytes], links: Sequence[MemberLink]
 ) -> list[bytes | Exception]:

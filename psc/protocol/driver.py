@@ -84,6 +84,7 @@ from psc.protocol.committee import (
     expected_misgrade_rate,
     open_committee_store,
     parallel,
+    prepare_processes,
     reveal_layout,
     subject_key,
 )
@@ -529,7 +530,7 @@ class CommitteeSetup:
             if isinstance(link, LocalLink):
                 link.member.prepare(noise_shares, randomizers)
         procs = [link for link in self.links if isinstance(link, MemberProcess)]
-        parallel(lambda link: str(_prepare(link, noise_shares, randomizers)).encode(), procs)
+        prepare_processes(procs, noise_shares, randomizers)
 
     def close(self) -> None:
         for link in self.links:
@@ -540,11 +541,6 @@ class CommitteeSetup:
         self.store.close()
         if self.witness is not None:
             self.witness.close()
-
-
-def _prepare(link: MemberLink, noise_shares: int, randomizers: int) -> int:
-    assert isinstance(link, MemberProcess)
-    return link.prepare(noise_shares, randomizers)
 
 
 def run(
