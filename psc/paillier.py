@@ -79,10 +79,15 @@ class PaillierPublicKey:
 
     def random_rn(self, randbelow: RandBelow = secrets.randbelow) -> mpz:
         """A fresh encryption randomizer ``r^n mod n^2`` with ``r`` uniform in ``Z_n^*``."""
+        return self.random_r_rn(randbelow)[1]
+
+    def random_r_rn(self, randbelow: RandBelow = secrets.randbelow) -> tuple[mpz, mpz]:
+        """``(r, r^n mod n^2)`` with ``r`` uniform in ``Z_n^*``: the randomizer with its
+        opening ``r``, which a prover needs to show what a ciphertext encrypts."""
         while True:
             r = mpz(randbelow(int(self.n)))
             if r > 0 and gmpy2.gcd(r, self.n) == 1:
-                return gmpy2.powmod(r, self.n, self.nsquare)
+                return r, gmpy2.powmod(r, self.n, self.nsquare)
 
     # -- phe interoperability -------------------------------------------------------
     @classmethod

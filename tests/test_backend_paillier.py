@@ -519,3 +519,28 @@ def encrypted_scores_real(
     raw = be.decrypt(be.sum(cts), sk)
     cap = oracle.cap_indices(table, at)
     return raw, oracle.grades_of(cat, cat.scheme.base_score + raw, cap)
+
+
+def test_encrypt_with_openings_opens_every_block() -> None:
+    """Each opening (m, r) reproduces its block: c = (1 + m n) r^n mod n^2, and m unpacks
+    to the encrypted values (what a prover relies on)."""
+    from psc.testing import insecure_keypair
+
+    public, _ = insecure_keypair(0, 512)
+    layout = SlotLayout.for_key(public.bits, 16)
+    rng = random.Random(7)
+    backend = PackedPaillier(
+        public,
+        layout,
+        pool=RandomnessPool(public, randbelow=rng.randrange),
+        allow_insecure_key=True,
+    )
+    values = np.array([rng.randrange(-300, 301) for _ in range(2 * layout.slots + 3)])
+    ct, openings = backend.encrypt_with_openings(values, bound=300)
+    assert len(openings) == len(ct.blocks)
+    n, nsq = public.n, public.nsquare
+    for j, (c, op) in enumerate(zip(ct.blocks, openings, strict=True)):
+        assert c == (1 + op.plaintext * n) * pow(op.randomness, n, nsq) % nsq
+        chunk = values[j * layout.slots : (j + 1) * layout.slots]
+        got = layout.unpack(int(op.plaintext), int(n), len(chunk), 300)
+        assert list(got) == list(chunk)

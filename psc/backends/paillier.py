@@ -71,13 +71,26 @@ class PackedCiphertext:
         )
 
 
+@dataclass(frozen=True)
+class BlockOpening:
+    """What the encryptor knows about one block ``c = (1 + m n) r^n mod n^2``.
+
+    ``plaintext`` is ``m`` in ``[0, n)`` (the packed block reduced mod ``n``) and
+    ``randomness`` is ``r`` in ``Z_n^*``.  Secret: it opens the ciphertext.  Zero-knowledge
+    proofs about the block (plaintext knowledge, slot ranges) are computed from it.
+    """
+
+    plaintext: mpz
+    randomness: mpz
+
+
 class RandomnessPool:
     """Precomputed encryption randomizers ``r^n mod n^2``, each handed out exactly once.
 
     ``fill(k)`` does the expensive part ahead of time; ``take()`` pops one value (and makes
-    one on the spot if the pool is empty, counting it in ``made_online``).  Randomness comes
-    from ``randbelow`` (default: :func:`secrets.randbelow`, the OS CSPRNG); tests inject a
-    seeded source through this seam.
+    one on the spot if the pool is empty, counting it in ``made_online``); ``take_opening()``
+    pops ``(r, r^n mod n^2)`` for a prover.  Randomness comes from ``randbelow`` (default:
+    :func:`secrets.randbelow`, the OS CSPRNG); tests inject a seeded source through this seam.
     """
 
     def __init__(
@@ -85,7 +98,7 @@ class RandomnessPool:
     ) -> None:
         self.public_key = public_key
         self._randbelow = randbelow
-        self._values: list[mpz] = []
+        self._values: list[tuple[mpz, mpz]] = []
         self.made_ahead = 0
         self.made_online = 0
         self.taken = 0
@@ -96,16 +109,27 @@ class RandomnessPool:
     def fill(self, count: int) -> None:
         """Precompute ``count`` more randomizers."""
         for _ in range(count):
-            self._values.append(self.public_key.random_rn(self._randbelow))
+            self._values.append(self.public_key.random_r_rn(self._randbelow))
         self.made_ahead += count
 
+    def add_precomputed(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Add ``(r, r^n mod n^2)`` pairs the caller's own workers computed (unchecked:
+        a wrong pair only makes this party's own proofs fail to verify)."""
+        added = [(mpz(r), mpz(rn)) for r, rn in pairs]
+        self._values.extend(added)
+        self.made_ahead += len(added)
+
     def take(self) -> mpz:
-        """One randomizer, never handed out before."""
+        """One randomizer ``r^n mod n^2``, never handed out before."""
+        return self.take_opening()[1]
+
+    def take_opening(self) -> tuple[mpz, mpz]:
+        """One ``(r, r^n mod n^2)``, never handed out before."""
         self.taken += 1
         if self._values:
             return self._values.pop()
         self.made_online += 1
-        return self.public_key.random_rn(self._randbelow)
+        return self.public_key.random_r_rn(self._randbelow)
 
 
 class PackedPaillier(Backend[PackedCiphertext]):
@@ -148,6 +172,13 @@ class PackedPaillier(Backend[PackedCiphertext]):
         contributor's catalog bound instead, so the public bound reveals nothing about the
         data.  Raises :class:`OverflowRisk` if a value exceeds ``bound`` or the slot range.
         """
+        return self.encrypt_with_openings(vector, bound=bound)[0]
+
+    def encrypt_with_openings(
+        self, vector: IntArray, *, bound: int | None = None
+    ) -> tuple[PackedCiphertext, tuple[BlockOpening, ...]]:
+        """:meth:`encrypt`, also returning each block's :class:`BlockOpening` (secret: keep
+        it only as long as a proof about the ciphertext needs it)."""
         v = np.asarray(vector, dtype=np.int64)
         if v.ndim != 1 or v.size == 0:
             raise ValueError("encrypt() takes a non-empty 1-d vector")
@@ -159,11 +190,15 @@ class PackedPaillier(Backend[PackedCiphertext]):
             raise OverflowRisk(f"bound {b} exceeds the slot range +-{self.layout.max_value}")
         pk, S = self.public_key, self.layout.slots
         n = pk.n
-        blocks = tuple(
-            pk.raw_encrypt(self.layout.pack(v[i : i + S]) % n, self.pool.take())
-            for i in range(0, v.size, S)
-        )
-        return PackedCiphertext(pk.fingerprint, self.layout, int(v.size), b, blocks)
+        blocks: list[mpz] = []
+        openings: list[BlockOpening] = []
+        for i in range(0, v.size, S):
+            m = mpz(self.layout.pack(v[i : i + S])) % n
+            r, rn = self.pool.take_opening()
+            blocks.append(pk.raw_encrypt(m, rn))
+            openings.append(BlockOpening(m, r))
+        ct = PackedCiphertext(pk.fingerprint, self.layout, int(v.size), b, tuple(blocks))
+        return ct, tuple(openings)
 
     # -- homomorphic addition --------------------------------------------------------
     def _check(self, c: PackedCiphertext) -> None:

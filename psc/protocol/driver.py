@@ -214,21 +214,12 @@ class SimClock:
 
 
 class PrecomputedPool(RandomnessPool):
-    """A randomness pool filled from randomizers computed elsewhere (worker processes)."""
+    """A randomness pool filled from ``(r, r^n mod n^2)`` pairs computed elsewhere (worker
+    processes)."""
 
-    def __init__(self, public_key: PaillierPublicKey, values: list[int]) -> None:
+    def __init__(self, public_key: PaillierPublicKey, values: list[tuple[int, int]]) -> None:
         super().__init__(public_key)
-        self._ahead = [mpz(v) for v in values]
-        self.made_ahead = len(values)
-
-    def __len__(self) -> int:
-        return len(self._ahead) + super().__len__()
-
-    def take(self) -> mpz:
-        if self._ahead:
-            self.taken += 1
-            return self._ahead.pop()
-        return super().take()
+        self.add_precomputed(values)
 
 
 def seeded_randbytes(seed: str) -> Callable[[int], bytes]:
@@ -246,13 +237,19 @@ def seeded_randbytes(seed: str) -> Callable[[int], bytes]:
     return randbytes
 
 
-def _randomizers(n: int, count: int) -> list[int]:
-    """Worker: ``count`` fresh ``r^n mod n^2`` from the OS CSPRNG."""
+def _randomizers(n: int, count: int) -> list[tuple[int, int]]:
+    """Worker: ``count`` fresh ``(r, r^n mod n^2)`` from the OS CSPRNG."""
     pk = PaillierPublicKey(mpz(n))
-    return [int(pk.random_rn(secrets.randbelow)) for _ in range(count)]
+    out = []
+    for _ in range(count):
+        r, rn = pk.random_r_rn(secrets.randbelow)
+        out.append((int(r), int(rn)))
+    return out
 
 
-def precompute(public_key: PaillierPublicKey, counts: list[int], workers: int) -> list[list[int]]:
+def precompute(
+    public_key: PaillierPublicKey, counts: list[int], workers: int
+) -> list[list[tuple[int, int]]]:
     """Randomizers for several agencies, spread over ``workers`` processes."""
     total = sum(counts)
     if total == 0:
