@@ -1,0 +1,234 @@
+"""A committee member (spec: ``protocols/reveal-dp.md``, ``protocols/noise-shares.md``)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from psc.backends.base import IntArray
+from psc.backends.paillier import PackedCiphertext, RandomnessPool
+from psc.dp.random import RandomSource, resolve
+from psc.exceptions import (
+    InvalidMessage,
+    KeyMismatch,
+    PolicyViolation,
+)
+from psc.paillier import RandBelow
+from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
+from psc.protocol.committee.task import _noised, _read_task
+from psc.protocol.committee_messages import (
+    DecryptionRequest,
+    MemberDecryptionShare,
+    NoiseShare,
+)
+from psc.protocol.messages import BlockCiphertext
+from psc.protocol.signing import digest, open_signed, public_bytes, seal
+from psc.threshold import (
+    KeyShare,
+    encode_packed_share,
+)
+
+# ----------------------------------------------------------------------------------------
+# member
+
+#: **Simulation god view only, never a protocol role.**  A callback a simulation harness
+#: (the reference driver, tests) may give a :class:`CommitteeMember` as
+#: ``_simulation_noise_witness``: the member calls it with ``(member index, release,
+#: period, slots, noise shares)`` for the score targets of every noise share it makes, so
+#: the harness can check each revealed grade exactly against the oracle's grade of
+#: ``raw score + total noise actually drawn``.  Learning the drawn noise breaks the DP
+#: guarantee for whoever holds it: no agency, aggregator, combiner, member, relying party
+#: or subject reads it, no message carries it, and a deployment never sets it.  It runs
+#: in the member's own process (:class:`MemberProcess`), so it must not rely on shared memory.
+NoiseWitness = Callable[[int, str, int, IntArray, IntArray], None]
+
+
+class CommitteeMember:
+    """One key-committee member: key share ``i`` of ``n``, its signing key, its draws.
+
+    Randomness enters at private seams: ``noise_rng`` (noise shares, a
+    :class:`~psc.dp.random.RandomSource`), ``randbelow`` (mask shares and proof nonces)
+    and ``pool`` (encryption randomizers; fill it ahead of time to take encryption off
+    the critical path).  Holds: its key share; the digests of the noise shares it sent;
+    the (slot, period) releases it has helped decrypt.  ``_simulation_noise_witness`` is
+    the simulation's god-view seam (:data:`NoiseWitness`): never set in a deployment.
+    """
+
+    def __init__(
+        self,
+        params: CommitteeParameters,
+        key_share: KeyShare,
+        signing_key: Ed25519PrivateKey,
+        *,
+        noise_rng: RandomSource | None = None,
+        randbelow: RandBelow = secrets.randbelow,
+        pool: RandomnessPool | None = None,
+        _draw: Callable[[], int] | None = None,
+        _simulation_noise_witness: NoiseWitness | None = None,
+    ) -> None:
+        if key_share.public.fingerprint != params.public.fingerprint:
+            raise KeyMismatch("the key share is not for the committee's public key")
+        if public_bytes(signing_key) != params.member_keys[key_share.index - 1]:
+            raise KeyMismatch(f"this signing key is not member {key_share.index}'s registered key")
+        self.params = params
+        self.index = key_share.index
+        self._share = key_share
+        self._key = signing_key
+        self._rng = resolve(noise_rng)
+        self._draw = _draw  # private seam: tests force noise (e.g. zero) through it
+        # SIMULATION GOD VIEW ONLY (see NoiseWitness): no protocol role ever reads it
+        self._witness = _simulation_noise_witness
+        self._predrawn: list[int] = []
+        self._randbelow = randbelow
+        self.pool = pool if pool is not None else RandomnessPool(params.public.public)
+        self._backend = params.backend(self.pool)
+        self._sent: dict[bytes, bytes] = {}  # task hash -> digest of our sealed noise share
+        # (release, slot, period) -> the decryption request that released it
+        self._released: dict[tuple[str, int, int], bytes] = {}
+        self._answered: dict[bytes, bytes] = {}  # decryption request hash -> our answer
+
+    def prepare(self, noise_shares: int, randomizers: int) -> int:
+        """Member, offline: draw ``noise_shares`` noise shares and precompute ``randomizers``
+        encryption randomizers ahead of time (both are data-independent).  Each predrawn
+        share is used once, in draw order.  Returns how many shares are now waiting."""
+        self._predrawn.extend(self._fresh_noise() for _ in range(noise_shares))
+        self.pool.fill(randomizers)
+        return len(self._predrawn)
+
+    def draw_noise(self) -> int:
+        """Member: one noise share, redrawn while ``|share| > B`` (see :func:`tail_delta`);
+        a predrawn one (:meth:`prepare`) if any is waiting."""
+        if self._predrawn:
+            return self._predrawn.pop(0)
+        return self._fresh_noise()
+
+    def _fresh_noise(self) -> int:
+        while True:
+            if self._draw is not None:
+                x = self._draw()
+            else:
+                x = self.params.shares.sample_share(rng=self._rng)
+            if abs(x) <= self.params.share_bound:
+                return x
+
+    def noise_share(self, sealed_task: bytes) -> bytes:
+        """Member: a sealed :class:`NoiseShare` for a combiner-signed :class:`RevealTask`.
+
+        Pre-condition: the task is signed by the combiner.  For every task block it
+        encrypts the vector ``e`` with a fresh noise share at each target of the score
+        block, ``0`` at each target of a cap block and a fresh mask share (uniform in
+        ``[0, m)``) at every other slot; the public bound is ``B`` (no masks) or
+        ``max(B, m - 1)``.  Leaks: nothing (semantically secure ciphertexts; the bound is
+        public policy).  Raises :class:`InvalidMessage` for a bad task.
+        """
+        p = self.params
+        S = p.layout.slots
+        task = _read_task(p, self._backend, sealed_task)
+        shares = []
+        for label, j in task.units:
+            count = task.blocks[(label, j)].n_values
+            offsets = task.targets[j]
+            masked = len(offsets) < count
+            vec = np.zeros(count, dtype=np.int64)
+            is_target = np.zeros(count, dtype=bool)
+            is_target[offsets] = True
+            for s in range(count):
+                if is_target[s]:
+                    vec[s] = self.draw_noise() if label == SCORE_LABEL else 0
+                else:
+                    vec[s] = self._randbelow(p.mask_range)
+            ct = self._backend.encrypt(vec, bound=p.max_share_bound(masked))
+            shares.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
+            if self._witness is not None and label == SCORE_LABEL:
+                offs = np.array(offsets, dtype=np.int64)
+                self._witness(
+                    self.index, task.task.release, task.task.period, j * S + offs, vec[offs]
+                )
+        sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
+        self._sent[task.task_hash] = digest(sealed)
+        return sealed
+
+    def decryption_share(self, sealed_request: bytes) -> bytes:
+        """Member: a sealed :class:`MemberDecryptionShare` of the noised task blocks.
+
+        Pre-conditions, all checked before the key share is touched: the request and the
+        task inside are the combiner's; this member made a noise share for the task and
+        that very share is in the request; at least ``h`` noise shares, from distinct
+        members, each signed by its member and bound to this task; no target
+        (slot, period) was released before under another request.  The member
+        recomputes ``c' = c * prod z_i`` itself and shares exactly that.  Leaks:
+        ``c'^(2 Delta s_i)`` (with ``k`` of them the combiner learns ``D(c')``, which
+        carries this member's noise at targets and its mask elsewhere).  A repeated
+        request gets the same answer.  Raises :class:`InvalidMessage` or
+        :class:`PolicyViolation` (a second release).
+        """
+        p = self.params
+        req = open_signed(sealed_request, DecryptionRequest, lambda m: p.combiner_key)
+        req_hash = digest(sealed_request)
+        if req_hash in self._answered:
+            return self._answered[req_hash]
+        task = _read_task(p, self._backend, req.task)
+        own = self._sent.get(task.task_hash)
+        if own is None:
+            raise InvalidMessage("this member made no noise share for the task")
+        shares: list[NoiseShare] = []
+        seen: list[int] = []
+        mine = False
+        for sealed in req.noise_shares:
+            ns = _open_noise_share(p, sealed)
+            if ns.task_hash != task.task_hash:
+                raise InvalidMessage(f"noise share of member {ns.member} is for another task")
+            seen.append(ns.member)
+            if ns.member == self.index:
+                if digest(sealed) != own:
+                    raise InvalidMessage("the request carries another noise share under my index")
+                mine = True
+            shares.append(ns)
+        if seen != sorted(set(seen)):
+            raise InvalidMessage("noise shares must come from distinct members, ascending")
+        if not mine:
+            raise InvalidMessage("the request does not include this member's noise share")
+        if len(shares) < p.policy.honest:
+            raise InvalidMessage(
+                f"{len(shares)} noise shares, {p.policy.honest} needed for the privacy guarantee"
+            )
+        period = task.task.period
+        again = [
+            s
+            for s in task.task.targets
+            if self._released.get((task.task.release, s, period), req_hash) != req_hash
+        ]
+        if again:
+            raise PolicyViolation(
+                f"slots {again} were already released for period {period}; a member helps "
+                "decrypt one noisy value per subject and period"
+            )
+        noised = _noised(p, self._backend, task, shares)
+        ct = PackedCiphertext(
+            p.public.public.fingerprint,
+            p.layout,
+            len(noised) * p.layout.slots,
+            p.layout.max_value,
+            tuple(c.blocks[0] for c in noised),
+        )
+        share = self._share.packed_decryption_share(ct, randbelow=self._randbelow)
+        for s in task.task.targets:
+            self._released[(task.task.release, s, period)] = req_hash
+        msg = MemberDecryptionShare(
+            self.index, task.task_hash, req_hash, encode_packed_share(p.public, share)
+        )
+        out = seal(msg, self._key)
+        self._answered[req_hash] = out
+        return out
+
+
+def _open_noise_share(params: CommitteeParameters, sealed: bytes) -> NoiseShare:
+    def key_of(m: NoiseShare) -> bytes:
+        if not 1 <= m.member <= params.n:
+            raise InvalidMessage(f"noise share names member {m.member}, not in 1..{params.n}")
+        return params.member_keys[m.member - 1]
+
+    return open_signed(sealed, NoiseShare, key_of)

@@ -1,0 +1,148 @@
+"""The reveal task as both sides read it: shape checks and the noised blocks.
+
+A task is combiner-signed; members and the combiner open it with the same code, so they
+agree on exactly which units are decrypted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gmpy2
+
+from psc.backends.paillier import PackedCiphertext, PackedPaillier
+from psc.exceptions import (
+    InvalidMessage,
+    KeyMismatch,
+)
+from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
+from psc.protocol.committee_messages import (
+    NoiseShare,
+    RevealTask,
+)
+from psc.protocol.signing import digest, open_signed
+
+# ----------------------------------------------------------------------------------------
+# the task, as both sides read it
+
+
+@dataclass(frozen=True)
+class _Task:
+    task: RevealTask
+    task_hash: bytes
+    #: the units decrypted, (label, block) -> one-block ciphertext: every task block, except
+    #: that a block whose every slot is a target is one merged unit under "score"
+    blocks: dict[tuple[str, int], PackedCiphertext]
+    targets: dict[int, list[int]]  # block -> target offsets within the block
+    merged: frozenset[int]  # blocks decrypted as one merged unit (see merge_shift)
+
+    @property
+    def units(self) -> list[tuple[str, int]]:
+        return sorted(self.blocks)
+
+
+def _read_task(params: CommitteeParameters, backend: PackedPaillier, sealed: bytes) -> _Task:
+    """Member and combiner: open a combiner-signed task and check its shape.
+
+    Blocks must be exactly ``labels x {blocks holding a target}``, every one a one-block
+    ciphertext under the committee key; targets must fall in those blocks.
+    Raises :class:`InvalidMessage`.
+    """
+    task = open_signed(sealed, RevealTask, lambda m: params.combiner_key)
+    S = params.layout.slots
+    needed = sorted({s // S for s in task.targets})
+    if [(b.label, b.block) for b in task.blocks] != [
+        (lab, j) for lab in params.labels for j in needed
+    ]:
+        raise InvalidMessage("task blocks are not exactly the blocks holding its targets")
+    blocks: dict[tuple[str, int], PackedCiphertext] = {}
+    counts: dict[int, int] = {}
+    for b in task.blocks:
+        try:
+            ct = backend.deserialize(b.ciphertext)
+        except KeyMismatch as exc:
+            raise InvalidMessage("task block is under another key") from exc
+        if len(ct.blocks) != 1 or not 1 <= ct.n_values <= S:
+            raise InvalidMessage("a task block must be one packed block")
+        if counts.setdefault(b.block, ct.n_values) != ct.n_values:
+            raise InvalidMessage("task blocks of one index disagree on their slot count")
+        blocks[(b.label, b.block)] = ct
+    targets: dict[int, list[int]] = {}
+    for s in task.targets:
+        off = s - (s // S) * S
+        if off >= counts[s // S]:
+            raise InvalidMessage("a target slot does not exist")
+        targets.setdefault(s // S, []).append(off)
+    g = params.merge_shift
+    merged = frozenset(j for j in needed if g is not None and len(targets[j]) == counts[j])
+    caps = sorted(params.catalog.cap_labels())
+    nsq = params.public.public.nsquare
+    for j in merged:
+        assert g is not None
+        score = blocks[(SCORE_LABEL, j)]
+        c, bound = score.blocks[0], score.bound
+        if score.bound > params.data_bound:
+            raise InvalidMessage("a task block's bound exceeds what the layout was sized for")
+        for i, label in enumerate(caps, start=1):
+            cap = blocks.pop((label, j))
+            if cap.bound > params.data_bound:
+                raise InvalidMessage("a task block's bound exceeds what the layout was sized for")
+            c = c * gmpy2.powmod(cap.blocks[0], 1 << (g * i), nsq) % nsq
+            bound += cap.bound << (g * i)
+        blocks[(SCORE_LABEL, j)] = PackedCiphertext(
+            score.key_fingerprint, score.layout, score.n_values, bound, (c,)
+        )
+    return _Task(task, digest(sealed), blocks, targets, merged)
+
+
+def _noised(
+    params: CommitteeParameters,
+    backend: PackedPaillier,
+    task: _Task,
+    shares: Sequence[NoiseShare],
+) -> list[PackedCiphertext]:
+    """Member and combiner: ``c * prod z_i`` per task block, in task order.
+
+    Raises :class:`InvalidMessage` if a share's blocks do not match the task or declare a
+    bound above what the policy allows (an overflow risk).
+    """
+    out = []
+    for label, j in task.units:
+        ct = task.blocks[(label, j)]
+        parts = [ct]
+        masked = len(task.targets[j]) < ct.n_values
+        for ns in shares:
+            if [(b.label, b.block) for b in ns.shares] != task.units:
+                raise InvalidMessage(f"noise share of member {ns.member} does not match the task")
+            z = _share_block(params, backend, ns, label, j, ct.n_values, masked)
+            parts.append(z)
+        out.append(backend.sum(parts))
+    return out
+
+
+def _share_block(
+    params: CommitteeParameters,
+    backend: PackedPaillier,
+    ns: NoiseShare,
+    label: str,
+    block: int,
+    count: int,
+    masked: bool,
+) -> PackedCiphertext:
+    for b in ns.shares:
+        if (b.label, b.block) == (label, block):
+            try:
+                z = backend.deserialize(b.ciphertext)
+            except KeyMismatch as exc:
+                raise InvalidMessage(
+                    f"noise share of member {ns.member} is under another key"
+                ) from exc
+            if len(z.blocks) != 1 or z.n_values != count:
+                raise InvalidMessage(f"noise share of member {ns.member} has the wrong shape")
+            if z.bound > params.max_share_bound(masked):
+                raise InvalidMessage(
+                    f"noise share of member {ns.member} declares too large a bound"
+                )
+            return z
+    raise InvalidMessage(f"noise share of member {ns.member} misses block ({label}, {block})")
