@@ -93,6 +93,7 @@ def make_committee(
     k: int = 3,
     n: int = 5,
     honest: int | None = None,
+    quorum: int | None = None,
     epsilon: Fraction = Fraction(1),
     min_epsilon: Fraction = Fraction(1, 4),
     budget: Loss | None = None,
@@ -112,7 +113,9 @@ def make_committee(
     pk, shares = deal(
         k, n, bits=bits, randbelow=dealer.randbelow, allow_insecure=True, _primes=test_primes(bits)
     )
-    policy = RevealPolicy(epsilon, min_epsilon, honest=k if honest is None else honest)
+    policy = RevealPolicy(
+        epsilon, min_epsilon, honest=k if honest is None else honest, quorum=quorum
+    )
     layout = reveal_layout(cat, bits, multiplicity=multiplicity, members=n, policy=policy)
     mkeys = [_signing_key_from_seed(member_seed(i)) for i in range(1, n + 1)]
     ckey = _signing_key_from_seed(COMBINER_SEED)
@@ -185,6 +188,7 @@ class RecordingLink(MemberLink):
         *,
         noise: bytes | None = None,
         decryption: bytes | None = None,
+        known: bytes | None = None,
         tamper_noise: Callable[[bytes], bytes] | None = None,
         tamper_decryption: Callable[[bytes], bytes] | None = None,
     ) -> None:
@@ -192,6 +196,7 @@ class RecordingLink(MemberLink):
         self.inner = inner
         self.noise = noise
         self.decryption = decryption
+        self.known = known
         self._tn = tamper_noise
         self._td = tamper_decryption
         self.calls = 0
@@ -213,6 +218,13 @@ class RecordingLink(MemberLink):
         if self.decryption is None:
             raise InvalidMessage(f"member {self.index} sent no decryption share")
         return self.decryption
+
+    def known_answer_share(self) -> bytes:
+        if self.inner is not None:
+            self.known = self.inner.known_answer_share()
+        if self.known is None:
+            raise InvalidMessage(f"member {self.index} sent no known-answer share")
+        return self.known
 
 
 # -- the cases ---------------------------------------------------------------------------
@@ -262,7 +274,8 @@ def run_case(
                 r = record[m.index]
                 noise = bytes.fromhex(r["noise"]) if r["noise"] else None
                 dec = bytes.fromhex(r["decryption"]) if r["decryption"] else None
-                out.append(RecordingLink(m.index, noise=noise, decryption=dec))
+                kat = bytes.fromhex(r["known_answer"]) if r.get("known_answer") else None
+                out.append(RecordingLink(m.index, noise=noise, decryption=dec, known=kat))
                 continue
             tn: Callable[[bytes], bytes] | None = None
             td: Callable[[bytes], bytes] | None = None
@@ -278,7 +291,8 @@ def run_case(
     budget = (
         ApproxDP(Fraction(1, 2), Fraction(1, 10**9)) if name == "bad_budget_exhausted" else None
     )
-    c = make_committee(seed="vectors", links=links, budget=budget)
+    # quorum 4 of 5: a case with one bad noise share still reveals (and names its member)
+    c = make_committee(seed="vectors", links=links, budget=budget, quorum=4)
     sums = np.array(SUMS, dtype=np.int64)
     caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
     score, cap_blocks = live_blocks(c, sums, caps)
@@ -354,6 +368,7 @@ def main() -> None:
             "k": 3,
             "n": 5,
             "honest": 3,
+            "quorum": 4,
             "epsilon": "1",
             "min_epsilon": "1/4",
             "catalog": "city",
@@ -378,6 +393,7 @@ def main() -> None:
                 str(link.index): {
                     "noise": _hex_or_none(link.noise),
                     "decryption": _hex_or_none(link.decryption),
+                    "known_answer": _hex_or_none(link.known),
                 }
                 for link in links
             },

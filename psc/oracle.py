@@ -18,6 +18,7 @@ so ``grade(raw) == grade(score)``: encrypted paths may grade the raw sum.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,29 @@ def cap_indices(table: EventTable, at: dt.date | int) -> npt.NDArray[np.int64]:
     caps = np.full(table.n_subjects, top, dtype=np.int64)
     m = live_mask(table, at)
     np.minimum.at(caps, table.subject[m], cap_of[table.rule[m]])
+    return caps
+
+
+def cap_counts(table: EventTable, at: dt.date | int) -> dict[str, IntArray]:
+    """Per cap label, each subject's number of live events whose rule carries that cap
+    (what the encrypted cap counters hold)."""
+    cat = table.catalog
+    m = live_mask(table, at)
+    out: dict[str, IntArray] = {}
+    for label in cat.cap_labels():
+        rules = np.array([r.grade_cap == label for r in cat.rules], dtype=bool)
+        hit = m & rules[table.rule]
+        out[label] = np.bincount(table.subject[hit], minlength=table.n_subjects).astype(np.int64)
+    return out
+
+
+def caps_from_counts(catalog: Catalog, counts: Mapping[str, IntArray], n: int) -> IntArray:
+    """Cap index of each of ``n`` subjects from (possibly noisy) counts: the lowest cap
+    label whose count is at least 1; the top grade index when none."""
+    top = len(catalog.labels) - 1
+    caps = np.full(n, top, dtype=np.int64)
+    for label, c in counts.items():
+        caps = np.where(np.asarray(c) >= 1, np.minimum(caps, catalog.grade_index(label)), caps)
     return caps
 
 

@@ -125,6 +125,7 @@ __all__ = [
     "decrypt_with_committee",
     "encode_packed_share",
     "encode_share",
+    "is_known_test_modulus",
 ]
 
 #: Fiat-Shamir challenge length (SHA-256 output).
@@ -141,6 +142,18 @@ DST_SHARE_PROOF = b"psc/threshold-paillier/v1/share-proof"
 DST_PACKED_WEIGHTS = b"psc/threshold-paillier/v1/packed-weights"
 DST_PACKED_PROOF = b"psc/threshold-paillier/v1/packed-share-proof"
 
+#: SHA-256 fingerprints (domain ``psc/test-modulus/v1``) of the moduli of the test safe
+#: primes shipped in ``protocols/vectors/threshold.json``: their factorization is public,
+#: so :func:`deal` and the committee refuse them unless the caller opts in to insecure keys.
+KNOWN_TEST_MODULI = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "617ca3b89f48c1423d88983c9f6dc89a4e47cf716af61e59d4afc2ede056cc09",  # 512 bits
+        "01c96c2fc874d7994fcc19bf0d644a8373f0959822883dc0334f758dd12d8554",  # 1024 bits
+        "6e3f5d407eeb44c4c6720d13f4b3e24dde39fdec9e6a348120d90c4991637efa",  # 2048 bits
+    )
+)
+
 SHARE_MAGIC = b"PSCD"
 SHARE_VERSION = 1
 KIND_SINGLE = 1
@@ -148,6 +161,13 @@ KIND_PACKED = 2
 _SHARE_HEADER = struct.Struct(">4sBBHI")  # magic, version, kind, index, count
 
 T = TypeVar("T")
+
+
+def is_known_test_modulus(n: int) -> bool:
+    """Is ``n`` the modulus of one of psc's shipped (publicly factored) test prime pairs?"""
+    m = int(n)
+    data = m.to_bytes((m.bit_length() + 7) // 8, "big")
+    return hashlib.sha256(b"psc/test-modulus/v1" + data).digest() in KNOWN_TEST_MODULI
 
 
 # -- integer helpers ---------------------------------------------------------------------
@@ -633,6 +653,11 @@ def deal(
         p, q = mpz(_primes[0]), mpz(_primes[1])
     p, q = _check_safe_primes(p, q, parties)
     n = p * q
+    if is_known_test_modulus(n) and not allow_insecure:
+        raise ParameterError(
+            "these are psc's shipped test safe primes: their factorization is public, so "
+            "the key protects nothing; deal fresh primes (allow_insecure=True is for tests only)"
+        )
     if n.bit_length() != bits:
         raise ParameterError(f"the primes give a {n.bit_length()}-bit modulus, not {bits}")
     m = (p - 1) // 2 * ((q - 1) // 2)

@@ -85,6 +85,9 @@ class Spy(MemberLink):
         self.calls.append("decrypt")
         return self.inner.decryption_share(sealed_request)
 
+    def known_answer_share(self) -> bytes:
+        return self.inner.known_answer_share()
+
 
 def spies(members: list[CommitteeMember]) -> list[MemberLink]:
     return [Spy(LocalLink(m)) for m in members]
@@ -114,9 +117,10 @@ def test_decrypted_target_is_score_plus_every_members_noise_share() -> None:
     c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [8], score, caps)
     seen = {(label, j): v for label, j, v in c.seen}
     S = c.params.layout.slots
-    assert len(draws) == c.params.n  # one share per member for one target
-    assert seen[("score", 8 // S)][8 % S] == SUMS[8] + sum(draws)
-    assert seen[("C", 8 // S)][8 % S] == CAPS["C"][8]  # cap counters: exact (documented)
+    # per member, one share per unit in unit order: the cap counter "C", then the score
+    assert len(draws) == 2 * c.params.n
+    assert seen[("score", 8 // S)][8 % S] == SUMS[8] + sum(draws[1::2])
+    assert seen[("C", 8 // S)][8 % S] == CAPS["C"][8] + sum(draws[0::2])  # caps are noised
 
 
 def _dlap_cdf(scale: Fraction):  # type: ignore[no-untyped-def]
@@ -194,7 +198,10 @@ def test_other_slots_of_a_block_stay_masked() -> None:
             assert shown[s] - truth[s] > 2**40  # masks are large: the sum is hidden
 
 
-def test_fewer_than_k_members_cannot_reveal_and_nothing_is_spent() -> None:
+def test_fewer_than_k_members_cannot_reveal_and_the_charge_is_kept_for_a_free_retry() -> None:
+    """Fewer than k decryption shares decrypt nothing; the release was charged before any
+    decryption share was asked for (some may have been given), so the charge stays, marked
+    pending, and a retry of the same period is not charged again."""
     class Refuse(MemberLink):
         def __init__(self, inner: MemberLink) -> None:
             self.index = inner.index
@@ -206,6 +213,9 @@ def test_fewer_than_k_members_cannot_reveal_and_nothing_is_spent() -> None:
         def decryption_share(self, sealed_request: bytes) -> bytes:
             raise PolicyViolation("this member is offline")
 
+        def known_answer_share(self) -> bytes:
+            return self.inner.known_answer_share()
+
     def links(ms: list[CommitteeMember]) -> list[MemberLink]:
         return [LocalLink(m) if m.index <= 2 else Refuse(LocalLink(m)) for m in ms]
 
@@ -214,12 +224,20 @@ def test_fewer_than_k_members_cannot_reveal_and_nothing_is_spent() -> None:
     with pytest.raises(InsufficientShares) as err:
         c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [4], score, caps)
     assert set(err.value.bad) == {3, 4, 5}
-    assert c.seen == [] and c.combiner.budget.spends("subject:4") == []
+    spends = c.combiner.budget.spends("subject:4")
+    assert c.seen == [] and len(spends) == 1 and spends[0].result is None
+    with pytest.raises(InsufficientShares):
+        c.combiner.reveal_grades(b"\x02" * 32, PERIOD, [4], score, caps)
+    assert len(c.combiner.budget.spends("subject:4")) == 1
 
 
-def test_fewer_than_h_noise_shares_refuse_before_decryption() -> None:
+def test_fewer_than_a_quorum_of_noise_shares_refuse_before_decryption() -> None:
+    class NoNoise(Spy):
+        def noise_share(self, sealed_task: bytes) -> bytes:
+            raise InvalidMessage("this member sends no noise share")
+
     def links(ms: list[CommitteeMember]) -> list[MemberLink]:
-        return [LocalLink(m) if m.index <= 2 else RecordingLink(m.index) for m in ms]
+        return [LocalLink(m) if m.index <= 4 else NoNoise(LocalLink(m)) for m in ms]
 
     c = make_committee(links=links)
     score, caps = blocks(c)
@@ -237,7 +255,7 @@ def test_bad_noise_share_signature_is_named_and_k_good_members_reveal() -> None:
             for m in ms
         ]
 
-    c = make_committee(links=links, draw=lambda: 0)
+    c = make_committee(links=links, draw=lambda: 0, quorum=4)  # 4 of 5 noise shares suffice
     score, caps = blocks(c)
     r = c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [5], score, caps)
     assert list(r.excluded) == [3] and "noise share" in r.excluded[3]
@@ -263,9 +281,9 @@ def test_bad_decryption_share_is_named_and_k_good_members_reveal() -> None:
 
 
 def test_budget_exhaustion_is_refused_before_any_member_is_asked() -> None:
-    c = make_committee(budget=ApproxDP(Fraction(3, 2), Fraction(1, 10**9)), links=spies)
+    c = make_committee(budget=ApproxDP(Fraction(5, 2), Fraction(1, 10**9)), links=spies)
     score, caps = blocks(c)
-    c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [6], score, caps)  # spends 1 of 3/2
+    c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [6], score, caps)  # spends 2 of 5/2
     calls = [list(link.calls) for link in c.links if isinstance(link, Spy)]
     seen = len(c.seen)
     with pytest.raises(BudgetExhausted, match="nothing was decrypted"):
@@ -285,7 +303,8 @@ def test_repeat_in_the_period_returns_the_stored_grade_and_spends_nothing() -> N
     assert sum(len(link.calls) for link in c.links if isinstance(link, Spy)) == calls
     assert len(c.combiner.budget.spends("subject:7")) == 1
     msg = codec.decode(codec.decode(again.answer, SignedMessage).body, CommitteeGrades)
-    assert msg.stored == (7,) and msg.epsilon == "1" and msg.mechanism.startswith("distributed")
+    # the loss stated is the whole release: score (1) and cap counters (1)
+    assert msg.stored == (7,) and msg.epsilon == "2" and msg.mechanism.startswith("distributed")
     # the next period is a new release
     c.combiner.reveal_grades(b"\x03" * 32, PERIOD + 1, [7], score, caps)
     assert len(c.combiner.budget.spends("subject:7")) == 2
@@ -310,7 +329,7 @@ def test_members_refuse_a_second_release_of_a_slot_in_a_period() -> None:
     ckey = _signing_key_from_seed(COMBINER_SEED)
     for attempt, request in enumerate((b"\x01" * 32, b"\x02" * 32)):
         task = _task(c, (3,), request)
-        shares = tuple(m.noise_share(task) for m in c.members[:3])
+        shares = tuple(m.noise_share(task) for m in c.members)
         req = seal(DecryptionRequest(task, shares), ckey)
         if attempt == 0:
             c.members[0].decryption_share(req)

@@ -107,11 +107,13 @@ def test_cli_demo_uses_the_committee_by_default_and_reports_epsilon(
     code = main([*args, "--out", str(out), "--json", str(js), "--workers", "1"])
     printed = capsys.readouterr().out
     assert code == 0 and "checks_passed: true" in printed
-    assert "3-of-5 key committee" in printed and "epsilon spent per subject: 1" in printed
+    assert "3-of-5 key committee" in printed and "epsilon spent per subject: 2" in printed
+    assert "score 1 + cap counters 1" in printed  # the whole loss, caps included
     doc = json.loads(js.read_text())
     assert doc["reveal"] == "committee" and doc["ok"] is True
     assert (doc["committee_k"], doc["committee_n"], doc["committee_honest"]) == (3, 5, 3)
-    assert doc["epsilon_spent"] == 1.0 and doc["epsilon_per_release"] == "1"
+    assert doc["epsilon_spent"] == 2.0 and doc["epsilon_per_release"] == "2"
+    assert doc["epsilon_breakdown"] == "score 1 + cap counters 1"
     assert doc["mechanism"] == "distributed-discrete-laplace"
     assert 0 < doc["delta_spent"] < 1e-15
     # exact, given the noise the members drew (the god view), for every subject...
@@ -124,7 +126,7 @@ def test_cli_demo_uses_the_committee_by_default_and_reports_epsilon(
     assert rate > 0 and abs(rate - want) < 0.15
     assert "misgrade_rate_vs_noiseless_oracle" in printed
     report = (out / "report.md").read_text()
-    assert "epsilon spent per subject 1" in report and "Grades match the oracle: yes" in report
+    assert "epsilon spent per subject 2" in report and "Grades match the oracle: yes" in report
     assert (out / "committee.sqlite").exists()
 
 
@@ -155,9 +157,15 @@ def test_the_exact_committee_check_catches_a_wrong_noise_record(
 
     class Shifted(SimulationNoiseWitness):
         def __call__(
-            self, member: int, release: str, period: int, slots: IntArray, noise: IntArray
+            self,
+            member: int,
+            release: str,
+            period: int,
+            label: str,
+            slots: IntArray,
+            noise: IntArray,
         ) -> None:
-            super().__call__(member, release, period, slots, noise - 300)
+            super().__call__(member, release, period, label, slots, noise - 300)
 
     monkeypatch.setattr(driver, "SimulationNoiseWitness", Shifted)
     sim = simulate_city(city, subjects=200, agencies=9, periods=3, seed=4)
@@ -168,13 +176,15 @@ def test_the_exact_committee_check_catches_a_wrong_noise_record(
 def test_noise_witness_sums_members_and_refuses_missing_or_repeated_draws() -> None:
     w = SimulationNoiseWitness()
     try:
-        w(1, "grade", 7, np.array([0, 1, 2]), np.array([5, -3, 0]))
-        w(2, "grade", 7, np.array([0, 1]), np.array([1, 1]))
-        w(2, "grade", 8, np.array([2]), np.array([100]))  # another period: not counted
-        w(3, "statistic:districts", 7, np.array([2]), np.array([9]))  # not a grade
+        w(1, "grade", 7, "score", np.array([0, 1, 2]), np.array([5, -3, 0]))
+        w(2, "grade", 7, "score", np.array([0, 1]), np.array([1, 1]))
+        w(2, "grade", 8, "score", np.array([2]), np.array([100]))  # another period: not counted
+        w(2, "grade", 7, "C", np.array([2]), np.array([100]))  # a cap counter: another label
+        w(3, "statistic:districts", 7, "score", np.array([2]), np.array([9]))  # not a grade
         total, ok = w.totals(7, [1, 2], 3)
         assert total.tolist() == [6, -2, 0] and ok.tolist() == [True, True, False]
-        w(1, "grade", 7, np.array([1]), np.array([4]))  # a second draw for slot 1
+        assert w.totals(7, [2], 3, "C")[0].tolist() == [0, 0, 100]
+        w(1, "grade", 7, "score", np.array([1]), np.array([4]))  # a second draw for slot 1
         total, ok = w.totals(7, [1], 3)
         assert ok.tolist() == [True, False, True]
         assert w.totals(7, [3], 3)[1].tolist() == [False, False, False]
@@ -188,7 +198,7 @@ def test_demo_at_20000_subjects(tmp_path: Path) -> None:
     code = main(["demo", "--subjects", "20000", "--json", str(js), "--out", str(tmp_path / "o")])
     doc = json.loads(js.read_text())
     assert code == 0 and doc["ok"] is True and doc["subjects"] == 20000
-    assert doc["reveal"] == "committee" and doc["epsilon_spent"] == 1.0
+    assert doc["reveal"] == "committee" and doc["epsilon_spent"] == 2.0
     assert doc["grades_match_oracle"] is True and doc["noise_witnessed"] == 20000
 
 

@@ -480,7 +480,9 @@ def test_phe_ciphertexts_decrypt_with_the_committee() -> None:
 @pytest.mark.slow
 def test_2048_bit_committee_decrypts_packed() -> None:
     rng = random.Random(47)
-    pk, keys = deal(3, 5, bits=2048, randbelow=rng.randrange, _primes=primes(2048))
+    pk, keys = deal(
+        3, 5, bits=2048, randbelow=rng.randrange, allow_insecure=True, _primes=primes(2048)
+    )
     pk.check_verification_keys()
     layout = SlotLayout.for_key(2048, 24)
     backend = PackedPaillier(

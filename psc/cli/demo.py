@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"reveal: {result.committee_k}-of-{result.committee_n} key committee, "
             f"{result.mechanism}, epsilon {result.epsilon_per_release} per subject and period "
-            f"(honest = {result.committee_honest}); epsilon spent per subject: "
+            f"({result.epsilon_breakdown}; honest = {result.committee_honest}); "
+            "epsilon spent per subject: "
             f"{result.epsilon_spent:g} (delta {result.delta_spent:.3g}) of a budget of "
             f"{result.budget_epsilon:g}"
         )

@@ -200,6 +200,29 @@ class BudgetLedger:
         )
         return Spend(key, release_id, seq, cost, result, True)
 
+    def set_result(self, key: str, release_id: str, result: str) -> None:
+        """Store the answer of a release charged earlier without one (charged before the
+        decryption it pays for; the answer is known only after).
+
+        Raises ``ValueError`` if the release was never charged or already has a
+        different result (a release is answered once).
+        """
+        key = _text("key", key)
+        release_id = _text("release_id", release_id)
+        if not isinstance(result, str):
+            raise ValueError(f"result must be a str, got {type(result).__name__}")
+        row = self._conn.execute(
+            "SELECT result FROM dp_spends WHERE key = ? AND release_id = ?", (key, release_id)
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"release {release_id!r} of key {key!r} was never charged")
+        if row[0] is not None and row[0] != result:
+            raise ValueError(f"release {release_id!r} of key {key!r} already has a result")
+        self._conn.execute(
+            "UPDATE dp_spends SET result = ? WHERE key = ? AND release_id = ?",
+            (result, key, release_id),
+        )
+
     def _effective_budget(self, key: str) -> Loss:
         text = self._budget_text(key)
         if text is not None:

@@ -122,6 +122,21 @@ class MemberDecryptionShare(Message):
 
 
 @dataclass(frozen=True)
+class KnownAnswerShare(Message):
+    """Member -> combiner, at setup: a proved decryption share of the public known-answer
+    ciphertext (:func:`psc.protocol.committee.known_answer.known_answer`)."""
+
+    TYPE: ClassVar[str] = "committee-known-answer-share"
+
+    member: int  # the member's index, 1..n (equals the share's index)
+    share: bytes  # psc.threshold.encode_share of the known-answer ciphertext
+
+    def check(self) -> None:
+        _need(self.member >= 1, "member index must be >= 1")
+        _need(len(self.share) >= 1, "share must not be empty")
+
+
+@dataclass(frozen=True)
 class CommitteeGrades(Message):
     """Combiner -> requester (and its own store): grades and the privacy loss, never scores."""
 

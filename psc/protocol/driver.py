@@ -39,7 +39,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -62,7 +62,7 @@ from psc.catalog import Catalog, period_label, period_start
 from psc.dp.accounting import ApproxDP
 from psc.events import Event, EventTable, IntArray
 from psc.ledger import SQLiteLedger
-from psc.oracle import cap_indices, grades_of, score
+from psc.oracle import cap_counts, caps_from_counts, grades_of, score
 from psc.packing import SlotLayout
 from psc.paillier import (
     MIN_KEY_BITS,
@@ -146,6 +146,7 @@ class RunResult:
     committee_honest: int | None = None  # members assumed honest (h): noise calibration
     mechanism: str | None = None  # e.g. "distributed-discrete-laplace"
     epsilon_per_release: str | None = None  # per subject and period, exact
+    epsilon_breakdown: str = ""  # e.g. "score 1 + cap counters 1": the parts of that loss
     epsilon_spent: float | None = None  # largest per-subject epsilon spent in this run
     delta_spent: float | None = None  # its delta (tail truncation of the noise shares)
     budget_epsilon: float | None = None  # each subject's budget
@@ -422,30 +423,31 @@ class SimulationNoiseWitness:
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="psc-noise-witness-"))
 
-    def _path(self, member: int) -> Path:
-        return self._dir / f"member-{member}.npy"
+    def _path(self, member: int, label: str) -> Path:
+        return self._dir / f"member-{member}-{label}.npy"
 
     def __call__(
-        self, member: int, release: str, period: int, slots: IntArray, noise: IntArray
+        self, member: int, release: str, period: int, label: str, slots: IntArray, noise: IntArray
     ) -> None:
-        """Member's process: append one noise share's score-target draws (grades only)."""
+        """Member's process: append one block's target draws (grades only)."""
         if release != "grade":  # statistics releases are not checked by the driver
             return
         rows = np.stack([np.full(slots.size, period), slots, noise]).astype(np.int64)
-        with open(self._path(member), "ab") as f:
+        with open(self._path(member, label), "ab") as f:
             np.save(f, rows)
 
     def totals(
-        self, period: int, members: Sequence[int], n_slots: int
+        self, period: int, members: Sequence[int], n_slots: int, label: str = "score"
     ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
         """Driver, after the reveal: per slot, the sum of the noise ``members`` drew for its
-        grade in ``period``, and whether every one of them drew exactly one share for it
-        (a slot without that cannot be checked exactly and counts as a mismatch)."""
+        ``label`` (the score or a cap label) in ``period``, and whether every one of them
+        drew exactly one share for it (a slot without that cannot be checked exactly and
+        counts as a mismatch)."""
         total = np.zeros(n_slots, dtype=np.int64)
         ok = np.ones(n_slots, dtype=bool)
         for m in members:
             draws = np.zeros(n_slots, dtype=np.int64)
-            path = self._path(m)
+            path = self._path(m, label)
             if path.exists():
                 end = path.stat().st_size
                 with open(path, "rb") as f:
@@ -698,6 +700,9 @@ def run(
     # total noise every revealed grade carries, summed over the members whose noise shares
     # the combiner added (all but those excluded for a missing or bad noise share).
     noise: IntArray = np.zeros(city.n_subjects, dtype=np.int64)
+    cap_noise: dict[str, IntArray] = {
+        label: np.zeros(city.n_subjects, dtype=np.int64) for label in catalog.cap_labels()
+    }
     witnessed: npt.NDArray[np.bool_] = np.ones(city.n_subjects, dtype=bool)
     if cs is not None:
         with phase("audit"):
@@ -710,6 +715,10 @@ def run(
             added = [i for i in range(1, len(cs.key_shares) + 1) if i not in skipped]
             by_slot, witnessed = cs.witness.totals(last, added, city.n_subjects)
             noise[:] = by_slot
+            for label in catalog.cap_labels():
+                cap_by_slot, cap_ok = cs.witness.totals(last, added, city.n_subjects, label)
+                cap_noise[label] = cap_by_slot
+                witnessed &= cap_ok
 
     # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
     #    for their events; each answer's inclusion proofs are checked against the
@@ -749,7 +758,8 @@ def run(
             checked += 1
             noiseless_consistent += grade == revealed[slot]
             if cs is not None:  # god view: the subject's own score + the noise drawn for it
-                grade = _noisy_grade(catalog, events, last, int(noise[slot]))
+                cn = {label: int(v[slot]) for label, v in cap_noise.items()}
+                grade = _noisy_grade(catalog, events, last, int(noise[slot]), cn)
                 consistent += bool(witnessed[slot]) and grade == revealed[slot]
             else:
                 consistent += grade == revealed[slot]
@@ -760,12 +770,14 @@ def run(
     with phase("audit"):
         report = verify_log(ledger.connection, d.aggregator_public_key)
         oracle = score(table, last)
-        caps = cap_indices(table, last)
         labels = catalog.labels
         got = np.array([labels.index(revealed[s]) for s in range(city.n_subjects)])
         expected = oracle.grade.astype(np.int64)
+        live_counts = cap_counts(table, last)
         if cs is not None:
-            expected = grades_of(catalog, oracle.raw + noise, caps).astype(np.int64)
+            noisy_counts = {label: c + cap_noise[label] for label, c in live_counts.items()}
+            noisy_caps = caps_from_counts(catalog, noisy_counts, city.n_subjects)
+            expected = grades_of(catalog, oracle.raw + noise, noisy_caps).astype(np.int64)
         mismatches = int(np.count_nonzero((got != expected) | ~witnessed))
         noiseless_mismatches = int(np.count_nonzero(got != oracle.grade))
         rp_slot = int(slot_of[0])
@@ -807,7 +819,7 @@ def run(
     result.ok = result.grades_match_oracle and result.log_verified
     if cs is not None:
         assert batch is not None
-        _committee_result(result, cs, batch, oracle.raw, caps, oracle.grade.astype(np.int64))
+        _committee_result(result, cs, batch, oracle.raw, live_counts, oracle.grade.astype(np.int64))
         result.noise_witnessed = int(np.count_nonzero(witnessed))
         rate, want = result.misgrade_rate_vs_noiseless_oracle, result.expected_misgrade_rate
         result.ok = (
@@ -824,13 +836,22 @@ def run(
     return result
 
 
-def _noisy_grade(catalog: Catalog, events: Sequence[Event], period: int, noise: int) -> str:
+def _noisy_grade(
+    catalog: Catalog,
+    events: Sequence[Event],
+    period: int,
+    noise: int,
+    cap_noise: Mapping[str, int],
+) -> str:
     """God view: the oracle's grade of a subject's verified events with ``noise`` added to
-    its raw score (unclamped, as the committee grades it), with its caps."""
+    its raw score (unclamped, as the committee grades it) and ``cap_noise`` to its cap
+    counts."""
     mine = [Event(0, e.rule, e.date, e.evidence) for e in events]
     t = EventTable.from_events(catalog, mine, 1)
     raw = score(t, period).raw + noise
-    return catalog.labels[int(grades_of(catalog, raw, cap_indices(t, period))[0])]
+    counts = {label: c + cap_noise.get(label, 0) for label, c in cap_counts(t, period).items()}
+    caps = caps_from_counts(catalog, counts, 1)
+    return catalog.labels[int(grades_of(catalog, raw, caps)[0])]
 
 
 def _committee_result(
@@ -838,7 +859,7 @@ def _committee_result(
     cs: CommitteeSetup,
     batch: CommitteeReveal,
     raw: IntArray,
-    cap: IntArray,
+    counts: Mapping[str, IntArray],
     oracle: IntArray,
 ) -> None:
     """Fill in what the committee reveal spent and how accurate it was."""
@@ -862,26 +883,39 @@ def _committee_result(
     result.committee_k, result.committee_n = p.k, p.n
     result.committee_honest = p.policy.honest
     result.mechanism = "distributed-discrete-laplace"
-    eps = p.policy.epsilon
-    result.epsilon_per_release = (
-        f"{eps.numerator}/{eps.denominator}" if eps.denominator > 1 else str(eps)
+    eps = p.epsilon  # score and cap counters together
+
+    def frac(q: Fraction) -> str:
+        return f"{q.numerator}/{q.denominator}" if q.denominator > 1 else str(q)
+
+    result.epsilon_per_release = frac(eps)
+    result.epsilon_breakdown = f"score {frac(p.policy.epsilon)}" + (
+        f" + cap counters {frac(p.policy.cap_epsilon)}"
+        if p.has_caps and p.policy.cap_epsilon is not None
+        else ""
     )
     result.epsilon_spent = float(worst.epsilon)
     result.delta_spent = float(worst.delta)
     budget = cs.budget
     result.budget_epsilon = float(budget.epsilon)
-    result.expected_misgrade_rate = expected_misgrade_rate(p, raw, cap, oracle)
+    result.expected_misgrade_rate = expected_misgrade_rate(p, raw, counts, oracle)
     result.excluded_members = sorted(excluded)
     result.notes.append(
         f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
-        f"noise (epsilon {result.epsilon_per_release} per subject and period, honest = "
-        f"{p.policy.honest}): noisy by design. grades_match_oracle is exact: each revealed "
-        "grade equals the oracle's grade of the subject's raw score plus the noise the "
-        "members actually drew (recorded by the simulation's god view, "
-        "SimulationNoiseWitness, which no protocol party reads); against the noiseless "
-        f"oracle the misgrade rate is {result.misgrade_rate_vs_noiseless_oracle:.4f} "
-        f"(the noise predicts {result.expected_misgrade_rate:.4f}); cap counters are "
-        "revealed exactly"
+        f"noise (epsilon {result.epsilon_per_release} per subject and period in all: "
+        f"{frac(p.policy.epsilon)} for the score"
+        + (
+            f" + {frac(p.policy.cap_epsilon)} for the cap counters"
+            if p.has_caps and p.policy.cap_epsilon is not None
+            else ""
+        )
+        + f"; honest = {p.policy.honest}, quorum = {p.quorum}): noisy by design. "
+        "grades_match_oracle is exact: each revealed grade equals the oracle's grade of the "
+        "subject's raw score and cap counts plus the noise the members actually drew "
+        "(recorded by the simulation's god view, SimulationNoiseWitness, which no protocol "
+        "party reads); against the noiseless oracle the misgrade rate is "
+        f"{result.misgrade_rate_vs_noiseless_oracle:.4f} (the noise predicts "
+        f"{result.expected_misgrade_rate:.4f})"
     )
 
 

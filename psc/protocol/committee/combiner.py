@@ -23,8 +23,10 @@ from psc.exceptions import (
     InsufficientShares,
     InvalidMessage,
     KeyMismatch,
+    ParameterError,
 )
 from psc.oracle import grades_of
+from psc.protocol.committee.known_answer import known_answer
 from psc.protocol.committee.member import _open_noise_share
 from psc.protocol.committee.params import (
     MECHANISM,
@@ -40,6 +42,7 @@ from psc.protocol.committee.transport import MapMembers, MemberLink, _sequential
 from psc.protocol.committee_messages import (
     CommitteeGrades,
     DecryptionRequest,
+    KnownAnswerShare,
     MemberDecryptionShare,
     NoiseShare,
     RevealTask,
@@ -48,10 +51,13 @@ from psc.protocol.messages import BlockCiphertext, SlotGrade
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.threshold import (
     CommitteeDecryption,
+    DecryptionShare,
     PackedDecryptionShare,
     ThresholdPublicKey,
     _combine_values,
+    combine,
     decode_packed_share,
+    decode_share,
     decrypt_packed,
 )
 
@@ -136,6 +142,42 @@ class KeyCommittee:
         self._observer = observer
         self._verify = verify_pool
         self._backend = params.backend(RandomnessPool(params.public.public))
+        self._known_answer_check()
+
+    def _known_answer_check(self) -> None:
+        """Setup: ``k`` proved shares of the public known-answer ciphertext must decrypt
+        to its public plaintext (:mod:`psc.protocol.committee.known_answer`).  Catches a
+        dealer whose shares are individually consistent but share the wrong secret.
+        Raises :class:`ParameterError` naming the members that failed."""
+        p = self.params
+        m, c = known_answer(p.public)
+        replies = self._map(lambda link: link.known_answer_share(), self._members)
+        good: list[DecryptionShare] = []
+        failed: dict[int, str] = {}
+        for link, reply in zip(self._members, replies, strict=True):
+            try:
+                if isinstance(reply, Exception):
+                    raise InvalidMessage(str(reply))
+                msg = open_signed(reply, KnownAnswerShare, _key_of(p.member_keys[link.index - 1]))
+                share = decode_share(p.public, msg.share)
+                if msg.member != link.index or share.index != link.index:
+                    raise InvalidMessage("share carries another member's index")
+                p.public.verify_share(c, share)
+            except InvalidMessage as exc:
+                failed[link.index] = str(exc)
+                continue
+            good.append(share)
+        if len(good) < p.k:
+            raise ParameterError(
+                f"known-answer decryption at setup: {len(good)} valid share(s), {p.k} needed; "
+                f"failed: {failed or 'none'}. Check the members' keys and links"
+            )
+        got = combine(p.public, c, good[: p.k])
+        if got != m:
+            raise ParameterError(
+                "known-answer decryption at setup gave the wrong plaintext: the key shares "
+                "do not share this public key's secret; have the dealer deal again"
+            )
 
     def _combine(
         self, ct: PackedCiphertext, shares: Sequence[PackedDecryptionShare]
@@ -185,6 +227,14 @@ class KeyCommittee:
                 return s.result
         return None
 
+    def _pending_spend(self, slot: int, period: int) -> bool:
+        """A release charged before a decryption that did not complete (crash, too few
+        shares): a retry is not charged again."""
+        return any(
+            s.release_id == release_id(period) and s.result is None
+            for s in self.budget.spends(subject_key(slot))
+        )
+
     def reveal_grades(
         self,
         request_hash: bytes,
@@ -220,7 +270,10 @@ class KeyCommittee:
                 stored[s] = g
         new = [s for s in slots if s not in stored]
         cost = p.cost
-        refused = [s for s in new if not self.budget.can_spend(subject_key(s), cost)]
+        pending = {s for s in new if self._pending_spend(s, period)}
+        refused = [
+            s for s in new if s not in pending and not self.budget.can_spend(subject_key(s), cost)
+        ]
         if refused:
             raise BudgetExhausted(
                 f"privacy budget exhausted for slots {refused}: a grade release costs "
@@ -229,8 +282,21 @@ class KeyCommittee:
         grades: dict[int, int] = {s: labels_of.index(g) for s, g in stored.items()}
         members: tuple[int, ...] = ()
         excluded: dict[int, str] = {}
+        spent: dict[int, Loss] = {}
+
+        def charge() -> None:
+            # durably, before any member is asked for a decryption share: a crash after
+            # this point leaves the release charged (a retry is then free: pending spend)
+            with self._transaction():
+                for s in new:
+                    if s not in pending:
+                        self.budget.spend(subject_key(s), release_id(period), cost, result=None)
+                        spent[s] = cost
+
         if new:
-            noisy, counts, members, excluded = self._decrypt(request_hash, period, new, score, caps)
+            noisy, counts, members, excluded = self._decrypt(
+                request_hash, period, new, score, caps, before_decryption=charge
+            )
             grades.update(_grades(p.catalog, noisy, counts))
             del noisy  # the noisy scores are discarded here, by protocol
         answer = CommitteeGrades(
@@ -238,7 +304,7 @@ class KeyCommittee:
             period=period,
             grades=tuple(SlotGrade(s, labels_of[grades[s]]) for s in slots),
             mechanism=MECHANISM,
-            epsilon=_frac(p.policy.epsilon),
+            epsilon=_frac(p.epsilon),  # score and cap counters together
             delta=_frac(p.delta),
             members=members,
             excluded=tuple(sorted(excluded)),
@@ -246,13 +312,9 @@ class KeyCommittee:
             issued_at=self._clock(),
         )
         sealed = seal(answer, self._key)
-        spent: dict[int, Loss] = {}
         with self._transaction():
             for s in new:
-                self.budget.spend(
-                    subject_key(s), release_id(period), cost, result=labels_of[grades[s]]
-                )
-                spent[s] = cost
+                self.budget.set_result(subject_key(s), release_id(period), labels_of[grades[s]])
             self._conn.execute(
                 "INSERT OR REPLACE INTO committee_answers (request_hash, period, answer) "
                 "VALUES (?, ?, ?)",
@@ -275,14 +337,17 @@ class KeyCommittee:
         import json
 
         p = self.params
+        cost = p.statistic_cost
         key, rid = f"stats:{name}", f"{name}:{period}"
+        pending = False
         for sp in self.budget.spends(key):
             if sp.release_id == rid and sp.result is not None:
-                return StatisticRelease(name, period, tuple(json.loads(sp.result)), True, p.cost)
-        if not self.budget.can_spend(key, p.cost):
+                return StatisticRelease(name, period, tuple(json.loads(sp.result)), True, cost)
+            pending = pending or sp.release_id == rid
+        if not pending and not self.budget.can_spend(key, cost):
             raise BudgetExhausted(
                 f"privacy budget of {key!r} exhausted: release {rid!r} costs "
-                f"{p.cost.to_json()}; nothing was decrypted"
+                f"{cost.to_json()}; nothing was decrypted"
             )
         S = p.layout.slots
         blocks = {
@@ -301,13 +366,25 @@ class KeyCommittee:
         }
         caps = {label: zero for label in p.catalog.cap_labels()}
         request_hash = digest(f"psc/statistic/{name}/{period}".encode())
+
+        def charge() -> None:  # durably, before any decryption share is asked for
+            if not pending:
+                with self._transaction():
+                    self.budget.spend(key, rid, cost, result=None)
+
         noisy, _, _, _ = self._decrypt(
-            request_hash, period, list(range(sums.n_values)), blocks, caps, f"statistic:{name}"
+            request_hash,
+            period,
+            list(range(sums.n_values)),
+            blocks,
+            caps,
+            f"statistic:{name}",
+            before_decryption=charge,
         )
         values = tuple(noisy[c] for c in range(sums.n_values))
         with self._transaction():
-            self.budget.spend(key, rid, p.cost, result=json.dumps(list(values)))
-        return StatisticRelease(name, period, values, False, p.cost)
+            self.budget.set_result(key, rid, json.dumps(list(values)))
+        return StatisticRelease(name, period, values, False, cost)
 
     def _decrypt(
         self,
@@ -317,6 +394,8 @@ class KeyCommittee:
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
         release: str = "grade",
+        *,
+        before_decryption: Callable[[], None],
     ) -> tuple[dict[int, int], dict[str, dict[int, int]], tuple[int, ...], dict[int, str]]:
         """Combiner: steps 3 of :meth:`reveal_grades`; the noisy score and exact cap counts
         of every target (for the caller to map and drop), who was combined, who excluded."""
@@ -356,9 +435,9 @@ class KeyCommittee:
                 excluded[link.index] = f"bad noise share: {exc}"
                 continue
             good.append((ns, reply))
-        if len(good) < p.policy.honest:
+        if len(good) < p.quorum:
             raise InsufficientShares(
-                f"{len(good)} valid noise shares, {p.policy.honest} needed; excluded: "
+                f"{len(good)} valid noise shares, {p.quorum} (the quorum) needed; excluded: "
                 f"{excluded}. Nothing was decrypted",
                 sorted(excluded),
             )
@@ -379,6 +458,7 @@ class KeyCommittee:
             p.layout.max_value,
             tuple(c.blocks[0] for c in noised),
         )
+        before_decryption()
         shares: list[PackedDecryptionShare] = []
         batches = [eligible[: p.k], eligible[p.k :]]
         for round_, asked in enumerate(batches):
@@ -489,6 +569,10 @@ def _share_is_valid(
     except InvalidMessage:
         return False
     return True
+
+
+def _key_of(key: bytes) -> Callable[[KnownAnswerShare], bytes]:
+    return lambda m: key
 
 
 def _constant(key: bytes) -> Callable[[MemberDecryptionShare], bytes]:

@@ -17,19 +17,18 @@ from psc.exceptions import (
     PolicyViolation,
 )
 from psc.paillier import RandBelow
+from psc.protocol.committee.known_answer import known_answer
 from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
 from psc.protocol.committee.task import _noised, _read_task
 from psc.protocol.committee_messages import (
     DecryptionRequest,
+    KnownAnswerShare,
     MemberDecryptionShare,
     NoiseShare,
 )
 from psc.protocol.messages import BlockCiphertext
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.threshold import (
-    KeyShare,
-    encode_packed_share,
-)
+from psc.threshold import KeyShare, encode_packed_share, encode_share
 
 # ----------------------------------------------------------------------------------------
 # member
@@ -37,13 +36,14 @@ from psc.threshold import (
 #: **Simulation god view only, never a protocol role.**  A callback a simulation harness
 #: (the reference driver, tests) may give a :class:`CommitteeMember` as
 #: ``_simulation_noise_witness``: the member calls it with ``(member index, release,
-#: period, slots, noise shares)`` for the score targets of every noise share it makes, so
-#: the harness can check each revealed grade exactly against the oracle's grade of
-#: ``raw score + total noise actually drawn``.  Learning the drawn noise breaks the DP
+#: period, label, slots, noise shares)`` for the targets of every block (the score and
+#: each cap label) of every noise share it makes, so the harness can check each revealed
+#: grade exactly against the oracle's grade of ``raw score + total noise actually drawn``
+#: with the caps of ``counts + their noise``.  Learning the drawn noise breaks the DP
 #: guarantee for whoever holds it: no agency, aggregator, combiner, member, relying party
 #: or subject reads it, no message carries it, and a deployment never sets it.  It runs
 #: in the member's own process (:class:`MemberProcess`), so it must not rely on shared memory.
-NoiseWitness = Callable[[int, str, int, IntArray, IntArray], None]
+NoiseWitness = Callable[[int, str, int, str, IntArray, IntArray], None]
 
 
 class CommitteeMember:
@@ -73,6 +73,10 @@ class CommitteeMember:
             raise KeyMismatch("the key share is not for the committee's public key")
         if public_bytes(signing_key) != params.member_keys[key_share.index - 1]:
             raise KeyMismatch(f"this signing key is not member {key_share.index}'s registered key")
+        # setup hygiene, at every start: the dealt share matches its public verification
+        # key, and the verification keys lie on one polynomial (InvalidMessage otherwise)
+        key_share.check()
+        params.public.check_verification_keys()
         self.params = params
         self.index = key_share.index
         self._share = key_share
@@ -114,39 +118,83 @@ class CommitteeMember:
             if abs(x) <= self.params.share_bound:
                 return x
 
+    def draw_cap_noise(self) -> int:
+        """Member: one cap-counter noise share (the cap mechanism's share parameters),
+        redrawn while ``|share| > B_cap``."""
+        while True:
+            if self._draw is not None:
+                x = self._draw()
+            else:
+                x = self.params.cap_shares.sample_share(rng=self._rng)
+            if abs(x) <= self.params.cap_share_bound:
+                return x
+
+    def known_answer_share(self) -> bytes:
+        """Member, at setup: a sealed, proved decryption share of the public known-answer
+        ciphertext (:func:`known_answer`), so the combiner can check that ``k`` shares
+        decrypt correctly.  Leaks nothing: plaintext and randomness of that ciphertext are
+        public (derived from the key's fingerprint)."""
+        _, c = known_answer(self.params.public)
+        share = self._share.decryption_share(c, randbelow=self._randbelow)
+        return seal(
+            KnownAnswerShare(self.index, encode_share(self.params.public, share)), self._key
+        )
+
     def noise_share(self, sealed_task: bytes) -> bytes:
         """Member: a sealed :class:`NoiseShare` for a combiner-signed :class:`RevealTask`.
 
         Pre-condition: the task is signed by the combiner.  For every task block it
-        encrypts the vector ``e`` with a fresh noise share at each target of the score
-        block, ``0`` at each target of a cap block and a fresh mask share (uniform in
-        ``[0, m)``) at every other slot; the public bound is ``B`` (no masks) or
-        ``max(B, m - 1)``.  Leaks: nothing (semantically secure ciphertexts; the bound is
+        encrypts the vector ``e`` with a fresh noise share at each target (the score's
+        mechanism for the score block, the cap mechanism for a cap block; a merged unit
+        gets score noise plus ``2^(g l)`` times a cap noise share per cap label) and a
+        fresh mask share (uniform in ``[0, m)``) at every other slot; the public bound is
+        :meth:`CommitteeParameters.unit_share_bound`.  Leaks: nothing (semantically secure ciphertexts; the bound is
         public policy).  Raises :class:`InvalidMessage` for a bad task.
         """
         p = self.params
         S = p.layout.slots
         task = _read_task(p, self._backend, sealed_task)
         shares = []
+        # a statistic carries no cap counters (its cap blocks are the trivial zero): no noise
+        caps = sorted(p.catalog.cap_labels()) if task.task.release == "grade" else []
+        cap_noise = self.draw_cap_noise if task.task.release == "grade" else lambda: 0
         for label, j in task.units:
             count = task.blocks[(label, j)].n_values
             offsets = task.targets[j]
             masked = len(offsets) < count
-            vec = np.zeros(count, dtype=np.int64)
+            merged = j in task.merged
+            vec = np.zeros(count, dtype=np.int64)  # a merged unit still fits one slot
             is_target = np.zeros(count, dtype=bool)
             is_target[offsets] = True
+            # per label, this member's noise at each target (merged: the caps ride along)
+            drawn: dict[str, IntArray] = {label: np.zeros(count, dtype=np.int64)}
             for s in range(count):
-                if is_target[s]:
-                    vec[s] = self.draw_noise() if label == SCORE_LABEL else 0
-                else:
+                if not is_target[s]:
                     vec[s] = self._randbelow(p.mask_range)
-            ct = self._backend.encrypt(vec, bound=p.max_share_bound(masked))
+                    continue
+                drawn[label][s] = self.draw_noise() if label == SCORE_LABEL else cap_noise()
+                vec[s] = drawn[label][s]
+                if merged:  # unit = score + sum_l 2^(g l) count_l: noise every counter too
+                    g = p.merge_shift
+                    assert g is not None
+                    for i, cap in enumerate(caps, start=1):
+                        x = cap_noise()
+                        drawn.setdefault(cap, np.zeros(count, dtype=np.int64))[s] = x
+                        vec[s] += x << (g * i)
+            bound = p.unit_share_bound(masked=masked, merged=merged)
+            ct = self._backend.encrypt(vec, bound=bound)
             shares.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
-            if self._witness is not None and label == SCORE_LABEL:
+            if self._witness is not None:
                 offs = np.array(offsets, dtype=np.int64)
-                self._witness(
-                    self.index, task.task.release, task.task.period, j * S + offs, vec[offs]
-                )
+                for lab, values in drawn.items():
+                    self._witness(
+                        self.index,
+                        task.task.release,
+                        task.task.period,
+                        lab,
+                        j * S + offs,
+                        values[offs],
+                    )
         sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
         self._sent[task.task_hash] = digest(sealed)
         return sealed
@@ -191,9 +239,10 @@ class CommitteeMember:
             raise InvalidMessage("noise shares must come from distinct members, ascending")
         if not mine:
             raise InvalidMessage("the request does not include this member's noise share")
-        if len(shares) < p.policy.honest:
+        if len(shares) < p.quorum:
             raise InvalidMessage(
-                f"{len(shares)} noise shares, {p.policy.honest} needed for the privacy guarantee"
+                f"{len(shares)} noise shares, {p.quorum} (the quorum) needed for the privacy "
+                "guarantee"
             )
         period = task.task.period
         again = [

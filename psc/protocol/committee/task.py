@@ -115,7 +115,8 @@ def _noised(
         for ns in shares:
             if [(b.label, b.block) for b in ns.shares] != task.units:
                 raise InvalidMessage(f"noise share of member {ns.member} does not match the task")
-            z = _share_block(params, backend, ns, label, j, ct.n_values, masked)
+            merged = j in task.merged
+            z = _share_block(params, backend, ns, label, j, ct.n_values, masked, merged)
             parts.append(z)
         out.append(backend.sum(parts))
     return out
@@ -129,6 +130,7 @@ def _share_block(
     block: int,
     count: int,
     masked: bool,
+    merged: bool,
 ) -> PackedCiphertext:
     for b in ns.shares:
         if (b.label, b.block) == (label, block):
@@ -140,7 +142,7 @@ def _share_block(
                 ) from exc
             if len(z.blocks) != 1 or z.n_values != count:
                 raise InvalidMessage(f"noise share of member {ns.member} has the wrong shape")
-            if z.bound > params.max_share_bound(masked):
+            if z.bound > params.unit_share_bound(masked=masked, merged=merged):
                 raise InvalidMessage(
                     f"noise share of member {ns.member} declares too large a bound"
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
+from psc.exceptions import InvalidMessage
 from psc.protocol.committee.member import CommitteeMember
 
 # ----------------------------------------------------------------------------------------
@@ -24,6 +25,12 @@ class MemberLink(ABC):
     def decryption_share(self, sealed_request: bytes) -> bytes:
         """Forward a decryption request; the member's sealed decryption share."""
 
+    def known_answer_share(self) -> bytes:
+        """The member's sealed :class:`~psc.protocol.committee_messages.KnownAnswerShare`
+        (setup check).  A link that cannot reach it raises, and the member then counts as
+        failing the setup check."""
+        raise InvalidMessage(f"member {self.index}'s link carries no known-answer share")
+
 
 class LocalLink(MemberLink):
     """A member in this process."""
@@ -37,6 +44,9 @@ class LocalLink(MemberLink):
 
     def decryption_share(self, sealed_request: bytes) -> bytes:
         return self.member.decryption_share(sealed_request)
+
+    def known_answer_share(self) -> bytes:
+        return self.member.known_answer_share()
 
 
 class MemberProcess(MemberLink):
@@ -72,6 +82,11 @@ class MemberProcess(MemberLink):
 
     def decryption_share(self, sealed_request: bytes) -> bytes:
         out = self._call("decryption_share", sealed_request)
+        assert isinstance(out, bytes)
+        return out
+
+    def known_answer_share(self) -> bytes:
+        out = self._call("known_answer_share")
         assert isinstance(out, bytes)
         return out
 

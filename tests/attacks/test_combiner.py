@@ -1,0 +1,192 @@
+"""Adversary: the combiner (holds no key share), alone or with the tolerated corrupt members.
+
+Attack 3 of issue 9: members only checked that at least ``h`` noise shares are present
+and theirs is among them, so a combiner working with the ``n - h`` corrupt members could
+pick a set holding a single honest share (noise s.d. 29 instead of 71 at 3-of-5).
+Required: whatever valid set the combiner assembles, the privacy loss is at most what
+is charged.  Attack 5: cap counters were decrypted exactly for the combiner while every
+record said "epsilon 1".  Required: caps are noised and charged, and every record states
+the full loss.  Attack 8 (budget): the budget must be spent, durably, before anything is
+decrypted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from protocols.gen_reveal_dp import (
+    CAPS,
+    COMBINER_SEED,
+    PERIOD,
+    SUMS,
+    TARGET,
+    live_blocks,
+    make_committee,
+)
+from psc.dp.accounting import sensitivity
+from psc.exceptions import InsufficientShares
+from psc.protocol.committee import LocalLink, MemberLink, subject_key
+from psc.protocol.committee_messages import DecryptionRequest
+from psc.protocol.signing import _signing_key_from_seed, seal
+
+REQUEST = b"\x31" * 32
+
+
+def _blocks(c):  # type: ignore[no-untyped-def]
+    sums = np.array(SUMS, dtype=np.int64)
+    caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
+    return live_blocks(c, sums, caps)
+
+
+class Recorder(MemberLink):
+    def __init__(self, inner: LocalLink) -> None:
+        self.index = inner.index
+        self.inner = inner
+        self.task: bytes | None = None
+        self.share: bytes | None = None
+
+    def noise_share(self, sealed_task: bytes) -> bytes:
+        self.task = sealed_task
+        self.share = self.inner.noise_share(sealed_task)
+        return self.share
+
+    def decryption_share(self, sealed_request: bytes) -> bytes:
+        return self.inner.decryption_share(sealed_request)
+
+    def known_answer_share(self) -> bytes:
+        return self.inner.known_answer_share()
+
+
+def _accepts_a_set_of(r: int) -> bool:
+    """Does honest member 1 give a decryption share for a combiner-signed request that
+    carries only the first ``r`` members' noise shares (its own included)?"""
+    recs: list[Recorder] = []
+    verdict: list[bool] = []
+    ckey = _signing_key_from_seed(COMBINER_SEED)
+
+    class Probe(Recorder):
+        def decryption_share(self, sealed_request: bytes) -> bytes:
+            if not verdict:
+                chosen = tuple(rec.share for rec in recs[:r] if rec.share is not None)
+                assert recs[0].task is not None
+                subset = seal(DecryptionRequest(recs[0].task, chosen), ckey)
+                try:
+                    self.inner.decryption_share(subset)
+                    verdict.append(True)
+                except Exception:
+                    verdict.append(False)
+            return self.inner.decryption_share(sealed_request)
+
+    def links(members):  # type: ignore[no-untyped-def]
+        recs.append(Probe(LocalLink(members[0])))
+        recs.extend(Recorder(LocalLink(m)) for m in members[1:])
+        return list(recs)
+
+    c = make_committee(links=links)
+    score, caps = _blocks(c)
+    # member 1 may refuse the combiner's own request once it answered the probe
+    with contextlib.suppress(InsufficientShares):
+        c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+    return verdict == [True]
+
+
+def test_the_loss_of_every_set_an_honest_member_accepts_is_at_most_the_charge() -> None:
+    """For the smallest set of r noise shares an honest member accepts, at most
+    r - (n - h) of them are honest (the others may come from the n - h tolerated corrupt
+    members).  The loss of that worst set must not exceed what is charged."""
+    p = make_committee().params
+    accepted = [r for r in range(1, p.n + 1) if _accepts_a_set_of(r)]
+    assert accepted, "the honest member must accept the full set"
+    worst_honest = min(accepted) - (p.n - p.policy.honest)
+    assert worst_honest >= 1
+    loss = p.shares.guaranteed_loss(worst_honest, sensitivity(p.catalog))
+    charged = p.cost
+    assert loss.epsilon <= charged.epsilon, (
+        f"a set of {min(accepted)} shares is accepted; with {p.n - p.policy.honest} corrupt "
+        f"members it may hold {worst_honest} honest share(s): loss {float(loss.epsilon):.2f} "
+        f"> charged {float(charged.epsilon):.2f}"
+    )
+
+
+def test_cap_counters_are_noised_before_the_combiner_sees_them() -> None:
+    """Every member's noise share forced to 7: the combiner's view of a target's cap
+    counter must carry the noise (count + 7 n), not the exact count."""
+    c = make_committee(draw=lambda: 7)
+    score, caps = _blocks(c)
+    slots = list(range(len(SUMS)))
+    c.combiner.reveal_grades(REQUEST, PERIOD, slots, score, caps)
+    S = c.params.layout.slots
+    views = {(label, j): v for label, j, v in c.seen}
+    g = c.params.merge_shift
+    for s in slots:
+        j, off = divmod(s, S)
+        if ("C", j) in views:
+            seen_cap = int(views[("C", j)][off])
+        else:  # merged unit: score + noise + 2^g * (count + noise)
+            assert g is not None
+            v = int(views[("score", j)][off])
+            seen_cap = (v + (1 << (g - 1))) >> g
+        assert seen_cap != CAPS["C"][s], f"slot {s}: the combiner saw the exact cap count"
+
+
+def test_every_record_states_the_cap_release_in_the_loss() -> None:
+    c = make_committee()
+    score, caps = _blocks(c)
+    res = c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+    charged = res.spent[TARGET]
+    assert charged.epsilon > c.params.policy.epsilon, (
+        "the charge must include the cap counters' release, not the score's epsilon alone"
+    )
+    spends = c.combiner.budget.spends(subject_key(TARGET))
+    assert spends[-1].cost == charged
+
+
+def test_the_budget_is_spent_durably_before_any_decryption_share_is_asked() -> None:
+    seen_budget: list[Fraction] = []
+    holder: dict[str, object] = {}
+
+    class Checking(MemberLink):
+        def __init__(self, inner: LocalLink) -> None:
+            self.index = inner.index
+            self.inner = inner
+
+        def noise_share(self, sealed_task: bytes) -> bytes:
+            return self.inner.noise_share(sealed_task)
+
+        def decryption_share(self, sealed_request: bytes) -> bytes:
+            conn = holder["store"]
+            row = conn.execute(  # type: ignore[attr-defined]
+                "SELECT COUNT(*) FROM dp_spends WHERE key = ?", (subject_key(TARGET),)
+            ).fetchone()
+            seen_budget.append(Fraction(row[0]))
+            return self.inner.decryption_share(sealed_request)
+
+        def known_answer_share(self) -> bytes:
+            return self.inner.known_answer_share()
+
+    import sqlite3
+
+    store = sqlite3.connect(":memory:", isolation_level=None)
+    holder["store"] = store
+    c = make_committee(links=lambda ms: [Checking(LocalLink(m)) for m in ms], store=store)
+    score, caps = _blocks(c)
+    c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+    assert seen_budget and all(x >= 1 for x in seen_budget), (
+        "a member was asked for a decryption share before the subject's spend was committed"
+    )
+
+
+@pytest.mark.parametrize("n,k,honest", [(5, 2, 2), (6, 3, 3), (4, 2, 2)])
+def test_setup_refuses_a_tolerated_coalition_that_could_decrypt_alone(
+    n: int, k: int, honest: int
+) -> None:
+    """Attack 4: n - h >= k corrupt members are tolerated by the DP claim yet hold k key
+    shares: they could decrypt un-noised data on their own."""
+    from psc.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match="corrupt"):
+        make_committee(n=n, k=k, honest=honest)
