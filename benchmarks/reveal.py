@@ -185,6 +185,7 @@ def committee_run(
         # a benchmark repeats single queries for the same subjects: a budget that never binds
         budget=ApproxDP(Fraction(10**6), Fraction(1, 10**6)),
         links=lambda ms: [MemberProcess(m) for m in ms],
+        live=(sums, caps),  # the members' view of the log, before they fork
         map_members=parallel,
         verify_pool=pool,
     )
@@ -203,7 +204,7 @@ def committee_run(
         score_blocks, cap_blocks = live_blocks(c, sums, caps)
         slots = list(range(len(sums)))
         t0 = time.perf_counter()
-        res = c.combiner.reveal_grades(b"\x01" * 32, period, slots, score_blocks, cap_blocks)
+        res = c.reveal(period, slots, score_blocks, cap_blocks)
         batch_ms = (time.perf_counter() - t0) * 1000
         got = np.array([res.grades[s] for s in slots])
         progress(f"threshold-dp eps={epsilon}: batch {batch_ms / len(sums):.3f} ms/subject")
@@ -211,9 +212,7 @@ def committee_run(
         for i in range(singles):
             s = (i * 97) % len(sums)
             t0 = time.perf_counter()
-            one = c.combiner.reveal_grades(
-                bytes([2, i]) + b"\x00" * 30, period + 1 + i, [s], score_blocks, cap_blocks
-            )
+            one = c.reveal(period + 1 + i, [s], score_blocks, cap_blocks)
             lat.append((time.perf_counter() - t0) * 1000)
             wrong += one.grades[s] != oracle[s]
         common = {

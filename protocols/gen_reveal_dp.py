@@ -20,9 +20,10 @@ reveal benchmark.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -36,7 +37,13 @@ from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPo
 from psc.catalog import Catalog, load_catalog
 from psc.dp.accounting import ApproxDP, Loss
 from psc.dp.random import SeededRandomSource
-from psc.exceptions import BudgetExhausted, InsufficientShares, InvalidMessage, PolicyViolation
+from psc.exceptions import (
+    BudgetExhausted,
+    InsufficientShares,
+    InvalidMessage,
+    PolicyViolation,
+    UnknownParty,
+)
 from psc.protocol.committee import (
     CommitteeMember,
     CommitteeParameters,
@@ -47,8 +54,12 @@ from psc.protocol.committee import (
     RevealPolicy,
     reveal_layout,
 )
-from psc.protocol.committee_messages import NoiseShare
-from psc.protocol.signing import _signing_key_from_seed, public_bytes, seal
+from psc.protocol.committee.combiner import CommitteeReveal
+from psc.protocol.committee_messages import NoiseShare, StatisticRequest
+from psc.protocol.logview import LiveSums, LogView, Requester
+from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest
+from psc.protocol.roles import REGISTRY_ID, SCORE_LABEL, SELF_ACCESS_PURPOSE, ProtocolParameters
+from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.threshold import KeyShare, ThresholdPublicKey, deal
 
 OUT = Path(__file__).parent / "vectors" / "reveal_dp.json"
@@ -69,6 +80,37 @@ def member_seed(i: int) -> bytes:
 
 
 COMBINER_SEED = b"\x5c" * 32
+AGGREGATOR_SEED = b"\x6a" * 32
+REGISTRY_SEED = b"\x6b" * 32
+#: The tree root the fixture's aggregator signs in its reveal requests.
+FIXTURE_ROOT = hashlib.sha256(b"psc/test/committee-fixture-log").digest()
+
+
+#: One-block ciphertexts of the live sums: score blocks, and per cap label its blocks.
+LiveBlocks = tuple[dict[int, PackedCiphertext], dict[str, dict[int, PackedCiphertext]]]
+
+
+class FixtureLog(LogView):
+    """The public log as committee unit tests see it: the live sums are whatever the
+    fixture's aggregator encrypted (:func:`live_blocks`), for every period, at the tree
+    head ``(1, FIXTURE_ROOT)``; requests come from the registry.  Its
+    :meth:`~psc.protocol.logview.LogView.check_blocks` is the real one.  The binding to
+    a real ledger (:class:`~psc.protocol.logview.LedgerLogView`) is exercised with a real
+    aggregator in ``tests/attacks/test_aggregator_reveal.py``."""
+
+    def __init__(self, params: ProtocolParameters) -> None:
+        self.params = params
+        self.by_label: dict[str, PackedCiphertext] = {}
+
+    def requester(self, name: str) -> Requester:
+        if name != REGISTRY_ID:
+            raise UnknownParty(f"requester {name!r} is not registered in the fixture")
+        return Requester(self.params.registry_key, None)
+
+    def live_sums(self, period: int, tree_size: int, tree_root: bytes) -> LiveSums:
+        if (tree_size, tree_root) != (1, FIXTURE_ROOT):
+            raise InvalidMessage("the fixture log has no such tree head")
+        return LiveSums(period, tree_size, dict(self.by_label))
 
 
 @dataclass
@@ -84,7 +126,57 @@ class Committee:
     combiner: KeyCommittee
     store: sqlite3.Connection
     backend: PackedPaillier
+    log: FixtureLog
     seen: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
+    requests: int = 0
+    live: LiveBlocks | None = None
+
+    def authorize(self, slots: Sequence[int], period: int) -> tuple[bytes, bytes]:
+        """The fixture's registry asks for ``slots`` and its aggregator signs the reveal
+        request: ``(request hash, sealed RevealRequest)``.  Each call is a new request."""
+        self.requests += 1
+        req = seal(
+            GradeRequest(
+                requester=REGISTRY_ID,
+                purpose=SELF_ACCESS_PURPOSE,
+                period=period,
+                slots=tuple(sorted(set(int(s) for s in slots))),
+                nonce=self.requests.to_bytes(16, "big"),
+                consent=b"",
+                issued_at=CLOCK,
+            ),
+            _signing_key_from_seed(REGISTRY_SEED),
+        )
+        score = self.log.by_label[SCORE_LABEL]
+        block = PackedCiphertext(
+            score.key_fingerprint, score.layout, score.layout.slots, score.bound, score.blocks[:1]
+        )
+        rr = RevealRequest(
+            request=req,
+            period=period,
+            blocks=(BlockCiphertext(SCORE_LABEL, 0, self.backend.serialize(block)),),
+            tree_size=1,
+            tree_root=FIXTURE_ROOT,
+        )
+        return digest(req), seal(rr, _signing_key_from_seed(AGGREGATOR_SEED))
+
+    def reveal(
+        self,
+        period: int,
+        slots: Sequence[int],
+        score: Mapping[int, PackedCiphertext],
+        caps: Mapping[str, Mapping[int, PackedCiphertext]],
+    ) -> CommitteeReveal:
+        """The combiner reveals ``slots`` for a fresh, authorized request."""
+        request_hash, auth = self.authorize(slots, period)
+        return self.combiner.reveal_grades(
+            request_hash, period, slots, score, caps, authorization=auth
+        )
+
+    def statistic_request(self, name: str, period: int, cells: int) -> bytes:
+        """The fixture's aggregator asks for a published statistic."""
+        msg = StatisticRequest(name, period, cells, CLOCK)
+        return seal(msg, _signing_key_from_seed(AGGREGATOR_SEED))
 
 
 def make_committee(
@@ -106,6 +198,7 @@ def make_committee(
     map_members: MapMembers | None = None,
     noise_seeded: bool = True,
     verify_pool: Executor | None = None,
+    live: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
 ) -> Committee:
     """A deterministic ``k``-of-``n`` committee over ``bits``-bit test primes (INSECURE)."""
     cat = catalog if catalog is not None else load_catalog("city")
@@ -119,6 +212,19 @@ def make_committee(
     layout = reveal_layout(cat, bits, multiplicity=multiplicity, members=n, policy=policy)
     mkeys = [_signing_key_from_seed(member_seed(i)) for i in range(1, n + 1)]
     ckey = _signing_key_from_seed(COMBINER_SEED)
+    log = FixtureLog(
+        ProtocolParameters(
+            cat,
+            pk.public,
+            layout,
+            1000,
+            multiplicity,
+            public_bytes(_signing_key_from_seed(REGISTRY_SEED)),
+            public_bytes(_signing_key_from_seed(AGGREGATOR_SEED)),
+            public_bytes(ckey),
+            allow_insecure_key=True,
+        )
+    )
     params = CommitteeParameters(
         cat,
         pk,
@@ -142,9 +248,15 @@ def make_committee(
                 else None,
                 randbelow=rng.randbelow,
                 pool=RandomnessPool(pk.public, randbelow=rng.randbelow),
+                log_view=log,
                 _draw=draw,
             )
         )
+    enc = Drbg(f"reveal-dp/{seed}/aggregator")
+    backend = params.backend(RandomnessPool(pk.public, randbelow=enc.randbelow))
+    live_cts = None
+    if live is not None:  # before members fork into processes: they read this log
+        live_cts = _encrypt_live(params, backend, log, *live)
     member_links = links(members) if links is not None else [LocalLink(m) for m in members]
     conn = store if store is not None else sqlite3.connect(":memory:", isolation_level=None)
     seen: list[tuple[str, int, np.ndarray]] = []
@@ -159,23 +271,57 @@ def make_committee(
         verify_pool=verify_pool,
         **({} if map_members is None else {"map_members": map_members}),
     )
-    enc = Drbg(f"reveal-dp/{seed}/aggregator")
-    backend = params.backend(RandomnessPool(pk.public, randbelow=enc.randbelow))
-    return Committee(cat, pk, shares, params, members, member_links, combiner, conn, backend, seen)
+    return Committee(
+        cat,
+        pk,
+        shares,
+        params,
+        members,
+        member_links,
+        combiner,
+        conn,
+        backend,
+        log,
+        seen,
+        0,
+        live_cts,
+    )
 
 
-def live_blocks(
-    c: Committee, sums: np.ndarray, caps: dict[str, np.ndarray]
-) -> tuple[dict[int, PackedCiphertext], dict[str, dict[int, PackedCiphertext]]]:
-    """Encrypt live sums and cap counters as the aggregator holds them, one entry per block."""
-    S = c.params.layout.slots
+def live_blocks(c: Committee, sums: np.ndarray, caps: dict[str, np.ndarray]) -> LiveBlocks:
+    """Encrypt live sums and cap counters as the aggregator holds them, one entry per block
+    (the ones :func:`make_committee` made with ``live=`` if any)."""
+    if c.live is not None:
+        return c.live
+    return _encrypt_live(c.params, c.backend, c.log, sums, caps)
+
+
+def _encrypt_live(
+    params: CommitteeParameters,
+    backend: PackedPaillier,
+    log: FixtureLog,
+    sums: np.ndarray,
+    caps: dict[str, np.ndarray],
+) -> LiveBlocks:
+    S = params.layout.slots
     blocks = range(-(-len(sums) // S))
-    bound = c.params.data_bound
+    bound = params.data_bound
 
-    def enc(v: np.ndarray) -> dict[int, PackedCiphertext]:
-        return {j: c.backend.encrypt(v[j * S : (j + 1) * S], bound=bound) for j in blocks}
+    def enc(label: str, v: np.ndarray) -> dict[int, PackedCiphertext]:
+        whole = backend.encrypt(v, bound=bound)
+        log.by_label[label] = whole  # what the fixture's log reproduces
+        return {
+            j: PackedCiphertext(
+                whole.key_fingerprint,
+                whole.layout,
+                min(S, len(v) - j * S),
+                bound,
+                (whole.blocks[j],),
+            )
+            for j in blocks
+        }
 
-    return enc(sums), {label: enc(v) for label, v in caps.items()}
+    return enc(SCORE_LABEL, sums), {label: enc(label, v) for label, v in caps.items()}
 
 
 class RecordingLink(MemberLink):
@@ -296,6 +442,8 @@ def run_case(
     sums = np.array(SUMS, dtype=np.int64)
     caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
     score, cap_blocks = live_blocks(c, sums, caps)
+    if name == "bad_noise_share_other_request":  # in replay too: the request count matters
+        other_auth = c.authorize([TARGET], PERIOD)
     if name == "bad_noise_share_other_request" and record is None:
         # member 4's honest share for another request on the same blocks: signed
         # correctly, but bound to another task
@@ -309,11 +457,12 @@ def run_case(
             for lab in c.params.labels
         )
         ckey = _signing_key_from_seed(COMBINER_SEED)
-        t = seal(RevealTask(b"\x77" * 32, "grade", PERIOD, (TARGET,), blocks, CLOCK), ckey)
+        rh, auth = other_auth
+        t = seal(RevealTask(rh, "grade", PERIOD, (TARGET,), blocks, CLOCK, auth), ckey)
         other_task["share"] = c.members[3].noise_share(t)
     outcome: dict[str, Any]
     try:
-        res = c.combiner.reveal_grades(b"\x11" * 32, PERIOD, [TARGET], score, cap_blocks)
+        res = c.reveal(PERIOD, [TARGET], score, cap_blocks)
         labels = c.catalog.labels
         outcome = {
             "grades": {str(s): labels[g] for s, g in res.grades.items()},
@@ -348,7 +497,8 @@ def duplicate_member_case(c: Committee) -> dict[str, str]:
         for lab in c.params.labels
     )
     ckey = _signing_key_from_seed(COMBINER_SEED)
-    task = seal(RevealTask(b"\x22" * 32, "grade", PERIOD, (TARGET,), blocks, CLOCK), ckey)
+    rh, auth = c.authorize([TARGET], PERIOD)
+    task = seal(RevealTask(rh, "grade", PERIOD, (TARGET,), blocks, CLOCK, auth), ckey)
     shares = [m.noise_share(task) for m in c.members[:3]]
     req = seal(DecryptionRequest(task, (shares[0], shares[1], shares[1], shares[2])), ckey)
     return {

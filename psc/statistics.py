@@ -193,16 +193,20 @@ def release_district_table(
     sums: PackedCiphertext,
     populations: Sequence[int],
     *,
+    authorization: bytes,
     name: str = "district-mean",
 ) -> tuple[list[DistrictRow], StatisticRelease]:
     """Combiner: release the per-district sums through the committee and publish the table.
 
-    ``committee`` must run :func:`statistics_parameters` (cells are districts).  The
+    ``authorization`` is the aggregator-signed
+    :class:`~psc.protocol.committee_messages.StatisticRequest` for ``name`` and
+    ``period``; members refuse anything else, and a statistic the committee does not
+    publish.  ``committee`` must run :func:`statistics_parameters` (cells are districts).  The
     release is recorded in the committee's budget ledger (``stats:<name>``); a repeat in
     the same period returns the stored release.  Raises what
     :meth:`~psc.protocol.committee.KeyCommittee.release_sums` raises.
     """
-    release = committee.release_sums(name, period, sums)
+    release = committee.release_sums(name, period, sums, authorization=authorization)
     return district_table(committee.params.catalog, release.sums, populations), release
 
 

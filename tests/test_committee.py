@@ -96,10 +96,10 @@ def spies(members: list[CommitteeMember]) -> list[MemberLink]:
 def test_zero_noise_gives_the_oracle_grade_single_and_batch() -> None:
     c = make_committee(draw=lambda: 0)
     score, caps = blocks(c)
-    single = c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [9], score, caps)
+    single = c.reveal(PERIOD, [9], score, caps)
     assert single.grades == oracle(c, [9])
     everyone = list(range(N_SUBJECTS))
-    batch = c.combiner.reveal_grades(b"\x02" * 32, PERIOD, everyone, score, caps)
+    batch = c.reveal(PERIOD, everyone, score, caps)
     assert batch.grades == oracle(c, everyone)
     assert batch.stored == (9,) and len(batch.spent) == N_SUBJECTS - 1
 
@@ -114,7 +114,7 @@ def test_decrypted_target_is_score_plus_every_members_noise_share() -> None:
 
     c = make_committee(draw=draw)
     score, caps = blocks(c)
-    c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [8], score, caps)
+    c.reveal(PERIOD, [8], score, caps)
     seen = {(label, j): v for label, j, v in c.seen}
     S = c.params.layout.slots
     # per member, one share per unit in unit order: the cap counter "C", then the score
@@ -184,7 +184,7 @@ def test_noise_share_bound_and_delta() -> None:
 def test_other_slots_of_a_block_stay_masked() -> None:
     c = make_committee()
     score, caps = blocks(c)
-    c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [2], score, caps)
+    c.reveal(PERIOD, [2], score, caps)
     S, m, n = c.params.layout.slots, c.params.mask_range, c.params.n
     seen = {(label, j): v for label, j, v in c.seen}
     assert set(seen) == {("score", 0), ("C", 0)}  # only the target's block is decrypted
@@ -222,12 +222,12 @@ def test_fewer_than_k_members_cannot_reveal_and_the_charge_is_kept_for_a_free_re
     c = make_committee(links=links)  # 3 of 5 needed; only members 1 and 2 decrypt
     score, caps = blocks(c)
     with pytest.raises(InsufficientShares) as err:
-        c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [4], score, caps)
+        c.reveal(PERIOD, [4], score, caps)
     assert set(err.value.bad) == {3, 4, 5}
     spends = c.combiner.budget.spends("subject:4")
     assert c.seen == [] and len(spends) == 1 and spends[0].result is None
     with pytest.raises(InsufficientShares):
-        c.combiner.reveal_grades(b"\x02" * 32, PERIOD, [4], score, caps)
+        c.reveal(PERIOD, [4], score, caps)
     assert len(c.combiner.budget.spends("subject:4")) == 1
 
 
@@ -242,7 +242,7 @@ def test_fewer_than_a_quorum_of_noise_shares_refuse_before_decryption() -> None:
     c = make_committee(links=links)
     score, caps = blocks(c)
     with pytest.raises(InsufficientShares, match="noise shares"):
-        c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [4], score, caps)
+        c.reveal(PERIOD, [4], score, caps)
     assert c.seen == []
 
 
@@ -257,7 +257,7 @@ def test_bad_noise_share_signature_is_named_and_k_good_members_reveal() -> None:
 
     c = make_committee(links=links, draw=lambda: 0, quorum=4)  # 4 of 5 noise shares suffice
     score, caps = blocks(c)
-    r = c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [5], score, caps)
+    r = c.reveal(PERIOD, [5], score, caps)
     assert list(r.excluded) == [3] and "noise share" in r.excluded[3]
     assert r.members == (1, 2, 4) and r.grades == oracle(c, [5])
 
@@ -275,7 +275,7 @@ def test_bad_decryption_share_is_named_and_k_good_members_reveal() -> None:
 
     c = make_committee(links=links, draw=lambda: 0)
     score, caps = blocks(c)
-    r = c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [12], score, caps)
+    r = c.reveal(PERIOD, [12], score, caps)
     assert list(r.excluded) == [2] and "proof" in r.excluded[2]
     assert r.members == (1, 3, 4) and r.grades == oracle(c, [12])
 
@@ -283,11 +283,11 @@ def test_bad_decryption_share_is_named_and_k_good_members_reveal() -> None:
 def test_budget_exhaustion_is_refused_before_any_member_is_asked() -> None:
     c = make_committee(budget=ApproxDP(Fraction(5, 2), Fraction(1, 10**9)), links=spies)
     score, caps = blocks(c)
-    c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [6], score, caps)  # spends 2 of 5/2
+    c.reveal(PERIOD, [6], score, caps)  # spends 2 of 5/2
     calls = [list(link.calls) for link in c.links if isinstance(link, Spy)]
     seen = len(c.seen)
     with pytest.raises(BudgetExhausted, match="nothing was decrypted"):
-        c.combiner.reveal_grades(b"\x02" * 32, PERIOD + 1, [6], score, caps)
+        c.reveal(PERIOD + 1, [6], score, caps)
     assert [link.calls for link in c.links if isinstance(link, Spy)] == calls
     assert len(c.seen) == seen
     assert len(c.combiner.budget.spends("subject:6")) == 1
@@ -296,9 +296,9 @@ def test_budget_exhaustion_is_refused_before_any_member_is_asked() -> None:
 def test_repeat_in_the_period_returns_the_stored_grade_and_spends_nothing() -> None:
     c = make_committee(links=spies)
     score, caps = blocks(c)
-    first = c.combiner.reveal_grades(b"\x01" * 32, PERIOD, [7], score, caps)
+    first = c.reveal(PERIOD, [7], score, caps)
     calls = sum(len(link.calls) for link in c.links if isinstance(link, Spy))
-    again = c.combiner.reveal_grades(b"\x02" * 32, PERIOD, [7], score, caps)
+    again = c.reveal(PERIOD, [7], score, caps)
     assert again.grades == first.grades and again.stored == (7,) and again.spent == {}
     assert sum(len(link.calls) for link in c.links if isinstance(link, Spy)) == calls
     assert len(c.combiner.budget.spends("subject:7")) == 1
@@ -306,12 +306,13 @@ def test_repeat_in_the_period_returns_the_stored_grade_and_spends_nothing() -> N
     # the loss stated is the whole release: score (1) and cap counters (1)
     assert msg.stored == (7,) and msg.epsilon == "2" and msg.mechanism.startswith("distributed")
     # the next period is a new release
-    c.combiner.reveal_grades(b"\x03" * 32, PERIOD + 1, [7], score, caps)
+    c.reveal(PERIOD + 1, [7], score, caps)
     assert len(c.combiner.budget.spends("subject:7")) == 2
 
 
-def _task(c: Committee, targets: tuple[int, ...], request: bytes) -> bytes:
+def _task(c: Committee, targets: tuple[int, ...], request: bytes = b"") -> bytes:
     score, caps = blocks(c)
+    request_hash, auth = c.authorize(targets, PERIOD)
     S = c.params.layout.slots
     js = sorted({t // S for t in targets})
     bl = tuple(
@@ -320,7 +321,8 @@ def _task(c: Committee, targets: tuple[int, ...], request: bytes) -> bytes:
         for j in js
     )
     return seal(
-        RevealTask(request, "grade", PERIOD, targets, bl, 1), _signing_key_from_seed(COMBINER_SEED)
+        RevealTask(request_hash, "grade", PERIOD, targets, bl, 1, auth),
+        _signing_key_from_seed(COMBINER_SEED),
     )
 
 

@@ -44,7 +44,7 @@ def setup(city_cat: Catalog, *, draw=None, budget=None):  # type: ignore[no-unty
     pops = populations_of(sim.district, DISTRICTS)
     sp = statistics_parameters(c.params, max_population=max(pops))
     members = [
-        CommitteeMember(sp, m._share, m._key, _draw=draw)  # same key share and signing key
+        CommitteeMember(sp, m._share, m._key, _draw=draw, log_view=c.log)  # same keys
         for m in c.members
     ]
     kc = KeyCommittee(
@@ -71,12 +71,16 @@ def setup(city_cat: Catalog, *, draw=None, budget=None):  # type: ignore[no-unty
                 parts.append(encrypt_district_deltas(backend, bound, d))
     total = backend.sum(parts)
     truth = live_district_sums(sim.table(), sim.district, DISTRICTS, last)
+    def auth(period: int) -> bytes:  # the aggregator's request for the published statistic
+        return c.statistic_request("district-mean", period, DISTRICTS)
+
+    kc.authorize = auth  # type: ignore[attr-defined]
     return kc, total, truth, pops, last
 
 
 def test_zero_noise_release_is_the_exact_district_table(city: Catalog) -> None:
     kc, total, truth, pops, last = setup(city, draw=lambda: 0)
-    rows, release = release_district_table(kc, last, total, pops)
+    rows, release = release_district_table(kc, last, total, pops, authorization=kc.authorize(last))
     assert list(release.sums) == truth.tolist() and not release.stored
     assert rows == district_table(city, truth.tolist(), pops)
     s = city.scheme
@@ -97,21 +101,21 @@ def test_noisy_release_differs_by_the_members_shares_and_is_charged_once(city: C
         return draws[-1]
 
     kc, total, truth, pops, last = setup(city, draw=draw)
-    _rows, release = release_district_table(kc, last, total, pops)
+    _rows, release = release_district_table(kc, last, total, pops, authorization=kc.authorize(last))
     n = kc.params.n
     per_cell = [sum(draws[i * DISTRICTS + x] for i in range(n)) for x in range(DISTRICTS)]
     assert [a - b for a, b in zip(release.sums, truth.tolist(), strict=True)] == per_cell
     assert len(kc.budget.spends("stats:district-mean")) == 1
-    again = kc.release_sums("district-mean", last, total)
+    again = kc.release_sums("district-mean", last, total, authorization=kc.authorize(last))
     assert again.stored and again.sums == release.sums and len(draws) == n * DISTRICTS
     assert len(kc.budget.spends("stats:district-mean")) == 1
 
 
 def test_exhausted_statistics_budget_is_refused(city: Catalog) -> None:
     kc, total, _, pops, last = setup(city, budget=ApproxDP(Fraction(3, 2), Fraction(1, 10**9)))
-    release_district_table(kc, last, total, pops)
+    release_district_table(kc, last, total, pops, authorization=kc.authorize(last))
     with pytest.raises(BudgetExhausted, match="nothing was decrypted"):
-        release_district_table(kc, last + 1, total, pops)
+        release_district_table(kc, last + 1, total, pops, authorization=kc.authorize(last + 1))
 
 
 def test_table_refuses_empty_districts_and_parameters_refuse_zero_population(city: Catalog) -> None:

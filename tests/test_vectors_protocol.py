@@ -15,6 +15,7 @@ from psc.catalog import load_catalog
 from psc.ledger import SQLiteLedger
 from psc.paillier import _keypair_from_primes
 from psc.protocol.driver import SimClock
+from psc.protocol.logview import LedgerLogView
 from psc.protocol.roles import (
     Aggregator,
     KeyHolder,
@@ -57,7 +58,11 @@ class Fresh:
         self.ledger = SQLiteLedger(":memory:", signer=agg_key, clock_ms=self.clock.ms)
         self.aggregator = Aggregator(self.params, self.ledger, agg_key, clock=self.clock)
         self.key_holder = KeyHolder(
-            self.params, TrustedDecryptor(self.params, self.sk), kh_key, clock=self.clock
+            self.params,
+            TrustedDecryptor(self.params, self.sk),
+            kh_key,
+            log_view=LedgerLogView(self.params, self.ledger),
+            clock=self.clock,
         )
         self.registrations = [bytes.fromhex(r) for r in s["agency_registrations"]]
         for reg in self.registrations:

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from protocols.gen_reveal_dp import CASES, make_committee, run_case
+from protocols.gen_reveal_dp import CAPS, CASES, SUMS, live_blocks, make_committee, run_case
 from psc.exceptions import InvalidMessage
 from psc.protocol.committee.member import _open_noise_share
 
@@ -62,6 +63,8 @@ def test_recorded_bad_noise_share_signature_fails_alone() -> None:
 def test_duplicate_member_is_refused_by_a_member() -> None:
     case = VECTORS["cases"]["bad_duplicate_member"]
     c = make_committee(seed=case["seed"])
+    caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
+    live_blocks(c, np.array(SUMS, dtype=np.int64), caps)  # the log the task was made from
     member = c.members[case["member"] - 1]
     task = bytes.fromhex(case["task"])
     # the member must have made its noise share for the task (same seeded draws)

@@ -17,6 +17,7 @@ from psc.paillier import _keypair_from_primes
 from psc.policy.consent import SqliteRefusalLog
 from psc.protocol.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
 from psc.protocol.driver import SimClock
+from psc.protocol.logview import LedgerLogView
 from psc.protocol.rights_flow import RightsAggregator
 from psc.protocol.roles import KeyHolder, ProtocolParameters, TrustedDecryptor, read_grades
 from psc.protocol.signing import _signing_key_from_seed
@@ -52,7 +53,12 @@ class Fresh:
             self.catalog, self.directory, clock=self.clock, refusals=self.refusals
         )
         self.key_holder = KeyHolder(
-            self.params, TrustedDecryptor(self.params, sk), kh_key, consent=gate, clock=self.clock
+            self.params,
+            TrustedDecryptor(self.params, sk),
+            kh_key,
+            log_view=LedgerLogView(self.params, self.ledger),
+            consent=gate,
+            clock=self.clock,
         )
         for reg in s["agency_registrations"]:
             self.aggregator.register_agency(bytes.fromhex(reg))

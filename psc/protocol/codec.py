@@ -127,6 +127,17 @@ def peek_type(data: bytes) -> str:
     return t
 
 
+def message_type(data: bytes) -> str:
+    """The ``@t`` of an encoded message of any psc protocol (including the committee's
+    and the rights workflow's, which :data:`MESSAGE_TYPES` does not list).  Raises
+    :class:`InvalidMessage` for anything that is not an encoded message."""
+    obj = _load(data)
+    t = obj.get("@t") if isinstance(obj, dict) else None
+    if not isinstance(t, str):
+        raise InvalidMessage("not a psc protocol message")
+    return t
+
+
 def _load(data: bytes) -> Any:
     if not isinstance(data, bytes | bytearray) or len(data) > MAX_MESSAGE_BYTES:
         raise InvalidMessage("message too large or not bytes")

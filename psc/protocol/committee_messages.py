@@ -61,6 +61,10 @@ class RevealTask(Message):
     targets: tuple[int, ...]  # slots whose score is revealed (noised); every other slot is masked
     blocks: tuple[BlockCiphertext, ...]  # the live-sum blocks, sorted by (label, block)
     issued_at: int  # when the combiner made the task
+    # the aggregator-signed RevealRequest (grade) or StatisticRequest (statistic) this task
+    # serves, verbatim: members derive release, period and targets from it and recompute
+    # the blocks from the log; the combiner's word counts for nothing
+    authorization: bytes
 
     def check(self) -> None:
         _hash(self.request_hash, "request_hash")
@@ -72,6 +76,28 @@ class RevealTask(Message):
         )
         _need(self.targets[0] >= 0, "targets must be slots (>= 0)")
         _blocks_sorted(self.blocks, "blocks")
+        _need(len(self.authorization) >= 1, "authorization must not be empty")
+
+
+@dataclass(frozen=True)
+class StatisticRequest(Message):
+    """Aggregator -> combiner -> members: release one published DP statistic for a period.
+
+    Members release each (statistic, period) at most once and only for the statistics the
+    committee's parameters publish.
+    """
+
+    TYPE: ClassVar[str] = "committee-statistic-request"
+
+    name: str  # a statistic published in the committee parameters, e.g. "district-mean"
+    period: int  # evaluation period
+    cells: int  # how many cells (e.g. districts) the statistic has
+    issued_at: int  # when the aggregator made the request
+
+    def check(self) -> None:
+        _need(bool(_RELEASE.match(f"statistic:{self.name}")), "bad statistic name")
+        _need(self.period >= 0 and self.issued_at >= 0, "period and issued_at are >= 0")
+        _need(self.cells >= 1, "a statistic has at least one cell")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ from psc.protocol.committee import (
     reveal_layout,
     subject_key,
 )
+from psc.protocol.committee.member_store import MemberStore
+from psc.protocol.logview import LedgerLogView, LogView
 from psc.protocol.roles import (
     SELF_ACCESS_PURPOSE,
     Agency,
@@ -319,7 +321,7 @@ def setup(
     agency_cls: type[Agency] = Agency,
     aggregator_cls: type[Aggregator] = Aggregator,
     consent: Callable[[ProtocolParameters], ConsentVerifier] | None = None,
-    revealer: Callable[[ProtocolParameters, Ed25519PrivateKey], Revealer] | None = None,
+    revealer: Callable[[ProtocolParameters, Ed25519PrivateKey, LogView], Revealer] | None = None,
     layout: SlotLayout | None = None,
 ) -> Deployment:
     """Phase 1 of the driver (also used by tests and the vector generator).
@@ -354,13 +356,15 @@ def setup(
     ledger = SQLiteLedger(ledger_path, signer=agg_key, clock_ms=ms)
     aggregator = aggregator_cls(params, ledger, agg_key, clock=clock)
     gate = consent(params) if consent is not None else None
+    # whoever decrypts checks the blocks against the public log (here: the ledger itself)
+    view = LedgerLogView(params, ledger)
     if revealer is not None:
-        reveal_step: Revealer = revealer(params, new_signing_key(randbytes))
+        reveal_step: Revealer = revealer(params, new_signing_key(randbytes), view)
     elif sk is not None:
         reveal_step = TrustedDecryptor(params, sk)
     else:
         raise ValueError("setup needs the private key or a revealer")
-    key_holder = KeyHolder(params, reveal_step, kh_key, consent=gate, clock=clock)
+    key_holder = KeyHolder(params, reveal_step, kh_key, log_view=view, consent=gate, clock=clock)
     parties: list[Agency] = []
     registrations: list[bytes] = []
     for inst in agencies:
@@ -485,9 +489,20 @@ class CommitteeSetup:
     committee: KeyCommittee | None = None
     revealer: CommitteeRevealer | None = None
     pool: ProcessPoolExecutor | None = None
+    #: where each member keeps its durable release record (``None``: in memory)
+    member_dir: Path | None = None
 
-    def make(self, params: ProtocolParameters, combiner_key: Ed25519PrivateKey) -> Revealer:
-        """The key holder's reveal step (``setup(..., revealer=...)``)."""
+    def member_store(self, index: int) -> str:
+        if self.member_dir is None:
+            return ":memory:"
+        return str(self.member_dir / f"member-{index}.sqlite")
+
+    def make(
+        self, params: ProtocolParameters, combiner_key: Ed25519PrivateKey, log_view: LogView
+    ) -> Revealer:
+        """The key holder's reveal step (``setup(..., revealer=...)``); every member checks
+        what it decrypts against ``log_view`` (members in their own processes reopen the
+        ledger file there)."""
         keys = [new_signing_key(self.randbytes) for _ in self.key_shares]
         cparams = CommitteeParameters(
             params.catalog,
@@ -500,7 +515,14 @@ class CommitteeSetup:
             allow_insecure_key=params.allow_insecure_key,
         )
         members = [
-            CommitteeMember(cparams, s, k, _simulation_noise_witness=self.witness)
+            CommitteeMember(
+                cparams,
+                s,
+                k,
+                log_view=log_view,
+                store=MemberStore(self.member_store(s.index)),
+                _simulation_noise_witness=self.witness,
+            )
             for s, k in zip(self.key_shares, keys, strict=True)
         ]
         if self.workers > 1:
@@ -582,6 +604,7 @@ def run(
         raise ValueError(f"reveal must be 'trusted', 'committee' or 'he', got {reveal!r}")
     phases: defaultdict[str, float] = defaultdict(float)
     wire: Counter[str] = Counter()
+    scratch: Path | None = None
 
     @contextmanager
     def phase(name: str) -> Iterator[None]:
@@ -620,10 +643,19 @@ def run(
                 if str(committee_path) == ":memory:"
                 else open_committee_store(str(committee_path))
             )
-            budget = ApproxDP(12 * Fraction(epsilon), Fraction(1, 10**9))
+            assert policy.cap_epsilon is not None
+            # twelve releases of score and cap counters
+            budget = ApproxDP(12 * (policy.epsilon + policy.cap_epsilon), Fraction(1, 10**9))
             cs = CommitteeSetup(
                 tpk, key_shares, policy, store, budget, workers, randbytes, SimulationNoiseWitness()
             )
+            if str(committee_path) != ":memory:":  # members' durable release records
+                cs.member_dir = Path(committee_path).parent / "committee-members"
+                cs.member_dir.mkdir(parents=True, exist_ok=True)
+            if workers > 1 and str(ledger_path) == ":memory:":
+                # members in their own processes read the public log from the ledger file
+                scratch = Path(tempfile.mkdtemp(prefix="psc-ledger-"))
+                ledger_path = scratch / "ledger.sqlite"
             pk, sk = tpk.public, None
         else:
             pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
@@ -830,6 +862,8 @@ def run(
         )
         cs.close()
     ledger.close()
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     if reveal == "he":
         _he_result(result, city, slot_of, last, got, oracle.grade, rp_slot, phase, he_authority)
         result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}

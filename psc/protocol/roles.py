@@ -33,7 +33,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -664,11 +664,15 @@ class Agency:
 # aggregator
 
 
-def _trivial_zero(params: ProtocolParameters) -> PackedCiphertext:
-    # E(0; r=1) = 1: nothing is hidden, and nothing needs to be (no live contribution).
+def trivial_zero(params: ProtocolParameters) -> PackedCiphertext:
+    """``E(0; r=1) = 1`` per block: the live sum of a label with no live contribution
+    (nothing is hidden, and nothing needs to be)."""
     pk = params.public_key
     blocks = tuple(mpz(1) for _ in range(params.layout.blocks(params.n_subjects)))
     return PackedCiphertext(pk.fingerprint, params.layout, params.n_subjects, 0, blocks)
+
+
+_trivial_zero = trivial_zero  # the name psc.protocol.rights_flow imports
 
 
 class Aggregator:
@@ -935,7 +939,7 @@ class Aggregator:
                 continue
             ct = self._backend.deserialize(acc.ciphertext).with_bound(acc.bound)
             (score if acc.label == "" else caps[acc.label]).append(ct)
-        zero = _trivial_zero(self.params)
+        zero = trivial_zero(self.params)
         out = (
             self._backend.sum(score) if score else zero,
             {label: self._backend.sum(v) if v else zero for label, v in caps.items()},
@@ -1148,10 +1152,14 @@ class Revealer(ABC):
         slots: Sequence[int],
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
+        *,
+        authorization: bytes,
     ) -> dict[int, int]:
         """What :meth:`KeyHolder.answer` calls: :meth:`grades`, told which request (its
         hash) and period it serves, for reveals that account per release (the committee's
-        DP reveal, :class:`psc.protocol.committee.CommitteeRevealer`)."""
+        DP reveal, :class:`psc.protocol.committee.CommitteeRevealer`).  ``authorization``
+        is the aggregator-signed :class:`RevealRequest` the blocks came in, which parties
+        that decrypt (committee members) check against the log themselves."""
         return self.grades(slots, score, caps)
 
 
@@ -1205,6 +1213,19 @@ class RevealAnswer(NamedTuple):
     notice: bytes  # sealed RevealNotice: for the aggregator's log
 
 
+class LogViewLike(Protocol):
+    """What the key holder needs of :class:`psc.protocol.logview.LogView` (which imports
+    this module, hence the structural type)."""
+
+    def check_blocks(
+        self,
+        period: int,
+        tree_size: int,
+        tree_root: bytes,
+        blocks: Iterable[tuple[str, int, PackedCiphertext]],
+    ) -> None: ...
+
+
 class KeyHolder:
     """The (single, trusted, baseline) key holder: answers reveal requests with grades only.
 
@@ -1219,6 +1240,7 @@ class KeyHolder:
         revealer: Revealer,
         signing_key: Ed25519PrivateKey,
         *,
+        log_view: LogViewLike,
         consent: ConsentVerifier | None = None,
         clock: Clock = system_clock,
     ) -> None:
@@ -1226,6 +1248,7 @@ class KeyHolder:
             raise KeyMismatch("this signing key is not the key holder key in the parameters")
         self.params = params
         self.revealer = revealer
+        self._log = log_view
         self._key = signing_key
         self._consent = consent if consent is not None else NoConsentTokens()
         self._clock = clock
@@ -1256,7 +1279,9 @@ class KeyHolder:
         Verifies, before decrypting anything: the aggregator's signature; the requester's
         signature on the embedded request; purpose and consent policy; freshness; that the
         request was not answered before; that the blocks are exactly those holding the
-        requested slots, one per label (``score`` and every cap label).  Leaks: grades to
+        requested slots, one per label (``score`` and every cap label), and that each is
+        the live sum of the logged contributions at the request's tree head
+        (:meth:`psc.protocol.logview.LogView.check_blocks`).  Leaks: grades to
         the requester only; the aggregator gets a notice with hashes and a count.  Raises :class:`InvalidMessage`,
         :class:`UnknownParty` or :class:`PolicyViolation`.
         """
@@ -1279,6 +1304,7 @@ class KeyHolder:
             raise InvalidMessage("reveal request does not carry exactly the needed blocks")
         score: dict[int, PackedCiphertext] = {}
         caps: dict[str, dict[int, PackedCiphertext]] = {}
+        checked: list[tuple[str, int, PackedCiphertext]] = []
         for b in rr.blocks:
             try:
                 ct = self._backend.deserialize(b.ciphertext)
@@ -1287,7 +1313,13 @@ class KeyHolder:
             if ct.n_values != min(S, self.params.n_subjects - b.block * S):
                 raise InvalidMessage("block has the wrong slot count")
             (score if b.label == SCORE_LABEL else caps.setdefault(b.label, {}))[b.block] = ct
-        grades = self.revealer.grades_for(req_hash, req.period, req.slots, score, caps)
+            checked.append((b.label, b.block, ct))
+        # the blocks must be the live sums of what the log holds at the named tree head:
+        # a scaled or offset block (c^K, c * E(d)) would make decryption a score oracle
+        self._log.check_blocks(req.period, rr.tree_size, rr.tree_root, checked)
+        grades = self.revealer.grades_for(
+            req_hash, req.period, req.slots, score, caps, authorization=sealed
+        )
         labels_of = self.params.catalog.labels
         resp = GradeResponse(
             request_hash=req_hash,

@@ -13,8 +13,11 @@ decrypted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import sqlite3
 from fractions import Fraction
 
+import gmpy2
 import numpy as np
 import pytest
 
@@ -28,10 +31,14 @@ from protocols.gen_reveal_dp import (
     make_committee,
 )
 from psc.dp.accounting import sensitivity
-from psc.exceptions import InsufficientShares
-from psc.protocol.committee import LocalLink, MemberLink, subject_key
-from psc.protocol.committee_messages import DecryptionRequest
-from psc.protocol.signing import _signing_key_from_seed, seal
+from psc.exceptions import InsufficientShares, InvalidMessage, ParameterError, PolicyViolation
+from psc.protocol import codec
+from psc.protocol.committee import CommitteeMember, LocalLink, MemberLink, subject_key
+from psc.protocol.committee.member_store import MemberStore
+from psc.protocol.committee_messages import DecryptionRequest, RevealTask, StatisticRequest
+from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest, SignedMessage
+from psc.protocol.signing import _signing_key_from_seed, digest, seal
+from tests.attacks._deployment import world
 
 REQUEST = b"\x31" * 32
 
@@ -90,7 +97,7 @@ def _accepts_a_set_of(r: int) -> bool:
     score, caps = _blocks(c)
     # member 1 may refuse the combiner's own request once it answered the probe
     with contextlib.suppress(InsufficientShares):
-        c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+        c.reveal(PERIOD, [TARGET], score, caps)
     return verdict == [True]
 
 
@@ -118,7 +125,7 @@ def test_cap_counters_are_noised_before_the_combiner_sees_them() -> None:
     c = make_committee(draw=lambda: 7)
     score, caps = _blocks(c)
     slots = list(range(len(SUMS)))
-    c.combiner.reveal_grades(REQUEST, PERIOD, slots, score, caps)
+    c.reveal(PERIOD, slots, score, caps)
     S = c.params.layout.slots
     views = {(label, j): v for label, j, v in c.seen}
     g = c.params.merge_shift
@@ -136,7 +143,7 @@ def test_cap_counters_are_noised_before_the_combiner_sees_them() -> None:
 def test_every_record_states_the_cap_release_in_the_loss() -> None:
     c = make_committee()
     score, caps = _blocks(c)
-    res = c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+    res = c.reveal(PERIOD, [TARGET], score, caps)
     charged = res.spent[TARGET]
     assert charged.epsilon > c.params.policy.epsilon, (
         "the charge must include the cap counters' release, not the score's epsilon alone"
@@ -168,13 +175,11 @@ def test_the_budget_is_spent_durably_before_any_decryption_share_is_asked() -> N
         def known_answer_share(self) -> bytes:
             return self.inner.known_answer_share()
 
-    import sqlite3
-
     store = sqlite3.connect(":memory:", isolation_level=None)
     holder["store"] = store
     c = make_committee(links=lambda ms: [Checking(LocalLink(m)) for m in ms], store=store)
     score, caps = _blocks(c)
-    c.combiner.reveal_grades(REQUEST, PERIOD, [TARGET], score, caps)
+    c.reveal(PERIOD, [TARGET], score, caps)
     assert seen_budget and all(x >= 1 for x in seen_budget), (
         "a member was asked for a decryption share before the subject's spend was committed"
     )
@@ -186,7 +191,122 @@ def test_setup_refuses_a_tolerated_coalition_that_could_decrypt_alone(
 ) -> None:
     """Attack 4: n - h >= k corrupt members are tolerated by the DP claim yet hold k key
     shares: they could decrypt un-noised data on their own."""
-    from psc.exceptions import ParameterError
 
     with pytest.raises(ParameterError, match="corrupt"):
         make_committee(n=n, k=k, honest=honest)
+
+
+# -- attack 2: the task is no longer the combiner's word -------------------------------------
+
+
+def _task_from(w, sealed_rr: bytes, **change):  # type: ignore[no-untyped-def]
+    """The combiner's honest task for an aggregator-signed reveal request, with fields
+    replaced as a dishonest combiner would (it holds the combiner key)."""
+
+    rr = codec.decode(codec.decode(sealed_rr, SignedMessage).body, RevealRequest)
+    req = codec.decode(codec.decode(rr.request, SignedMessage).body, GradeRequest)
+    p = w.committee.committee.params
+    backend = p.backend()
+    S = p.layout.slots
+    live = w.d.aggregator.live_sums(req.period)
+    by_label = {"score": live[0], **live[1]}
+    blocks = []
+    for label in p.labels:
+        for j in sorted({s // S for s in req.slots}):
+            ct = by_label[label]
+            one = dataclasses.replace(
+                ct, n_values=min(S, ct.n_values - j * S), blocks=(ct.blocks[j],)
+            )
+            blocks.append(BlockCiphertext(label, j, backend.serialize(one)))
+    task = RevealTask(
+        digest(rr.request), "grade", req.period, tuple(req.slots), tuple(blocks), 1, sealed_rr
+    )
+    return seal(dataclasses.replace(task, **change), w.committee.committee._key)
+
+
+def _member(w, i: int = 1):  # type: ignore[no-untyped-def]
+    return w.committee.links[i - 1].member
+
+
+def test_members_refuse_scaled_blocks_under_an_authentic_request(city) -> None:  # type: ignore[no-untyped-def]
+    """Attack 2: the combiner keeps the aggregator's signed request but sends ``c^K``."""
+
+    w = world(city)
+    rr = w.d.aggregator.prepare_reveal(w.d.registry.grade_request([5], w.period))
+    honest = codec.decode(codec.decode(_task_from(w, rr), SignedMessage).body, RevealTask)
+    backend = w.committee.committee.params.backend()
+    nsq = w.d.params.public_key.nsquare
+    scaled = []
+    for b in honest.blocks:
+        ct = backend.deserialize(b.ciphertext)
+        evil = dataclasses.replace(ct, blocks=(gmpy2.powmod(ct.blocks[0], 2**16, nsq),))
+        scaled.append(BlockCiphertext(b.label, b.block, backend.serialize(evil)))
+    task = _task_from(w, rr, blocks=tuple(scaled))
+    for i in range(1, 6):
+        with pytest.raises(InvalidMessage, match="not the live sum"):
+            _member(w, i).noise_share(task)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"period": "+1"}, "period"),
+        ({"release": "statistic:a"}, "statistic"),
+        ({"targets": (5, 6)}, "did not ask"),
+        ({"request_hash": b"\x01" * 32}, "another request"),
+    ],
+)
+def test_members_derive_period_release_and_targets_from_the_signed_request(  # type: ignore[no-untyped-def]
+    city, change, match
+) -> None:
+    """Attack 2: a combiner that changes the period, invents a release label, adds
+    targets or names another request gets nothing from any member."""
+
+    w = world(city)
+    rr = w.d.aggregator.prepare_reveal(w.d.registry.grade_request([5], w.period))
+    if change.get("period") == "+1":
+        change = {"period": w.period + 1}
+    task = _task_from(w, rr, **change)
+    with pytest.raises((InvalidMessage, PolicyViolation), match=match):
+        _member(w).noise_share(task)
+
+
+def test_an_invented_statistic_is_refused_even_with_the_aggregators_signature(city) -> None:  # type: ignore[no-untyped-def]
+    """Attack 2: ``statistic:a``, ``statistic:b``... would decrypt the same slot again and
+    again; members release only the statistics the committee publishes, once a period."""
+
+    w = world(city)
+    rr = w.d.aggregator.prepare_reveal(w.d.registry.grade_request([5], w.period))
+
+    honest = codec.decode(codec.decode(_task_from(w, rr), SignedMessage).body, RevealTask)
+    sr = seal(StatisticRequest("a", w.period, 1, 1), w.d.aggregator._key)  # aggregator colludes
+    task = RevealTask(digest(sr), "statistic:a", w.period, (0,), honest.blocks, 1, sr)
+    with pytest.raises(PolicyViolation, match="not one the committee publishes"):
+        _member(w).noise_share(seal(task, w.committee.committee._key))
+
+
+def test_a_restarted_member_still_refuses_a_second_release(city, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A member's record of what it helped release is durable: after a restart (a new
+    member object on the same store file) it refuses a second request for the slot."""
+
+    w = world(city, committee_dir=tmp_path)
+    res = w.committee.revealer
+    reveal_once = w.d.registry.grade_request([5], w.period)
+    answer = w.d.key_holder.answer(w.d.aggregator.prepare_reveal(reveal_once))
+    assert res is not None and res.last is not None and not res.last.excluded
+    old = _member(w)
+    store_path = tmp_path / f"member-{old.index}.sqlite"
+    assert store_path.exists()
+    restarted = CommitteeMember(
+        old.params, old._share, old._key, log_view=old._log, store=MemberStore(store_path)
+    )
+    again = w.d.aggregator.prepare_reveal(w.d.registry.grade_request([5], w.period))
+    task = _task_from(w, again)
+    restarted.noise_share(task)  # a noise share is harmless; the decryption is refused
+    shares = tuple(m.member.noise_share(task) for m in w.committee.links[1:])
+
+    own = restarted.noise_share(task)
+    req = seal(DecryptionRequest(task, (own, *shares)), w.committee.committee._key)
+    with pytest.raises(PolicyViolation, match="already released"):
+        restarted.decryption_share(req)
+    assert answer.response

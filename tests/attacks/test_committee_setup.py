@@ -34,7 +34,7 @@ def test_a_member_refuses_a_key_share_that_does_not_match_its_verification_key()
     from psc.protocol.signing import _signing_key_from_seed
 
     with pytest.raises(InvalidMessage):
-        CommitteeMember(c.params, bad, _signing_key_from_seed(member_seed(1)))
+        CommitteeMember(c.params, bad, _signing_key_from_seed(member_seed(1)), log_view=c.log)
 
 
 def test_the_combiner_refuses_a_committee_that_fails_a_known_answer_decryption() -> None:
@@ -63,7 +63,8 @@ def test_the_combiner_refuses_a_committee_that_fails_a_known_answer_decryption()
     from psc.protocol.signing import _signing_key_from_seed
 
     members = [
-        CommitteeMember(params, s, _signing_key_from_seed(member_seed(s.index))) for s in shifted
+        CommitteeMember(params, s, _signing_key_from_seed(member_seed(s.index)), log_view=c.log)
+        for s in shifted
     ]
     import sqlite3
 

@@ -242,6 +242,8 @@ class KeyCommittee:
         slots: Sequence[int],
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
+        *,
+        authorization: bytes,
     ) -> CommitteeReveal:
         """Combiner: the grade of every slot in ``slots`` for ``period``, through the committee.
 
@@ -295,7 +297,13 @@ class KeyCommittee:
 
         if new:
             noisy, counts, members, excluded = self._decrypt(
-                request_hash, period, new, score, caps, before_decryption=charge
+                request_hash,
+                period,
+                new,
+                score,
+                caps,
+                authorization=authorization,
+                before_decryption=charge,
             )
             grades.update(_grades(p.catalog, noisy, counts))
             del noisy  # the noisy scores are discarded here, by protocol
@@ -322,7 +330,9 @@ class KeyCommittee:
             )
         return CommitteeReveal(grades, sealed, tuple(sorted(stored)), spent, members, excluded)
 
-    def release_sums(self, name: str, period: int, sums: PackedCiphertext) -> StatisticRelease:
+    def release_sums(
+        self, name: str, period: int, sums: PackedCiphertext, *, authorization: bytes
+    ) -> StatisticRelease:
         """Combiner: a DP release of every cell of an encrypted vector of sums (a statistic).
 
         ``sums`` holds one sum per cell (e.g. per district), encrypted under the committee
@@ -365,7 +375,7 @@ class KeyCommittee:
             for j, ct in blocks.items()
         }
         caps = {label: zero for label in p.catalog.cap_labels()}
-        request_hash = digest(f"psc/statistic/{name}/{period}".encode())
+        request_hash = digest(authorization)
 
         def charge() -> None:  # durably, before any decryption share is asked for
             if not pending:
@@ -379,6 +389,7 @@ class KeyCommittee:
             blocks,
             caps,
             f"statistic:{name}",
+            authorization=authorization,
             before_decryption=charge,
         )
         values = tuple(noisy[c] for c in range(sums.n_values))
@@ -395,6 +406,7 @@ class KeyCommittee:
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
         release: str = "grade",
         *,
+        authorization: bytes,
         before_decryption: Callable[[], None],
     ) -> tuple[dict[int, int], dict[str, dict[int, int]], tuple[int, ...], dict[int, str]]:
         """Combiner: steps 3 of :meth:`reveal_grades`; the noisy score and exact cap counts
@@ -413,7 +425,13 @@ class KeyCommittee:
                     raise ValueError("pass one-block ciphertexts per block index")
                 blocks.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
         task_msg = RevealTask(
-            request_hash, release, period, tuple(targets), tuple(blocks), self._clock()
+            request_hash,
+            release,
+            period,
+            tuple(targets),
+            tuple(blocks),
+            self._clock(),
+            authorization,
         )
         sealed_task = seal(task_msg, self._key)
         task = _read_task(p, self._backend, sealed_task)

@@ -18,15 +18,19 @@ from psc.exceptions import (
 )
 from psc.paillier import RandBelow
 from psc.protocol.committee.known_answer import known_answer
+from psc.protocol.committee.member_store import MemberStore
 from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
-from psc.protocol.committee.task import _noised, _read_task
+from psc.protocol.committee.task import _noised, _read_task, _Task
 from psc.protocol.committee_messages import (
     DecryptionRequest,
     KnownAnswerShare,
     MemberDecryptionShare,
     NoiseShare,
+    StatisticRequest,
 )
-from psc.protocol.messages import BlockCiphertext
+from psc.protocol.logview import LogView
+from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest
+from psc.protocol.roles import check_purpose
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.threshold import KeyShare, encode_packed_share, encode_share
 
@@ -65,6 +69,8 @@ class CommitteeMember:
         *,
         noise_rng: RandomSource | None = None,
         randbelow: RandBelow = secrets.randbelow,
+        log_view: LogView,
+        store: MemberStore | None = None,
         pool: RandomnessPool | None = None,
         _draw: Callable[[], int] | None = None,
         _simulation_noise_witness: NoiseWitness | None = None,
@@ -89,10 +95,53 @@ class CommitteeMember:
         self._randbelow = randbelow
         self.pool = pool if pool is not None else RandomnessPool(params.public.public)
         self._backend = params.backend(self.pool)
-        self._sent: dict[bytes, bytes] = {}  # task hash -> digest of our sealed noise share
-        # (release, slot, period) -> the decryption request that released it
-        self._released: dict[tuple[str, int, int], bytes] = {}
-        self._answered: dict[bytes, bytes] = {}  # decryption request hash -> our answer
+        self._log = log_view
+        if log_view.params.public_key.fingerprint != params.public.public.fingerprint:
+            raise KeyMismatch("the log view's parameters are for another key")
+        # what this member sent and released; durable when given a file (MemberStore)
+        self._store = store if store is not None else MemberStore()
+
+    def _authorize(self, task: _Task) -> None:
+        """Member: refuse a task the combiner made up.  Release, period and targets must
+        follow from the aggregator-signed authorization, and every block must be the live
+        sum of the logged contributions at its tree head (recomputed from the log).
+
+        Grade: ``authorization`` is a :class:`~psc.protocol.messages.RevealRequest`
+        carrying the requester-signed :class:`~psc.protocol.messages.GradeRequest`
+        (signature by a registered requester, lawful purpose); targets are some of its
+        slots.  Statistic: a :class:`StatisticRequest` for a statistic the parameters
+        publish, every cell a target.  Raises :class:`InvalidMessage` or
+        :class:`PolicyViolation`.
+        """
+        t = task.task
+        agg = self._log.params.aggregator_key
+        if t.release == "grade":
+            rr = open_signed(t.authorization, RevealRequest, lambda m: agg)
+            req = open_signed(
+                rr.request, GradeRequest, lambda m: self._log.requester(m.requester).public_key
+            )
+            check_purpose(self.params.catalog, req, self._log.requester(req.requester).purposes)
+            if digest(rr.request) != t.request_hash:
+                raise InvalidMessage("the task names another request than its authorization")
+            if not t.period == rr.period == req.period:
+                raise InvalidMessage("the task's period is not the authorized request's")
+            if not set(t.targets) <= set(req.slots):
+                raise InvalidMessage("the task targets slots the request did not ask for")
+            blocks = [(label, j, ct) for (label, j), ct in sorted(task.original.items())]
+            self._log.check_blocks(t.period, rr.tree_size, rr.tree_root, blocks)
+            return
+        sr = open_signed(t.authorization, StatisticRequest, lambda m: agg)
+        if sr.name not in self.params.statistics:
+            raise PolicyViolation(
+                f"statistic {sr.name!r} is not one the committee publishes "
+                f"({', '.join(self.params.statistics) or 'none'})"
+            )
+        if (t.release, t.period, t.targets) != (
+            f"statistic:{sr.name}",
+            sr.period,
+            tuple(range(sr.cells)),
+        ) or t.request_hash != digest(t.authorization):
+            raise InvalidMessage("the task is not the authorized statistic release")
 
     def prepare(self, noise_shares: int, randomizers: int) -> int:
         """Member, offline: draw ``noise_shares`` noise shares and precompute ``randomizers``
@@ -154,6 +203,7 @@ class CommitteeMember:
         p = self.params
         S = p.layout.slots
         task = _read_task(p, self._backend, sealed_task)
+        self._authorize(task)
         shares = []
         # a statistic carries no cap counters (its cap blocks are the trivial zero): no noise
         caps = sorted(p.catalog.cap_labels()) if task.task.release == "grade" else []
@@ -196,7 +246,7 @@ class CommitteeMember:
                         values[offs],
                     )
         sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
-        self._sent[task.task_hash] = digest(sealed)
+        self._store.record_sent(task.task_hash, digest(sealed))
         return sealed
 
     def decryption_share(self, sealed_request: bytes) -> bytes:
@@ -216,10 +266,12 @@ class CommitteeMember:
         p = self.params
         req = open_signed(sealed_request, DecryptionRequest, lambda m: p.combiner_key)
         req_hash = digest(sealed_request)
-        if req_hash in self._answered:
-            return self._answered[req_hash]
+        earlier = self._store.answer(req_hash)
+        if earlier is not None:
+            return earlier
         task = _read_task(p, self._backend, req.task)
-        own = self._sent.get(task.task_hash)
+        self._authorize(task)
+        own = self._store.sent(task.task_hash)
         if own is None:
             raise InvalidMessage("this member made no noise share for the task")
         shares: list[NoiseShare] = []
@@ -248,7 +300,7 @@ class CommitteeMember:
         again = [
             s
             for s in task.task.targets
-            if self._released.get((task.task.release, s, period), req_hash) != req_hash
+            if self._store.released_by(task.task.release, s, period) not in (None, req_hash)
         ]
         if again:
             raise PolicyViolation(
@@ -264,13 +316,12 @@ class CommitteeMember:
             tuple(c.blocks[0] for c in noised),
         )
         share = self._share.packed_decryption_share(ct, randbelow=self._randbelow)
-        for s in task.task.targets:
-            self._released[(task.task.release, s, period)] = req_hash
         msg = MemberDecryptionShare(
             self.index, task.task_hash, req_hash, encode_packed_share(p.public, share)
         )
         out = seal(msg, self._key)
-        self._answered[req_hash] = out
+        # durably, before the share leaves: the release record and the answer together
+        self._store.record_release(task.task.release, task.task.targets, period, req_hash, out)
         return out
 
 

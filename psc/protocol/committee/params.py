@@ -165,6 +165,8 @@ class CommitteeParameters:
     member_keys: tuple[bytes, ...]
     combiner_key: bytes
     allow_insecure_key: bool = False
+    #: the DP statistics the committee releases (one per period each), by name
+    statistics: tuple[str, ...] = ("district-mean",)
     mechanism: DiscreteLaplace = field(init=False, repr=False)
     shares: ShareParameters = field(init=False, repr=False)
     share_bound: int = field(init=False)

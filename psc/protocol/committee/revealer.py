@@ -43,7 +43,12 @@ class CommitteeRevealer(Revealer):
         slots: Sequence[int],
         score: Mapping[int, PackedCiphertext],
         caps: Mapping[str, Mapping[int, PackedCiphertext]],
+        *,
+        authorization: bytes,
     ) -> dict[int, int]:
-        """Key holder: grade indices of ``slots`` via :meth:`KeyCommittee.reveal_grades`."""
-        self.last = self.committee.reveal_grades(request_hash, period, slots, score, caps)
+        """Key holder: grade indices of ``slots`` via :meth:`KeyCommittee.reveal_grades`,
+        with the aggregator-signed request the members check against the log."""
+        self.last = self.committee.reveal_grades(
+            request_hash, period, slots, score, caps, authorization=authorization
+        )
         return dict(self.last.grades)

@@ -36,6 +36,9 @@ class _Task:
     blocks: dict[tuple[str, int], PackedCiphertext]
     targets: dict[int, list[int]]  # block -> target offsets within the block
     merged: frozenset[int]  # blocks decrypted as one merged unit (see merge_shift)
+    #: the task's blocks as sent, (label, block) -> one-block ciphertext (before merging):
+    #: what members check against the log
+    original: dict[tuple[str, int], PackedCiphertext]
 
     @property
     def units(self) -> list[tuple[str, int]]:
@@ -74,6 +77,7 @@ def _read_task(params: CommitteeParameters, backend: PackedPaillier, sealed: byt
         if off >= counts[s // S]:
             raise InvalidMessage("a target slot does not exist")
         targets.setdefault(s // S, []).append(off)
+    original = dict(blocks)
     g = params.merge_shift
     merged = frozenset(j for j in needed if g is not None and len(targets[j]) == counts[j])
     caps = sorted(params.catalog.cap_labels())
@@ -93,7 +97,7 @@ def _read_task(params: CommitteeParameters, backend: PackedPaillier, sealed: byt
         blocks[(SCORE_LABEL, j)] = PackedCiphertext(
             score.key_fingerprint, score.layout, score.n_values, bound, (c,)
         )
-    return _Task(task, digest(sealed), blocks, targets, merged)
+    return _Task(task, digest(sealed), blocks, targets, merged, original)
 
 
 def _noised(
