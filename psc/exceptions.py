@@ -28,6 +28,15 @@ class InvalidMessage(PscError):
     """
 
 
+class InvalidProof(InvalidMessage):
+    """A zero-knowledge proof (plaintext knowledge, slot range) does not verify.
+
+    A subclass of the opaque :class:`InvalidMessage`: callers that only care that
+    verification failed catch that.  Raised by :mod:`psc.proofs`; the protocol layer names
+    the party and the block, the proof layer never says which equation failed.
+    """
+
+
 class CatalogError(PscError, ValueError):
     """A catalog could not be loaded.  ``problems`` lists every problem with its location."""
 
