@@ -109,11 +109,15 @@ class NoiseShare(Message):
     member: int  # the member's index, 1..n
     task_hash: bytes  # SHA-256 of the sealed RevealTask
     shares: tuple[BlockCiphertext, ...]  # one per task block, same (label, block) order
+    # psc.proofs.plaintext proof of knowledge of every share block's plaintext, in share
+    # order, bound to (task hash, member): no share can be derived from another's ciphertext
+    proof: bytes
 
     def check(self) -> None:
         _need(self.member >= 1, "member index must be >= 1")
         _hash(self.task_hash, "task_hash")
         _blocks_sorted(self.shares, "shares")
+        _need(len(self.proof) >= 1, "proof must not be empty")
 
 
 @dataclass(frozen=True)

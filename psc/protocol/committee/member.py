@@ -9,7 +9,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from psc.backends.base import IntArray
-from psc.backends.paillier import PackedCiphertext, RandomnessPool
+from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.dp.random import RandomSource, resolve
 from psc.exceptions import (
     InvalidMessage,
@@ -17,10 +17,17 @@ from psc.exceptions import (
     PolicyViolation,
 )
 from psc.paillier import RandBelow
+from psc.proofs.plaintext import prove_plaintexts
 from psc.protocol.committee.known_answer import known_answer
 from psc.protocol.committee.member_store import MemberStore
 from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
-from psc.protocol.committee.task import _noised, _read_task, _Task
+from psc.protocol.committee.task import (
+    _noised,
+    _read_task,
+    _Task,
+    _verify_share_proof,
+    share_context,
+)
 from psc.protocol.committee_messages import (
     DecryptionRequest,
     KnownAnswerShare,
@@ -208,6 +215,8 @@ class CommitteeMember:
         # a statistic carries no cap counters (its cap blocks are the trivial zero): no noise
         caps = sorted(p.catalog.cap_labels()) if task.task.release == "grade" else []
         cap_noise = self.draw_cap_noise if task.task.release == "grade" else lambda: 0
+        blocks: list[int] = []
+        openings: list[BlockOpening] = []
         for label, j in task.units:
             count = task.blocks[(label, j)].n_values
             offsets = task.targets[j]
@@ -232,8 +241,10 @@ class CommitteeMember:
                         drawn.setdefault(cap, np.zeros(count, dtype=np.int64))[s] = x
                         vec[s] += x << (g * i)
             bound = p.unit_share_bound(masked=masked, merged=merged)
-            ct = self._backend.encrypt(vec, bound=bound)
+            ct, opened = self._backend.encrypt_with_openings(vec, bound=bound)
             shares.append(BlockCiphertext(label, j, self._backend.serialize(ct)))
+            blocks.append(int(ct.blocks[0]))
+            openings.extend(opened)
             if self._witness is not None:
                 offs = np.array(offsets, dtype=np.int64)
                 for lab, values in drawn.items():
@@ -245,7 +256,20 @@ class CommitteeMember:
                         j * S + offs,
                         values[offs],
                     )
-        sealed = seal(NoiseShare(self.index, task.task_hash, tuple(shares)), self._key)
+        # the proof that this member knows what it encrypted (so no share is derived from
+        # another party's ciphertext), bound to this task and this member
+        proof = prove_plaintexts(
+            p.public.public,
+            blocks,
+            openings,
+            share_context(task.task_hash, self.index),
+            randbelow=self._randbelow,
+            pool=self.pool,
+        )
+        body = NoiseShare(
+            self.index, task.task_hash, tuple(shares), proof.to_bytes(p.public.public)
+        )
+        sealed = seal(body, self._key)
         self._store.record_sent(task.task_hash, digest(sealed))
         return sealed
 
@@ -286,6 +310,7 @@ class CommitteeMember:
                 if digest(sealed) != own:
                     raise InvalidMessage("the request carries another noise share under my index")
                 mine = True
+            _verify_share_proof(p, self._backend, task, ns)
             shares.append(ns)
         if seen != sorted(set(seen)):
             raise InvalidMessage("noise shares must come from distinct members, ascending")

@@ -16,6 +16,7 @@ from psc.exceptions import (
     InvalidMessage,
     KeyMismatch,
 )
+from psc.proofs.plaintext import PlaintextProof, verify_plaintexts
 from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
 from psc.protocol.committee_messages import (
     NoiseShare,
@@ -152,3 +153,32 @@ def _share_block(
                 )
             return z
     raise InvalidMessage(f"noise share of member {ns.member} misses block ({label}, {block})")
+
+
+def share_context(task_hash: bytes, member: int) -> bytes:
+    """The Fiat-Shamir context of a member's noise-share proof: one task, one member."""
+    return b"psc/committee/noise-share/v1" + task_hash + member.to_bytes(2, "big")
+
+
+def _verify_share_proof(
+    params: CommitteeParameters, backend: PackedPaillier, task: _Task, ns: NoiseShare
+) -> None:
+    """Member and combiner: the member knows the plaintext of every block it sent for this
+    task (:mod:`psc.proofs.plaintext`).  Raises :class:`InvalidMessage` naming it."""
+    pk = params.public.public
+    blocks: list[int] = []
+    for b in ns.shares:
+        try:
+            z = backend.deserialize(b.ciphertext)
+        except KeyMismatch as exc:
+            raise InvalidMessage(f"noise share of member {ns.member} is under another key") from exc
+        if len(z.blocks) != 1:
+            raise InvalidMessage(f"noise share of member {ns.member} has the wrong shape")
+        blocks.append(int(z.blocks[0]))
+    try:
+        proof = PlaintextProof.from_bytes(pk, ns.proof, len(blocks))
+        verify_plaintexts(pk, blocks, proof, share_context(task.task_hash, ns.member))
+    except InvalidMessage as exc:
+        raise InvalidMessage(
+            f"noise share of member {ns.member} fails its proof of plaintext knowledge"
+        ) from exc
