@@ -200,7 +200,8 @@ def committee_run(
         # offline: noise shares for every subject (and the singles), randomizers for every
         # share ciphertext, made by each member in its own process
         t0 = time.perf_counter()
-        prepare_processes(links, len(sums) + singles, (n_blocks + singles) * labels)
+        # randomizers: one per share block and one per proof commitment
+        prepare_processes(links, len(sums) + singles, 2 * (n_blocks + singles) * labels)
         offline_ms = (time.perf_counter() - t0) * 1000
         from protocols.gen_reveal_dp import live_blocks
 

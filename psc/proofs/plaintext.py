@@ -197,3 +197,53 @@ def verify_plaintexts(
     rhs = multi_exp(As, t, nsq) * gmpy2.powmod(multi_exp(cs, t, nsq), e, nsq) % nsq
     if lhs != rhs:
         raise InvalidProof("plaintext proof does not verify")
+
+
+def verify_plaintexts_many(
+    public_key: PaillierPublicKey,
+    items: Sequence[tuple[Sequence[int], PlaintextProof, bytes]],
+    *,
+    randbelow: RandBelow = secrets.randbelow,
+) -> None:
+    """Verify several proofs, each ``(ciphertexts, proof, context)``, as one batch.
+
+    Every block equation of every proof, ``(1 + z n) w^n == A c^e`` with that proof's own
+    challenge ``e``, is raised to a private random 64-bit exponent and all are multiplied
+    together (the small-exponents test of :mod:`psc.proofs.multiexp`, across proofs): one
+    ``n``-th power for the whole batch instead of one per proof.  Raises
+    :class:`InvalidProof` if any proof is invalid, without saying which: a caller that
+    must name the culprit verifies the proofs one by one after a failure.
+    """
+    if not items:
+        raise ValueError("verify_plaintexts_many needs at least one proof")
+    n, nsq = public_key.n, public_key.nsquare
+    zsum = mpz(0)
+    w_bases: list[mpz] = []
+    a_bases: list[mpz] = []
+    t_all: list[int] = []
+    rhs = mpz(1)
+    for ciphertexts, proof, context in items:
+        count = len(ciphertexts)
+        if count == 0 or not (
+            len(proof.commitments) == len(proof.responses_m) == len(proof.responses_r) == count
+        ):
+            raise InvalidProof("plaintext proof does not cover exactly the ciphertexts given")
+        cs = [mpz(c) for c in ciphertexts]
+        As = [mpz(a) for a in proof.commitments]
+        zs = [mpz(z) for z in proof.responses_m]
+        ws = [mpz(w) for w in proof.responses_r]
+        if not all(_is_unit(x, nsq, n) for x in cs) or not all(_is_unit(x, nsq, n) for x in As):
+            raise InvalidProof("a ciphertext or commitment is not in Z*_{n^2}")
+        if not all(0 <= z < n for z in zs) or not all(_is_unit(w, n, n) for w in ws):
+            raise InvalidProof("a plaintext-proof response is out of range")
+        e = _challenge(public_key, [int(c) for c in cs], [int(a) for a in As], context)
+        t = batch_exponents(count, randbelow)
+        zsum += sum(ti * z for ti, z in zip(t, zs, strict=True))
+        w_bases += ws
+        a_bases += As
+        t_all += t
+        rhs = rhs * gmpy2.powmod(multi_exp(cs, t, nsq), e, nsq) % nsq
+    lhs = (1 + (zsum % n) * n) * gmpy2.powmod(multi_exp(w_bases, t_all, n), n, nsq) % nsq
+    rhs = rhs * multi_exp(a_bases, t_all, nsq) % nsq
+    if lhs != rhs:
+        raise InvalidProof("a plaintext proof in the batch does not verify")

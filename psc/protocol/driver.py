@@ -684,7 +684,9 @@ def run(
             a.use_pool(PrecomputedPool(pk, values))
         if cs is not None:  # members draw noise shares and randomizers ahead of time
             n_labels = 1 + len(catalog.cap_labels())
-            cs.prepare(city.n_subjects + 1, (params.layout.blocks(city.n_subjects) + 1) * n_labels)
+            # randomizers: one per share block and one per proof commitment
+            units = (params.layout.blocks(city.n_subjects) + 1) * n_labels
+            cs.prepare(city.n_subjects + 1, 2 * units)
 
     # -- Phases 3 and 4, each period: every agency maps its records to dense delta vectors
     #    and cap counters, encrypts them, commits to its events and signs the envelope

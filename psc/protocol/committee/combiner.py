@@ -37,7 +37,7 @@ from psc.protocol.committee.params import (
     release_id,
     subject_key,
 )
-from psc.protocol.committee.task import _noised, _read_task, _verify_share_proof
+from psc.protocol.committee.task import _noised, _read_task, _verify_share_proofs
 from psc.protocol.committee.transport import MapMembers, MemberLink, _sequential
 from psc.protocol.committee_messages import (
     CommitteeGrades,
@@ -449,11 +449,24 @@ class KeyCommittee:
                 if ns.member != link.index or ns.task_hash != task.task_hash:
                     raise InvalidMessage("noise share is not this member's for this task")
                 _noised(p, self._backend, task, [ns])  # shape and bound checks
-                _verify_share_proof(p, self._backend, task, ns)  # plaintext knowledge
             except InvalidMessage as exc:
                 excluded[link.index] = f"bad noise share: {exc}"
                 continue
             good.append((ns, reply))
+        # plaintext knowledge: every good share's proof in one batch; after a failure,
+        # share by share, to name each culprit
+        try:
+            _verify_share_proofs(p, self._backend, task, [ns for ns, _ in good])
+        except InvalidMessage:
+            proven = []
+            for ns, reply in good:
+                try:
+                    _verify_share_proofs(p, self._backend, task, [ns])
+                except InvalidMessage as exc:
+                    excluded[ns.member] = f"bad noise share: {exc}"
+                    continue
+                proven.append((ns, reply))
+            good = proven
         if len(good) < p.quorum:
             raise InsufficientShares(
                 f"{len(good)} valid noise shares, {p.quorum} (the quorum) needed; excluded: "

@@ -25,7 +25,7 @@ from psc.protocol.committee.task import (
     _noised,
     _read_task,
     _Task,
-    _verify_share_proof,
+    _verify_share_proofs,
     share_context,
 )
 from psc.protocol.committee_messages import (
@@ -310,8 +310,8 @@ class CommitteeMember:
                 if digest(sealed) != own:
                     raise InvalidMessage("the request carries another noise share under my index")
                 mine = True
-            _verify_share_proof(p, self._backend, task, ns)
             shares.append(ns)
+        _verify_share_proofs(p, self._backend, task, shares)  # one batch, one n-th power
         if seen != sorted(set(seen)):
             raise InvalidMessage("noise shares must come from distinct members, ascending")
         if not mine:

@@ -16,7 +16,7 @@ from psc.exceptions import (
     InvalidMessage,
     KeyMismatch,
 )
-from psc.proofs.plaintext import PlaintextProof, verify_plaintexts
+from psc.proofs.plaintext import PlaintextProof, verify_plaintexts_many
 from psc.protocol.committee.params import SCORE_LABEL, CommitteeParameters
 from psc.protocol.committee_messages import (
     NoiseShare,
@@ -160,12 +160,7 @@ def share_context(task_hash: bytes, member: int) -> bytes:
     return b"psc/committee/noise-share/v1" + task_hash + member.to_bytes(2, "big")
 
 
-def _verify_share_proof(
-    params: CommitteeParameters, backend: PackedPaillier, task: _Task, ns: NoiseShare
-) -> None:
-    """Member and combiner: the member knows the plaintext of every block it sent for this
-    task (:mod:`psc.proofs.plaintext`).  Raises :class:`InvalidMessage` naming it."""
-    pk = params.public.public
+def _share_blocks(backend: PackedPaillier, ns: NoiseShare) -> list[int]:
     blocks: list[int] = []
     for b in ns.shares:
         try:
@@ -175,10 +170,40 @@ def _verify_share_proof(
         if len(z.blocks) != 1:
             raise InvalidMessage(f"noise share of member {ns.member} has the wrong shape")
         blocks.append(int(z.blocks[0]))
+    return blocks
+
+
+def _verify_share_proofs(
+    params: CommitteeParameters,
+    backend: PackedPaillier,
+    task: _Task,
+    shares: Sequence[NoiseShare],
+) -> None:
+    """Member and combiner: every member knows the plaintext of every block it sent for
+    this task (:mod:`psc.proofs.plaintext`), checked as one batch (one ``n``-th power);
+    after a failure, share by share, so the error names the first failing member.
+    Raises :class:`InvalidMessage`."""
+    pk = params.public.public
+    items = []
+    for ns in shares:
+        blocks = _share_blocks(backend, ns)
+        try:
+            proof = PlaintextProof.from_bytes(pk, ns.proof, len(blocks))
+        except InvalidMessage as exc:
+            raise InvalidMessage(
+                f"noise share of member {ns.member} fails its proof of plaintext knowledge"
+            ) from exc
+        items.append((blocks, proof, share_context(task.task_hash, ns.member)))
     try:
-        proof = PlaintextProof.from_bytes(pk, ns.proof, len(blocks))
-        verify_plaintexts(pk, blocks, proof, share_context(task.task_hash, ns.member))
-    except InvalidMessage as exc:
-        raise InvalidMessage(
-            f"noise share of member {ns.member} fails its proof of plaintext knowledge"
-        ) from exc
+        verify_plaintexts_many(pk, items)
+        return
+    except InvalidMessage:
+        pass
+    for ns, item in zip(shares, items, strict=True):
+        try:
+            verify_plaintexts_many(pk, [item])
+        except InvalidMessage as exc:
+            raise InvalidMessage(
+                f"noise share of member {ns.member} fails its proof of plaintext knowledge"
+            ) from exc
+    raise InvalidMessage("the noise shares' proofs fail together but pass one by one")
