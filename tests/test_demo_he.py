@@ -7,16 +7,16 @@ seconds); the full city profile (N=32768) runs once in the slow group.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from psc import he_grading
 from psc.catalog import Catalog, parse_catalog
 from psc.cli.main import main
 from psc.events import EventTable, IntArray
+from psc.he import reference as he_reference
 from psc.he_grading import SMALL_PROFILE, SMALL_TEST_CATALOG, GradingAuthority, GradingCircuit
 from psc.protocol.driver import run
 from psc.simulation import simulate_city
@@ -42,9 +42,10 @@ def small() -> Catalog:
     return parse_catalog(DEMO_HE_CATALOG)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def authority(small: Catalog) -> GradingAuthority:
-    return GradingAuthority.generate(GradingCircuit.for_catalog(small))
+    """A fresh authority per run: its grading log and query ledger belong to one deployment."""
+    return GradingAuthority.generate(GradingCircuit.for_catalog(small), catalog=small)
 
 
 def test_he_grades_equal_the_oracle_and_the_paillier_grades(
@@ -71,11 +72,12 @@ def test_he_grades_equal_the_oracle_and_the_paillier_grades(
     assert h.modulus_bits == sum(h.coeff_bits) == 430 <= h.modulus_bound_bits == 438
     assert h.context_bytes == authority.public.byte_size > 0
     assert h.parts == 1 and h.queries == 2  # the batch request and the bank's one-slot query
-    assert h.score_submissions >= 2 and h.cap_submissions == 1
+    # every agency submits every period, zero vectors included (3 periods, one class)
+    assert h.score_submissions == 6 and h.cap_submissions == 3
     assert h.submission_bytes > 0 and h.bytes_per_subject == round(h.submission_bytes / 3000, 1)
     assert set(h.seconds) == {"keygen", "submit", "ingest", "grade", "decrypt"}
     assert h.ms_per_subject > 0
-    assert {f"he-{k}" for k in h.seconds} <= set(r.phase_seconds)
+    assert {"he-keygen", "he-submit", "he-ingest", "he-reveal"} <= set(r.phase_seconds)
     assert h.relying_party_grade == r.relying_party_grade
     assert set(h.seen) == {
         "agencies",
@@ -92,17 +94,19 @@ def test_he_grades_equal_the_oracle_and_the_paillier_grades(
 def test_he_check_catches_a_missing_submission(
     small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Drop the transport bureau's live score deltas from the CKKS path: the subjects it
+    """Drop the transport bureau's score deltas from the CKKS path: the subjects it
     penalised now grade differently, and the run says so."""
-    real = he_grading.live_inputs
+    real = he_reference.period_vectors
 
     def without_transport(
-        table: EventTable, at: int
-    ) -> tuple[dict[str, IntArray], dict[str, IntArray]]:
-        subs, caps = real(table, at)
-        return {k: v for k, v in subs.items() if not k.startswith("transport")}, caps
+        table: EventTable, periods: Sequence[int] | None = None
+    ) -> dict[tuple[str, int, str, str], IntArray]:
+        out = real(table, periods)
+        return {
+            k: v for k, v in out.items() if not (k[0].startswith("transport") and k[3] == "score")
+        }
 
-    monkeypatch.setattr(he_grading, "live_inputs", without_transport)
+    monkeypatch.setattr(he_reference, "period_vectors", without_transport)
     sim = simulate_city(small, subjects=3000, periods=3, seed=2)
     r = run(sim, keypair=insecure_keypair(0, 512), workers=1, reveal="he", he_authority=authority)
     h = r.he
