@@ -142,8 +142,13 @@ def test_the_reveal_grades_logged_inputs_for_the_requested_period() -> None:
     assert dep.authority.decryptions == 2
     kinds = [k for k, _ in dep.authority.log.entries]
     assert kinds.count("he-submission") == 6 and kinds.count("grade-request") == 2
-    # a period with nothing live grades every subject at the base score (10: grade B)
-    assert dep.authority.reveal(dep.request([1], 5)) == {1: 2}
+    # a period nobody has submitted for yet cannot be graded (nothing decrypted) ...
+    with pytest.raises(PolicyViolation, match="period 2 cannot be graded yet"):
+        dep.authority.reveal(dep.request([1], 2))
+    assert dep.authority.decryptions == 2
+    # ... and once every agency has sent its (zero) vectors it grades at the base score
+    dep.submit_scores(2, np.full(7, 10))
+    assert dep.authority.reveal(dep.request([1], 2)) == {1: 2}
 
 
 def test_the_log_refuses_bad_submissions_and_changes_nothing() -> None:

@@ -171,6 +171,7 @@ class GradingAuthority:
     _nonces: set[tuple[str, bytes]] = field(default_factory=set, repr=False)
     _req_nonces: set[tuple[str, bytes]] = field(default_factory=set, repr=False)
     _n_subjects: int | None = None
+    _first_period: int | None = None
     _cache: tuple[tuple[Any, ...], _Prepared] | None = field(default=None, repr=False)
 
     @classmethod
@@ -213,11 +214,35 @@ class GradingAuthority:
             raise ValueError(f"agency {agency!r} is already registered")
         self._agencies[agency] = (bytes(verify_key), catalog_agency)
 
-    def expect_subjects(self, n_subjects: int) -> None:
-        """Fix the number of subject slots (otherwise the first logged submission does)."""
+    def expect_subjects(self, n_subjects: int, *, first_period: int | None = None) -> None:
+        """Fix the number of subject slots (otherwise the first logged submission does) and
+        the deployment's first period (otherwise the earliest logged one): a period is
+        complete only when every registered agency has submitted for it."""
         if n_subjects < 1 or (self._n_subjects not in (None, n_subjects)):
             raise ValueError(f"the log already covers {self._n_subjects} subjects")
         self._n_subjects = n_subjects
+        if first_period is not None:
+            self._first_period = first_period
+
+    def missing(self, period: int) -> list[tuple[str, int, str, str]]:
+        """Submissions the live sums at ``period`` need and the log lacks: for every period
+        ``q`` from the first with a class live at ``period``, every registered agency's
+        (class, counter) pairs its rules set.  Dense submissions from everyone are the
+        protocol, so a request waits until the log is complete: an aggregator that
+        withholds one agency's vector cannot have a partial sum graded."""
+        logged = [p for (_, p, _, _) in self._subs]
+        first = self._first_period if self._first_period is not None else min(logged, default=0)
+        out = []
+        for agency, (_, own) in sorted(self._agencies.items()):
+            rules = [r for r in self.catalog.rules if r.agency == own]
+            needs = {(r.retention, "score") for r in rules}
+            needs |= {(r.retention, f"cap:{r.grade_cap}") for r in rules if r.grade_cap}
+            for cls, counter in sorted(needs):
+                months = self.catalog.retention[cls].months
+                for q in range(max(first, period - months + 1), period + 1):
+                    if (agency, q, cls, counter) not in self._subs:
+                        out.append((agency, q, cls, counter))
+        return out
 
     def register_requester(self, requester: str, verify_key: bytes) -> None:
         """Accept signed grade requests from ``requester`` (relying party or registry)."""
@@ -310,6 +335,14 @@ class GradingAuthority:
         body = codec.decode(data, SignedMessage).body
         if (req.requester, req.nonce) in self._req_nonces:
             raise ReplayedNonce(f"requester {req.requester!r} reused a request nonce (a replay)")
+        gaps = self.missing(req.period)
+        if gaps:
+            agency, q, cls, counter = gaps[0]
+            raise PolicyViolation(
+                f"period {req.period} cannot be graded yet: the log lacks {len(gaps)} "
+                f"submission(s), e.g. agency {agency!r}'s {counter} for period {q}, class "
+                f"{cls!r}; ask again once every registered agency has submitted"
+            )
         return req, digest(body)
 
     def _live(self, period: int) -> tuple[tuple[bytes, ...], TensealCiphertext, dict[str, Any]]:

@@ -149,7 +149,8 @@ def grade_with_he(
     auth = (
         authority if authority is not None else GradingAuthority.generate(circuit, catalog=catalog)
     )
-    auth.expect_subjects(table.n_subjects)
+    first = min(table.periods, default=at)
+    auth.expect_subjects(table.n_subjects, first_period=first)
     keys = {a: new_signing_key() for a in catalog.agencies}
     for a, k in keys.items():
         auth.register_agency(a, public_bytes(k), a)
@@ -162,7 +163,7 @@ def grade_with_he(
         "relying-party": [],
     }
     # -- phases 2 and 3, submit and log: agencies encrypt and sign; the aggregator forwards
-    vectors = period_vectors(table, sorted({*table.periods, at}))
+    vectors = period_vectors(table, range(first, max(at, *table.periods, first) + 1))
     wire = [
         he_submission(auth, a, keys[a], p, cls, counter, v, a)
         for (a, p, cls, counter), v in vectors.items()

@@ -934,7 +934,7 @@ def _he_result(
             if authority is not None
             else GradingAuthority.generate(circuit, catalog=catalog)
         )
-        auth.expect_subjects(n)
+        auth.expect_subjects(n, first_period=city.periods[0])
         keys = {inst.id: new_signing_key() for inst in city.agencies}
         for inst in city.agencies:
             auth.register_agency(inst.id, public_bytes(keys[inst.id]), inst.catalog_agency)

@@ -204,3 +204,21 @@ def test_repeated_queries_stop_at_the_declared_budget_before_decrypting() -> Non
         d.authority.reveal(d.request([0, 1], 0))
     assert d.authority.decryptions == n
     assert d.authority.reveal(d.request([1], 0)) == {1: 2}  # the refusal changed nothing
+
+
+def test_a_withheld_submission_leaves_the_period_ungraded() -> None:
+    """The forwarder drops the transport bureau's vector (to learn, with a relying party,
+    whether its deltas moved a grade): the authority refuses to grade a partial log,
+    names the missing agency, decrypts nothing; once forwarded, the grade is the full one."""
+    d = he_small_deployment(2)
+    raw = np.array([9, 12])
+    held = d.submission("transport-bureau", 0, "score", np.minimum(raw - 10, 0))
+    d.authority.log_submission(d.submission("transport-bureau", 0, "cap:C", np.zeros(2)))
+    d.authority.log_submission(
+        d.submission("civil-affairs-bureau", 0, "score", np.maximum(raw - 10, 0))
+    )
+    with pytest.raises(PolicyViolation, match="'transport-bureau'"):
+        d.authority.reveal(d.request([0], 0))
+    assert d.authority.decryptions == 0 and d.authority.ledger.used(0) == 0
+    d.authority.log_submission(held)
+    assert d.authority.reveal(d.request([0, 1], 0)) == {0: 1, 1: 3}
