@@ -7,7 +7,7 @@ seconds); the full city profile (N=32768) runs once in the slow group.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import pytest
 from psc.catalog import Catalog, parse_catalog
 from psc.cli.main import main
 from psc.events import EventTable, IntArray
+from psc.exceptions import PolicyViolation
 from psc.he import reference as he_reference
 from psc.he_grading import SMALL_PROFILE, SMALL_TEST_CATALOG, GradingAuthority, GradingCircuit
 from psc.protocol.driver import run
@@ -91,28 +92,49 @@ def test_he_grades_equal_the_oracle_and_the_paillier_grades(
     assert "released 3,000 grades" in h.seen["grading-authority"][0]
 
 
-def test_he_check_catches_a_missing_submission(
-    small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
+def _transport_scores(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[IntArray], IntArray | None]
 ) -> None:
-    """Drop the transport bureau's score deltas from the CKKS path: the subjects it
-    penalised now grade differently, and the run says so."""
+    """Replace (or, for ``None``, drop) the transport bureau's score vectors on the CKKS path."""
     real = he_reference.period_vectors
 
-    def without_transport(
+    def altered(
         table: EventTable, periods: Sequence[int] | None = None
     ) -> dict[tuple[str, int, str, str], IntArray]:
-        out = real(table, periods)
-        return {
-            k: v for k, v in out.items() if not (k[0].startswith("transport") and k[3] == "score")
-        }
+        out = {}
+        for k, v in real(table, periods).items():
+            new = change(v) if k[0].startswith("transport") and k[3] == "score" else v
+            if new is not None:
+                out[k] = new
+        return out
 
-    monkeypatch.setattr(he_reference, "period_vectors", without_transport)
+    monkeypatch.setattr(he_reference, "period_vectors", altered)
+
+
+def test_he_check_catches_a_wrong_submission(
+    small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport bureau sends zero vectors instead of its deltas: the subjects it
+    penalised now grade differently, and the run says so."""
+    _transport_scores(monkeypatch, np.zeros_like)
     sim = simulate_city(small, subjects=3000, periods=3, seed=2)
     r = run(sim, keypair=insecure_keypair(0, 512), workers=1, reveal="he", he_authority=authority)
     h = r.he
     assert h is not None and h.paillier_mismatches == 0
     assert h.mismatches > 0 and not h.grades_match_paillier
     assert not r.grades_match_oracle and not r.ok and r.mismatches == h.mismatches
+
+
+def test_he_refuses_to_grade_with_a_missing_submission(
+    small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport bureau's score vectors never reach the log: the authority refuses to
+    grade the incomplete period and names the agency; nothing is decrypted."""
+    _transport_scores(monkeypatch, lambda v: None)
+    sim = simulate_city(small, subjects=3000, periods=3, seed=2)
+    with pytest.raises(PolicyViolation, match="transport"):
+        run(sim, keypair=insecure_keypair(0, 512), workers=1, reveal="he", he_authority=authority)
+    assert authority.decryptions == 0
 
 
 def _check_json_and_report(doc: Mapping[str, object], out: Path, subjects: int) -> None:
