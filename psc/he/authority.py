@@ -24,8 +24,9 @@ thresholds, replays or re-labels a request, or forges an input has nothing to se
 **What each party learns.**  Requester: the rounded grades of its slots.  Aggregator:
 ciphertexts and the log.  The authority: the raw decryption of masked, flooded grades:
 ``g + w + E`` per slot with ``w`` the circuit's residual; the flooding hides ``w`` only to
-the bound :func:`~psc.he.flooding.flooding_distance` states for the measured residual
-(``2^-13`` per query at the city profile, **not** the ``2^-40`` target).  The authority
+the bound :func:`~psc.he.flooding.flooding_distance` states for the measured residuals (city
+profile: ``2^-13.2`` for the requested slot in one query, ``2^-7.8`` for the whole view of
+the declared 4 queries; **not** the ``2^-40`` target).  The authority
 holds the whole secret key, so it *could* decrypt any logged submission or accumulator
 itself; nothing in this design prevents that, and that single point of trust is why issue
 10 exists.  A malicious agency can still submit a ciphertext derived from other agencies'
