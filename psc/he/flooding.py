@@ -13,8 +13,10 @@ the flooding must hide ``w = delta(s) + e`` from whoever sees the raw decryption
 discrete Gaussian ``N_Z(0, (sigma 2^52)^2)`` (Canonne-Kamath-Steinke 2020,
 :func:`psc.dp.sampling.sample_discrete_gaussian`) fed by the OS CSPRNG
 (:class:`psc.dp.random.SystemRandomSource`); ``sigma = 1/16`` (:data:`FLOOD_SIGMA`).  Tests
-pass a seeded source at the private seam (``rng``).  The grid is fine enough that ``E`` is
-within ``2^-47`` in total variation of the continuous ``N(0, sigma^2)`` used below.
+pass a seeded source at the private seam (``rng``).  The grid step is ``2^-48 sigma``; the
+bound below treats ``E`` as the continuous ``N(0, sigma^2)`` it discretizes (a modelling
+step, not part of any proof: both the residual and the decoded view are real numbers that
+CKKS decoding quantizes anyway).
 
 **Correctness.**  A grade is released as ``round(g + w + E)``; it is wrong only if
 ``|w + E| >= 1/2``.  With ``|w| <= r``: probability at most ``erfc((1/2 - r) / (sigma
