@@ -3,7 +3,8 @@
 ``python -m protocols.generate he`` (or ``python -m protocols.gen_he [--new-keys]``).
 
 Deterministic content (circuit parameters, composite coefficients, expected grades of fixed
-scores, the insecure-parameter case) is recomputed every time.  Key material (TenSEAL
+scores, the insecure-parameter case, the signed ``he-submission`` message and its ``bad_*``
+cases from fixed seeds) is recomputed every time.  Key material (TenSEAL
 contexts and ciphertexts) cannot be seeded through TenSEAL, so it is generated once and
 kept on regeneration unless ``--new-keys`` is given; regenerating therefore leaves the file
 byte-identical unless the protocol changed.
