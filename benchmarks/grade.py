@@ -8,21 +8,29 @@ with the largest cap counter a subject can accumulate, then repeated to fill the
 The grading circuit (all bands and every cap) runs once on that part on one thread; every
 slot is decrypted *without* flooding (to measure the residual the flooding must hide) and
 compared with :func:`psc.oracle.grades_of`: ``misgrades`` counts differences after
-rounding.  Then one masked, flooded reveal is run through the grading authority.
+rounding.  The same output is then flooded exactly as the grading authority floods it
+(every slot, exact discrete Gaussian from the OS CSPRNG) and decrypted: ``misgrades_flooded``
+counts differences after rounding.  Then one masked single-slot output goes through the
+authority's flooding, decryption and release.
 
 Records: ``backend``, ``N``, ``modulus_bits``, ``slots``, ``subjects``, ``ms_per_subject``
-(circuit time / slots), ``misgrades``, ``residual_max`` (largest ``|decrypted - grade|``
-without flooding), ``flood_sigma``, ``flood_tv_bound`` (``2 residual_max / (sigma sqrt(2
-pi))``, the total-variation bound between two same-band scores), ``bytes_per_subject``
-(one agency's submission), ``context_bytes`` (published context with relinearization
-keys), ``reveal_ms`` (mask + flood + decrypt of one query), plus env and params.
+(circuit time / slots), ``misgrades``, ``misgrades_flooded``, ``residual_max`` (largest
+``|decrypted - grade|`` without flooding, = ``residual_requested``), ``residual_other``
+(largest ``|decrypted|`` of the other slots of a masked single-slot output),
+``flood_sigma``, ``flood_queries`` (the declared decryptions per subject the bound covers),
+``flood_bound`` (:class:`psc.he.flooding.FloodingBound` as JSON: ``distance`` over every
+slot and query, ``score_distance`` over the requested slot only, ``log2_distance``,
+``meets_target`` against ``2^-40``, ``required_residual``, ``misgrade_probability``),
+``flood_tv_bound`` (``score_distance`` for one query, the figure earlier runs recorded),
+``bytes_per_subject`` (one agency's submission), ``context_bytes`` (published context with
+relinearization keys), ``reveal_ms`` (mask + flood + decrypt + round of one single-slot
+output, ``flood_ms`` of it drawing the noise), plus env and params.
 ``--quick`` and the full run differ only in the number of repetitions (1 vs 3).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -34,7 +42,10 @@ import numpy as np
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
 from psc.catalog import load_catalog
-from psc.he_grading import FLOOD_SIGMA, GradingAuthority, GradingCircuit, HomomorphicGrader
+from psc.he.authority import GradingAuthority
+from psc.he.circuit import GradingCircuit
+from psc.he.evaluator import HomomorphicGrader
+from psc.he.flooding import DEFAULT_MAX_QUERIES, FLOOD_SIGMA, flooding_distance, sample_flooding
 from psc.oracle import grades_of
 
 SUITE = "grade"
@@ -67,7 +78,7 @@ def run(catalog_name: str, *, repetitions: int, quick: bool, progress: Progress)
         f"profile {circuit.profile.name}: generating keys (N={params.n}, {params.levels} levels)"
     )
     t0 = time.perf_counter()
-    authority = GradingAuthority.generate(circuit)
+    authority = GradingAuthority.generate(circuit, catalog=catalog)
     keygen_s = time.perf_counter() - t0
     grader = HomomorphicGrader(circuit, authority.public)
     S = circuit.slots
@@ -94,24 +105,42 @@ def run(catalog_name: str, *, repetitions: int, quick: bool, progress: Progress)
         t0 = time.perf_counter()
         ct, factor = grader.grades_unflooded(score_ct, caps)
         times.append(time.perf_counter() - t0)
-    got = np.asarray(ct.decrypt(authority.secret.context.secret_key()), dtype=np.float64) / factor
+    sk = authority.secret.context.secret_key()
+    got = np.asarray(ct.decrypt(sk), dtype=np.float64) / factor
     misgrades = int(np.count_nonzero(np.rint(got) != want))
     residual = float(np.abs(got - want).max())
-    progress("one masked, flooded reveal through the grading authority")
+    progress("the same output flooded as the authority floods it (CSPRNG), decrypted")
+    noise = sample_flooding(S)
+    flooded = np.asarray((ct + (noise * factor).tolist()).decrypt(sk), dtype=np.float64) / factor
+    misgrades_flooded = int(np.count_nonzero(np.rint(flooded) != want))
+    progress("one masked single-slot output through the authority's flooding and release")
     target = int(np.argmax(raw == 1000)) if np.any(raw == 1000) else 0
     t0 = time.perf_counter()
     prep = grader.prepare(score_ct, caps, 0)
     prepare_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _, mask = grader._mask(score_ct, caps, [target])
-    q = grader._flood_from_parts(
-        grader._masked(prep, mask),
-        0,
-        [target],
-        np.random.default_rng(7).normal(0, FLOOD_SIGMA, mask.size),
-    )
-    released = authority.decrypt_grades(q)
+    _, ct1, f1 = grader.masked(score_ct, caps, [target], prep)
+    t1 = time.perf_counter()
+    values = authority._decrypt_flooded(ct1, f1)
+    released = authority._release(values, 0, [target])
     reveal_s = time.perf_counter() - t0
+    t2 = time.perf_counter()
+    sample_flooding(S)
+    flood_s = time.perf_counter() - t2
+    mask_s = t1 - t0
+    unflooded_one = np.asarray(ct1.decrypt(sk), dtype=np.float64) / f1
+    others = np.ones(S, dtype=bool)
+    others[target] = False
+    residual_other = float(np.abs(unflooded_one[others]).max())
+    bound = flooding_distance(
+        residual_requested=residual,
+        residual_other=residual_other,
+        slots=S,
+        queries=DEFAULT_MAX_QUERIES,
+    )
+    one = flooding_distance(
+        residual_requested=residual, residual_other=residual_other, slots=S, queries=1
+    )
     circuit_s = sorted(times)[len(times) // 2]
     ms_per_subject = circuit_s * 1e3 / S
     record: dict[str, Any] = {
@@ -134,10 +163,16 @@ def run(catalog_name: str, *, repetitions: int, quick: bool, progress: Progress)
         "circuit_s": circuit_s,
         "circuit_samples_s": times,
         "misgrades": misgrades,
+        "misgrades_flooded": misgrades_flooded,
         "residual_max": residual,
-        "flood_sigma": FLOOD_SIGMA,
-        "flood_tv_bound": 2 * residual / (FLOOD_SIGMA * math.sqrt(2 * math.pi)),
+        "residual_other": residual_other,
+        "flood_sigma": float(FLOOD_SIGMA),
+        "flood_queries": DEFAULT_MAX_QUERIES,
+        "flood_bound": bound.as_json(),
+        "flood_tv_bound": one.score_distance,
         "reveal_ms": reveal_s * 1e3,
+        "reveal_mask_ms": mask_s * 1e3,
+        "flood_ms": flood_s * 1e3,
         "reveal_prepare_s": prepare_s,
         "reveal_correct": released == {target: int(want[target])},
         "bytes_per_subject": sub_bytes / S,
@@ -153,6 +188,16 @@ def run(catalog_name: str, *, repetitions: int, quick: bool, progress: Progress)
             "target": "misgrades == 0 over the full raw-score domain",
             "value": misgrades,
             "met": misgrades == 0,
+        },
+        {
+            "target": "misgrades_flooded == 0 (the authority's flooding, every slot)",
+            "value": misgrades_flooded,
+            "met": misgrades_flooded == 0,
+        },
+        {
+            "target": "flooding statistical distance <= 2^-40 over the declared queries",
+            "value": bound.log2_distance,
+            "met": bound.meets_target,
         },
         {
             "target": f"ms_per_subject <= {TARGET_MS_PER_SUBJECT}",
@@ -185,6 +230,7 @@ COLUMNS = (
     Column("slots", "slots"),
     Column("ms_per_subject", "ms/subject", "{:.3f}"),
     Column("misgrades", "misgrades"),
+    Column("misgrades_flooded", "flooded"),
     Column("residual_max", "residual", "{:.2e}"),
     Column("bytes_per_subject", "B/subject", "{:.0f}"),
     Column("context_bytes", "context B"),
@@ -212,7 +258,8 @@ def main(argv: Sequence[str]) -> int:
                 f"grade: acceptance target missed: {a['target']} (got {a['value']})",
                 file=sys.stderr,
             )
-    return 1 if doc["results"][0]["misgrades"] else 0
+    r = doc["results"][0]
+    return 1 if r["misgrades"] or r["misgrades_flooded"] else 0
 
 
 if __name__ == "__main__":

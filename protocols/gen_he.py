@@ -3,7 +3,8 @@
 ``python -m protocols.generate he`` (or ``python -m protocols.gen_he [--new-keys]``).
 
 Deterministic content (circuit parameters, composite coefficients, expected grades of fixed
-scores, the insecure-parameter case) is recomputed every time.  Key material (TenSEAL
+scores, the insecure-parameter case, the signed ``he-submission`` message and its ``bad_*``
+cases from fixed seeds) is recomputed every time.  Key material (TenSEAL
 contexts and ciphertexts) cannot be seeded through TenSEAL, so it is generated once and
 kept on regeneration unless ``--new-keys`` is given; regenerating therefore leaves the file
 byte-identical unless the protocol changed.
@@ -15,6 +16,7 @@ byte-identical unless the protocol changed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -111,6 +113,72 @@ def _key_material() -> dict[str, Any]:
     }
 
 
+#: fixed seeds and fields of the he-submission vectors (insecure: public test seeds)
+SUBMISSION_SEED = bytes(range(32))
+OTHER_SEED = bytes(range(1, 33))
+#: a stand-in for the CKKS ciphertext: the vectors test the message and its signature;
+#: ciphertext checks (context, freshness) are replayed by tests/attacks/test_he_evaluator.py
+PLACEHOLDER_CIPHERTEXT = b"PSCK\x01" + bytes(27)
+
+
+def _submission_fields() -> dict[str, Any]:
+    return {
+        "agency": "transport-bureau",
+        "period": 24301,
+        "retention": "month",
+        "counter": "cap:C",
+        "context": bytes(range(16)),
+        "catalog_version": bytes(range(32, 64)),
+        "nonce": bytes(range(64, 80)),
+        "ciphertext": PLACEHOLDER_CIPHERTEXT,
+    }
+
+
+def _submission_vectors() -> dict[str, Any]:
+    """Deterministic (Ed25519 signatures are): recomputed on every run."""
+    import cbor2
+
+    from psc.he.messages import HeSubmission
+    from psc.protocol import codec
+    from psc.protocol.messages import PROTOCOL_VERSION, SignedMessage
+    from psc.protocol.signing import _signing_key_from_seed, label_for, public_bytes, sign
+
+    key, other = _signing_key_from_seed(SUBMISSION_SEED), _signing_key_from_seed(OTHER_SEED)
+    fields = _submission_fields()
+    body = codec.encode(HeSubmission(**fields))
+    good = codec.encode(SignedMessage(body, sign(key, label_for(HeSubmission.TYPE), body)))
+
+    def signed_raw(doc: dict[str, Any], k: Any = key, label: str = HeSubmission.TYPE) -> str:
+        raw = cbor2.dumps({**doc, "@t": HeSubmission.TYPE, "@v": PROTOCOL_VERSION}, canonical=True)
+        return _b64(codec.encode(SignedMessage(raw, sign(k, label_for(label), raw))))
+
+    wrapper = codec.decode(good, SignedMessage)
+    flipped = bytes([wrapper.signature[0] ^ 1]) + wrapper.signature[1:]
+    bad = [
+        ("bad_signature_flipped", _b64(codec.encode(SignedMessage(body, flipped)))),
+        ("bad_signed_by_another_key", signed_raw(fields, other)),
+        ("bad_signed_under_another_type", signed_raw(fields, label="grade-request")),
+        ("bad_counter", signed_raw({**fields, "counter": "cap C"})),
+        ("bad_agency_name", signed_raw({**fields, "agency": "Transport Bureau"})),
+        ("bad_context_length", signed_raw({**fields, "context": bytes(15)})),
+        ("bad_catalog_version_length", signed_raw({**fields, "catalog_version": bytes(31)})),
+        ("bad_nonce_length", signed_raw({**fields, "nonce": bytes(17)})),
+        ("bad_negative_period", signed_raw({**fields, "period": -1})),
+        ("bad_empty_ciphertext", signed_raw({**fields, "ciphertext": b""})),
+        ("bad_extra_field", signed_raw({**fields, "bound": 4})),
+    ]
+    return {
+        "spec": "protocols/he-grading.md section 3.3",
+        "signer_public_key": public_bytes(key).hex(),
+        "good": {
+            "fields": {k: v.hex() if isinstance(v, bytes) else v for k, v in fields.items()},
+            "wire": _b64(good),
+            "digest": hashlib.sha256(good).hexdigest(),
+        },
+        "bad": [{"case": c, "wire": w, "expect": "InvalidMessage"} for c, w in bad],
+    }
+
+
 def build(previous: dict[str, Any] | None, *, new_keys: bool) -> dict[str, Any]:
     keyed = (
         {k: previous[k] for k in ("contexts", "good", "bad_keyed")}
@@ -122,6 +190,7 @@ def build(previous: dict[str, Any] | None, *, new_keys: bool) -> dict[str, Any]:
         "spec": "protocols/he-grading.md",
         "city": _expected("city"),
         "small": _expected(None),
+        "he_submission": _submission_vectors(),
         **keyed,
         "bad": [
             {

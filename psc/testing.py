@@ -406,3 +406,93 @@ def paillier_keypairs(
     _check_int("bits", bits, 2 * GUARD_BITS, 8192)
     _check_int("seeds", seeds, 1, 1024)
     return st.integers(0, seeds - 1).map(lambda seed: insecure_keypair(seed, bits))
+
+
+# ----------------------------------------------------------------------------------------
+# CKKS grading deployments (tests of psc.he and tests/attacks): not strategies
+
+
+class HeDeployment:
+    """A grading authority over ``psc.he.SMALL_TEST_CATALOG`` with its two agencies
+    (``transport-bureau``, ``civil-affairs-bureau``) and two requesters (``registry``,
+    ``bank``) registered, for tests.  Signing keys come from fixed seeds (INSECURE)."""
+
+    def __init__(self, authority: Any, n_subjects: int) -> None:
+        from psc.protocol.signing import _signing_key_from_seed, public_bytes
+
+        self.authority = authority
+        self.n_subjects = n_subjects
+        authority.expect_subjects(n_subjects)
+        self.keys = {
+            name: _signing_key_from_seed(bytes([i + 1]) * 32)
+            for i, name in enumerate(
+                ("transport-bureau", "civil-affairs-bureau", "registry", "bank")
+            )
+        }
+        for agency in ("transport-bureau", "civil-affairs-bureau"):
+            authority.register_agency(agency, public_bytes(self.keys[agency]), agency)
+        for requester in ("registry", "bank"):
+            authority.register_requester(requester, public_bytes(self.keys[requester]))
+        self._nonce = 0
+
+    def nonce(self) -> bytes:
+        self._nonce += 1
+        return self._nonce.to_bytes(16, "big")
+
+    def submission(self, agency: str, period: int, counter: str, vector: IntArray) -> bytes:
+        """The agency's signed submission of ``vector`` (class ``month``)."""
+        from psc.he.reference import he_submission
+
+        return he_submission(
+            self.authority,
+            agency,
+            self.keys[agency],
+            period,
+            "month",
+            counter,
+            np.asarray(vector, dtype=np.int64),
+            agency,
+            randbytes=lambda n: self.nonce()[:n],
+        )
+
+    def submit_scores(self, period: int, raw: IntArray, caps: IntArray | None = None) -> None:
+        """Log what makes the live raw scores at ``period`` equal ``raw`` (in 6..12) and the
+        drunk-driving counter equal ``caps``: transport the negative part, civic the rest."""
+        d = np.asarray(raw, dtype=np.int64) - 10
+        c = np.zeros(d.size, dtype=np.int64) if caps is None else np.asarray(caps)
+        for agency, counter, v in (
+            ("transport-bureau", "score", np.minimum(d, 0)),
+            ("transport-bureau", "cap:C", c),
+            ("civil-affairs-bureau", "score", np.maximum(d, 0)),
+        ):
+            self.authority.log_submission(self.submission(agency, period, counter, v))
+
+    def request(
+        self,
+        slots: Sequence[int],
+        period: int,
+        *,
+        requester: str = "bank",
+        purpose: str = "credit-assessment",
+        nonce: bytes | None = None,
+    ) -> bytes:
+        """A signed grade request."""
+        from psc.protocol.messages import GradeRequest
+        from psc.protocol.signing import seal
+
+        req = GradeRequest(requester, purpose, period, tuple(slots), nonce or self.nonce(), b"", 0)
+        return seal(req, self.keys[requester])
+
+
+def he_small_deployment(n_subjects: int, *, max_queries: int = 64) -> HeDeployment:
+    """A fresh :class:`HeDeployment` (new CKKS keys at N=16384: a few seconds)."""
+    from psc.catalog import parse_catalog
+    from psc.he.authority import GradingAuthority
+    from psc.he.circuit import GradingCircuit
+    from psc.he.reference import SMALL_TEST_CATALOG
+
+    cat = parse_catalog(SMALL_TEST_CATALOG)
+    auth = GradingAuthority.generate(
+        GradingCircuit.for_catalog(cat), catalog=cat, max_queries=max_queries
+    )
+    return HeDeployment(auth, n_subjects)

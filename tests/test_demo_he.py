@@ -7,16 +7,17 @@ seconds); the full city profile (N=32768) runs once in the slow group.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from psc import he_grading
 from psc.catalog import Catalog, parse_catalog
 from psc.cli.main import main
 from psc.events import EventTable, IntArray
+from psc.exceptions import PolicyViolation
+from psc.he import reference as he_reference
 from psc.he_grading import SMALL_PROFILE, SMALL_TEST_CATALOG, GradingAuthority, GradingCircuit
 from psc.protocol.driver import run
 from psc.simulation import simulate_city
@@ -42,9 +43,10 @@ def small() -> Catalog:
     return parse_catalog(DEMO_HE_CATALOG)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def authority(small: Catalog) -> GradingAuthority:
-    return GradingAuthority.generate(GradingCircuit.for_catalog(small))
+    """A fresh authority per run: its grading log and query ledger belong to one deployment."""
+    return GradingAuthority.generate(GradingCircuit.for_catalog(small), catalog=small)
 
 
 def test_he_grades_equal_the_oracle_and_the_paillier_grades(
@@ -71,11 +73,12 @@ def test_he_grades_equal_the_oracle_and_the_paillier_grades(
     assert h.modulus_bits == sum(h.coeff_bits) == 430 <= h.modulus_bound_bits == 438
     assert h.context_bytes == authority.public.byte_size > 0
     assert h.parts == 1 and h.queries == 2  # the batch request and the bank's one-slot query
-    assert h.score_submissions >= 2 and h.cap_submissions == 1
+    # every agency submits every period, zero vectors included (3 periods, one class)
+    assert h.score_submissions == 6 and h.cap_submissions == 3
     assert h.submission_bytes > 0 and h.bytes_per_subject == round(h.submission_bytes / 3000, 1)
     assert set(h.seconds) == {"keygen", "submit", "ingest", "grade", "decrypt"}
     assert h.ms_per_subject > 0
-    assert {f"he-{k}" for k in h.seconds} <= set(r.phase_seconds)
+    assert {"he-keygen", "he-submit", "he-ingest", "he-reveal"} <= set(r.phase_seconds)
     assert h.relying_party_grade == r.relying_party_grade
     assert set(h.seen) == {
         "agencies",
@@ -89,26 +92,49 @@ def test_he_grades_equal_the_oracle_and_the_paillier_grades(
     assert "released 3,000 grades" in h.seen["grading-authority"][0]
 
 
-def test_he_check_catches_a_missing_submission(
+def _transport_scores(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[IntArray], IntArray | None]
+) -> None:
+    """Replace (or, for ``None``, drop) the transport bureau's score vectors on the CKKS path."""
+    real = he_reference.period_vectors
+
+    def altered(
+        table: EventTable, periods: Sequence[int] | None = None
+    ) -> dict[tuple[str, int, str, str], IntArray]:
+        out = {}
+        for k, v in real(table, periods).items():
+            new = change(v) if k[0].startswith("transport") and k[3] == "score" else v
+            if new is not None:
+                out[k] = new
+        return out
+
+    monkeypatch.setattr(he_reference, "period_vectors", altered)
+
+
+def test_he_check_catches_a_wrong_submission(
     small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Drop the transport bureau's live score deltas from the CKKS path: the subjects it
+    """The transport bureau sends zero vectors instead of its deltas: the subjects it
     penalised now grade differently, and the run says so."""
-    real = he_grading.live_inputs
-
-    def without_transport(
-        table: EventTable, at: int
-    ) -> tuple[dict[str, IntArray], dict[str, IntArray]]:
-        subs, caps = real(table, at)
-        return {k: v for k, v in subs.items() if not k.startswith("transport")}, caps
-
-    monkeypatch.setattr(he_grading, "live_inputs", without_transport)
+    _transport_scores(monkeypatch, np.zeros_like)
     sim = simulate_city(small, subjects=3000, periods=3, seed=2)
     r = run(sim, keypair=insecure_keypair(0, 512), workers=1, reveal="he", he_authority=authority)
     h = r.he
     assert h is not None and h.paillier_mismatches == 0
     assert h.mismatches > 0 and not h.grades_match_paillier
     assert not r.grades_match_oracle and not r.ok and r.mismatches == h.mismatches
+
+
+def test_he_refuses_to_grade_with_a_missing_submission(
+    small: Catalog, authority: GradingAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport bureau's score vectors never reach the log: the authority refuses to
+    grade the incomplete period and names the agency; nothing is decrypted."""
+    _transport_scores(monkeypatch, lambda v: None)
+    sim = simulate_city(small, subjects=3000, periods=3, seed=2)
+    with pytest.raises(PolicyViolation, match="transport"):
+        run(sim, keypair=insecure_keypair(0, 512), workers=1, reveal="he", he_authority=authority)
+    assert authority.decryptions == 0
 
 
 def _check_json_and_report(doc: Mapping[str, object], out: Path, subjects: int) -> None:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 import pytest
 
 from psc.catalog import load_catalog, parse_catalog
-from psc.exceptions import InvalidMessage, KeyMismatch, ParameterError, PolicyViolation
+from psc.exceptions import (
+    CatalogMismatch,
+    DuplicateSubmission,
+    InvalidMessage,
+    ParameterError,
+    PolicyViolation,
+    ReplayedNonce,
+)
+from psc.he.messages import HeSubmission
 from psc.he_grading import (
     BAND_8400,
     CAP_256,
@@ -15,19 +26,22 @@ from psc.he_grading import (
     SMALL_CAP_4,
     SMALL_PROFILE,
     SMALL_TEST_CATALOG,
-    GradeQuery,
     GradingAuthority,
     GradingCircuit,
     HomomorphicGrader,
     SignComposite,
 )
 from psc.oracle import grades_of
+from psc.protocol import codec
+from psc.protocol.messages import SignedMessage
+from psc.protocol.signing import seal
+from psc.testing import he_small_deployment
 
 
 @pytest.fixture(scope="module")
 def small() -> tuple[GradingCircuit, GradingAuthority, HomomorphicGrader]:
     circuit = GradingCircuit.for_catalog(parse_catalog(SMALL_TEST_CATALOG))
-    authority = GradingAuthority.generate(circuit)
+    authority = GradingAuthority.generate(circuit, catalog=parse_catalog(SMALL_TEST_CATALOG))
     return circuit, authority, HomomorphicGrader(circuit, authority.public)
 
 
@@ -108,38 +122,86 @@ def test_encrypted_grades_over_the_whole_small_domain(
     want = grades_of(cat, raw, np.where(caps > 0, 1, 3))
     assert np.array_equal(np.rint(got).astype(np.int64), want)
     assert float(np.abs(got - want).max()) < 1e-3
-    # the reveal: masked, flooded, one query per subject, released as rounded grades
-    queries = grader.grade_many(scores, capct, [[i] for i in range(0, raw.size, 7)])
-    for q in queries:
-        (slot,) = q.slots
-        assert authority.decrypt_grades(q) == {slot: int(want[slot])}
 
 
-def test_the_authority_refuses_unmasked_and_foreign_queries(
+def test_the_reveal_grades_logged_inputs_for_the_requested_period() -> None:
+    """Submissions of periods 0 and 1 (one-month retention): each period's request sees only
+    its own live inputs; one decryption per part, every other slot masked."""
+    cat = parse_catalog(SMALL_TEST_CATALOG)
+    dep = he_small_deployment(7)
+    raw0, raw1 = np.array([6, 7, 8, 9, 10, 11, 12]), np.array([12, 11, 10, 9, 8, 7, 6])
+    caps0 = np.array([0, 0, 0, 0, 0, 1, 1])
+    dep.submit_scores(0, raw0, caps0)
+    dep.submit_scores(1, raw1)
+    got0 = dep.authority.reveal(dep.request(range(7), 0))
+    got1 = dep.authority.reveal(dep.request([0, 3, 6], 1))
+    want0 = grades_of(cat, raw0, np.where(caps0 > 0, 1, 3))
+    want1 = grades_of(cat, raw1)
+    assert got0 == {i: int(want0[i]) for i in range(7)}
+    assert got1 == {i: int(want1[i]) for i in (0, 3, 6)}
+    assert dep.authority.decryptions == 2
+    kinds = [k for k, _ in dep.authority.log.entries]
+    assert kinds.count("he-submission") == 6 and kinds.count("grade-request") == 2
+    # a period nobody has submitted for yet cannot be graded (nothing decrypted) ...
+    with pytest.raises(PolicyViolation, match="period 2 cannot be graded yet"):
+        dep.authority.reveal(dep.request([1], 2))
+    assert dep.authority.decryptions == 2
+    # ... and once every agency has sent its (zero) vectors it grades at the base score
+    dep.submit_scores(2, np.full(7, 10))
+    assert dep.authority.reveal(dep.request([1], 2)) == {1: 2}
+
+
+def test_the_log_refuses_bad_submissions_and_changes_nothing() -> None:
+    dep = he_small_deployment(3)
+    auth = dep.authority
+    zero = np.zeros(3, dtype=np.int64)
+    good = dep.submission("transport-bureau", 0, "score", zero)
+    auth.log_submission(good)
+    head, n = auth.log.head, len(auth.log.entries)
+    with pytest.raises(DuplicateSubmission, match="'transport-bureau'"):
+        auth.log_submission(dep.submission("transport-bureau", 0, "score", zero))
+    with pytest.raises(PolicyViolation, match=r"'civil-affairs-bureau'.*cap:C"):
+        auth.log_submission(dep.submission("civil-affairs-bureau", 0, "cap:C", zero))
+    with pytest.raises(InvalidMessage, match="wrong subjects"):
+        auth.log_submission(dep.submission("civil-affairs-bureau", 0, "score", np.zeros(4)))
+    wrapper = codec.decode(good, SignedMessage)
+    msg = codec.decode(wrapper.body, HeSubmission)
+    for forged, err in (
+        (dataclasses.replace(msg, period=1), ReplayedNonce),  # same nonce, new period
+        (
+            dataclasses.replace(msg, period=1, nonce=b"\x07" * 16, catalog_version=bytes(32)),
+            CatalogMismatch,
+        ),
+    ):
+        with pytest.raises(err, match="'transport-bureau'"):
+            auth.log_submission(seal(forged, dep.keys["transport-bureau"]))
+    with pytest.raises(InvalidMessage):
+        auth.log_submission(good[:-3])
+    assert (auth.log.head, len(auth.log.entries)) == (head, n)
+
+
+def test_requests_outside_the_subjects_are_refused() -> None:
+    dep = he_small_deployment(3)
+    dep.submit_scores(0, np.array([10, 10, 10]))
+    with pytest.raises(InvalidMessage, match="outside"):
+        dep.authority.reveal(dep.request([3], 0))
+    assert dep.authority.decryptions == 0
+
+
+def test_the_grader_refuses_bad_masks_and_partial_parts(
     small: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader],
 ) -> None:
     circuit, authority, grader = small
     raw = np.array([12, 6, 10, 8])
     scores = grader.scores.encrypt(raw - circuit.base)
     capct = {"C": grader.caps.encrypt(np.zeros(4, dtype=np.int64))}
-    prep = grader.prepare(scores, capct, 0)
-    everyone = grader._masked(prep, np.ones(circuit.slots))
-    unmasked = grader._flood_from_parts(everyone, 0, [0], np.zeros(circuit.slots))
-    with pytest.raises(PolicyViolation, match="not masked"):
-        authority.decrypt_grades(unmasked)
-    good = grader.grade(scores, capct, [2], rng=np.random.default_rng(1))
-    assert authority.decrypt_grades(good) == {2: 2}
-    with pytest.raises(KeyMismatch):
-        authority.decrypt_grades(GradeQuery(b"\x00" * 16, 0, (2,), good.ciphertext))
-    with pytest.raises(InvalidMessage):
-        authority.decrypt_grades(GradeQuery(good.fingerprint, 0, (2,), good.ciphertext[:100]))
     with pytest.raises(ValueError, match="slots"):
-        grader.grade(scores, capct, [4])
+        grader.masked(scores, capct, [4])
     from psc.backends.ckks import CkksBackend
 
     short = CkksBackend(authority.public, unit=circuit.score_unit).encrypt(raw - circuit.base)
     with pytest.raises(ValueError, match="fill every slot"):
-        grader.grade(short, capct, [0])
+        grader.masked(short, capct, [0])
 
 
 def test_grader_refuses_a_context_without_relinearization_keys(
@@ -153,66 +215,55 @@ def test_grader_refuses_a_context_without_relinearization_keys(
         HomomorphicGrader(circuit, bare.public)
 
 
-def test_district_histogram_with_distributed_dp_noise() -> None:
+def test_district_histogram_with_authority_drawn_dp_noise() -> None:
     from fractions import Fraction
 
     from psc.dp.random import SeededRandomSource
     from psc.dp.sampling import sample_skellam
-    from psc.he_grading import encrypt_noise_shares, encrypted_histogram, histogram_rotation_steps
+    from psc.he.histogram import histogram_rotation_steps
+    from psc.testing import HeDeployment
 
     cat = parse_catalog(SMALL_TEST_CATALOG)
     circuit = GradingCircuit.for_catalog(cat)
     n = 32
     assert histogram_rotation_steps(circuit.slots) == tuple(1 << i for i in range(13))
-    authority = GradingAuthority.generate(circuit, histograms=True)
-    grader = HomomorphicGrader(circuit, authority.public)
+    dep = HeDeployment(GradingAuthority.generate(circuit, catalog=cat, histograms=True), n)
     rng = np.random.default_rng(3)
     raw = rng.integers(6, 13, n)
     caps = rng.integers(0, 2, n)
     want = grades_of(cat, raw, np.where(caps > 0, 1, 3))
-    district = list(range(4, 27))
-    scores = grader.scores.encrypt(raw - circuit.base)
-    capct = {"C": grader.caps.encrypt(caps)}
-    # two key holders, each contributing Skellam(2) per bin: the sum is Skellam(4)
-    drawn: list[int] = []
-    sources = [SeededRandomSource(b"holder-1"), SeededRandomSource(b"holder-2")]
-
-    def sampler(src: SeededRandomSource) -> int:
-        z = sample_skellam(Fraction(2), rng=src)
-        drawn.append(z)
-        return z
-
-    shares = [encrypt_noise_shares(authority.public, 4, lambda s=s: sampler(s)) for s in sources]
-    q = encrypted_histogram(grader, scores, capct, district, shares, rng=np.random.default_rng(9))
-    got = authority.decrypt_histogram(q)
+    dep.submit_scores(0, raw, caps)
+    dep.authority._rng = SeededRandomSource(b"histogram")
+    got = dep.authority.reveal_histogram(dep.request(range(4, 27), 0), noise_variance=Fraction(4))
+    # the authority draws the G noise integers first from its source: replay them
+    src = SeededRandomSource(b"histogram")
+    noise = np.array([sample_skellam(Fraction(4), rng=src) for _ in cat.labels])
     exact = np.bincount(want[4:27], minlength=4)
-    noise = np.array(drawn[:4]) + np.array(drawn[4:])
     assert [got[lab] for lab in cat.labels] == list(exact + noise)
     assert any(noise != 0)  # the noise is really there
-    # every slot of a bin holds the same noisy total: no partial sums of single subjects
-    import tenseal as ts
-
-    sk = authority.secret.context.secret_key()
-    for data in q.ciphertexts:
-        values = np.asarray(ts.ckks_vector_from(authority.secret.context, data).decrypt(sk))
-        assert values.size == circuit.slots
-        assert float(values.max() - values.min()) < 1e-3
 
 
-def test_reference_driver_grades_and_reports_what_each_party_saw(
-    small: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader],
-) -> None:
+def test_reference_driver_grades_and_reports_what_each_party_saw() -> None:
+    import datetime as dt
+
+    from psc.catalog import parse_period, period_start
+    from psc.events import Event, EventTable
     from psc.he_grading import grade_with_he
 
-    _circuit, authority, _ = small
     cat = parse_catalog(SMALL_TEST_CATALOG)
-    transport = np.array([-2, -4, 0, 0, -1], dtype=np.int64)
-    civic = np.array([2, 0, 1, 0, 2], dtype=np.int64)
-    caps = {"C": np.array([1, 1, 0, 0, 0], dtype=np.int64)}
-    res = grade_with_he(
-        cat, {"transport": transport, "civic": civic}, caps, [0, 1, 2, 4], authority=authority
-    )
-    want = grades_of(cat, 10 + transport + civic, np.where(caps["C"] > 0, 1, 3))
+    p = parse_period("2025-02")
+    day = period_start(p) + dt.timedelta(days=2)
+    evs = [
+        Event(0, "traffic.drunk-driving", day, "a" * 64),
+        Event(0, "civic.volunteering", day, "b" * 64),
+        Event(1, "traffic.ticket", day, "c" * 64),
+        Event(1, "traffic.ticket", day, "d" * 64),
+        Event(2, "civic.volunteering", day, "e" * 64),
+    ]
+    table = EventTable.from_events(cat, evs, 5)
+    res = grade_with_he(table, p, [0, 1, 2, 4])
+    raw = np.array([9, 8, 11, 10, 10])
+    want = grades_of(cat, raw, np.array([1, 3, 3, 3, 3]))
     assert res.grades == {i: int(want[i]) for i in (0, 1, 2, 4)}
     assert set(res.seen) == {"agencies", "aggregator", "grading-authority", "relying-party"}
     assert len(res.seen["relying-party"]) == 4
@@ -298,7 +349,7 @@ def test_nested_caps_with_two_cap_levels() -> None:
     circuit = GradingCircuit.for_catalog(cat, profile=profile)
     assert circuit.cap_levels == (("C", 0), ("B", 1))
     assert circuit.segments() == [[], [0], [1]]
-    authority = GradingAuthority.generate(circuit)
+    authority = GradingAuthority.generate(circuit, catalog=cat)
     grader = HomomorphicGrader(circuit, authority.public)
     combos = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)])
     plus, speeding, drunk = combos.T
@@ -312,5 +363,57 @@ def test_nested_caps_with_two_cap_levels() -> None:
     got = np.asarray(ct.decrypt(authority.secret.context.secret_key()))[: raw.size] / factor
     assert np.array_equal(np.rint(got).astype(np.int64), want)
     assert np.array_equal(circuit.simulate(raw, {"B": speeding, "C": drunk}).round(), want)
-    for q in grader.grade_many(scores, caps, [[i] for i in range(len(raw))]):
-        assert authority.decrypt_grades(q) == {q.slots[0]: int(want[q.slots[0]])}
+    # the reveal: the authority logs signed submissions and evaluates them itself
+    from psc.he.reference import he_submission
+    from psc.protocol.messages import GradeRequest
+    from psc.protocol.signing import _signing_key_from_seed, public_bytes
+
+    authority.expect_subjects(raw.size)
+    keys = {a: _signing_key_from_seed(bytes([i + 9]) * 32) for i, a in enumerate(cat.agencies)}
+    for a, k in keys.items():
+        authority.register_agency(a, public_bytes(k), a)
+    for a, counter, v in (
+        ("transport-bureau", "score", -speeding),
+        ("transport-bureau", "cap:B", speeding),
+        ("transport-bureau", "cap:C", drunk),
+        ("civil-affairs-bureau", "score", plus),
+    ):
+        authority.log_submission(he_submission(authority, a, keys[a], 0, "month", counter, v, a))
+    rp = _signing_key_from_seed(b"\x33" * 32)
+    authority.register_requester("bank", public_bytes(rp))
+    req = GradeRequest("bank", "credit-assessment", 0, tuple(range(raw.size)), b"\x01" * 16, b"", 0)
+    assert authority.reveal(seal(req, rp)) == {i: int(want[i]) for i in range(raw.size)}
+
+
+def _submission_vectors() -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).parent.parent / "protocols/vectors/he.json").read_text())
+    out: dict[str, Any] = doc["he_submission"]
+    return out
+
+
+def test_he_submission_vectors_replay() -> None:
+    import base64
+
+    from psc.protocol.signing import open_signed
+
+    vec = _submission_vectors()
+    pk = bytes.fromhex(vec["signer_public_key"])
+    good = vec["good"]
+    wire = base64.b64decode(good["wire"])
+    msg = open_signed(wire, HeSubmission, lambda m: pk)
+    want = {
+        k: bytes.fromhex(v) if k in ("context", "catalog_version", "nonce", "ciphertext") else v
+        for k, v in good["fields"].items()
+    }
+    assert dataclasses.asdict(msg) == want
+    assert msg.cap == "C"
+    # re-encoding and re-signing reproduce the vector byte for byte (deterministic Ed25519)
+    from psc.protocol.signing import _signing_key_from_seed, seal
+
+    assert seal(msg, _signing_key_from_seed(bytes(range(32)))) == wire
+    for case in vec["bad"]:
+        with pytest.raises(InvalidMessage):
+            open_signed(base64.b64decode(case["wire"]), HeSubmission, lambda m: pk)

@@ -18,6 +18,7 @@ from psc.he_grading import (
     GradingCircuit,
     HomomorphicGrader,
     grade_table_with_he,
+    grade_with_he,
     live_inputs,
 )
 from psc.oracle import cap_indices, grades_of, score
@@ -32,7 +33,7 @@ N_SUBJECTS = 8
 @pytest.fixture(scope="module")
 def he() -> tuple[GradingCircuit, GradingAuthority, HomomorphicGrader]:
     circuit = GradingCircuit.for_catalog(SMALL)
-    authority = GradingAuthority.generate(circuit)
+    authority = GradingAuthority.generate(circuit, catalog=SMALL)
     return circuit, authority, HomomorphicGrader(circuit, authority.public)
 
 
@@ -56,38 +57,27 @@ def _paillier_grades(
     return grades_of(cat, cat.scheme.base_score + total, cap_idx).astype(np.int64)
 
 
-def _ckks_grades(
-    he: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader],
-    deltas: list[np.ndarray],
-    caps: dict[str, np.ndarray],
-) -> np.ndarray:
-    circuit, authority, grader = he
-    scores = grader.scores.sum([grader.scores.encrypt(v, bound=20) for v in deltas])
-    capct = {lab: grader.caps.encrypt(caps[lab], bound=5) for lab, _ in circuit.cap_levels}
-    queries = grader.grade_many(scores, capct, [[i] for i in range(scores.n_values)])
-    out = np.empty(scores.n_values, dtype=np.int64)
-    for q in queries:
-        out[q.slots[0]] = authority.decrypt_grades(q)[q.slots[0]]
-    return out
+def _ckks_grades(table: EventTable, at: int) -> np.ndarray:
+    """The full CKKS path: fresh keys, signed submissions logged, one signed request."""
+    res = grade_with_he(table, at, range(table.n_subjects))
+    return np.array([res.grades[i] for i in range(table.n_subjects)], dtype=np.int64)
 
 
 @settings(
     max_examples=6,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
     evs=events(SMALL, n_subjects=N_SUBJECTS, periods=PERIODS, max_events=30),
     at=st.sampled_from(list(PERIODS)),
 )
-def test_oracle_paillier_and_ckks_agree(
-    he: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader], evs: list, at: int
-) -> None:
+def test_oracle_paillier_and_ckks_agree(evs: list, at: int) -> None:
     table = EventTable.from_events(SMALL, evs, N_SUBJECTS)
     want = score(table, at).grade.astype(np.int64)
     deltas, caps = _live_vectors(table, at)
     assert np.array_equal(_paillier_grades(SMALL, deltas, caps), want)
-    assert np.array_equal(_ckks_grades(he, deltas, caps), want)
+    assert np.array_equal(_ckks_grades(table, at), want)
 
 
 def test_demo_entry_point_matches_the_oracle(
@@ -134,7 +124,7 @@ def test_full_parameter_parity_over_the_full_city_domain() -> None:
     largest counter; CKKS unflooded decryption vs oracle vs packed Paillier decryption."""
     cat = load_catalog("city")
     circuit = GradingCircuit.for_catalog(cat)
-    authority = GradingAuthority.generate(circuit)
+    authority = GradingAuthority.generate(circuit, catalog=cat)
     grader = HomomorphicGrader(circuit, authority.public)
     lo, hi = circuit.raw_bounds
     raw = np.arange(lo, hi + 1, dtype=np.int64)
@@ -155,7 +145,8 @@ def test_full_parameter_parity_over_the_full_city_domain() -> None:
     ct, factor = grader.grades_unflooded(scores, capct)
     got = np.asarray(ct.decrypt(authority.secret.context.secret_key()))[: raw.size] / factor
     assert int(np.count_nonzero(np.rint(got) != want)) == 0
-    # and two flooded reveals through the authority, one capped
-    slots = [int(np.argmax(raw == 1000)), raw.size // 3 + int(np.argmax(raw == 1000))]
-    for q in grader.grade_many(scores, capct, [[s] for s in slots]):
-        assert authority.decrypt_grades(q) == {q.slots[0]: int(want[q.slots[0]])}
+    # and the authority's flooding, decryption and release (its private seams) on two
+    # masked single-slot outputs, one capped
+    for s in [int(np.argmax(raw == 1000)), raw.size // 3 + int(np.argmax(raw == 1000))]:
+        _, ct1, f1 = grader.masked(scores, capct, [s])
+        assert authority._release(authority._decrypt_flooded(ct1, f1), 0, [s]) == {s: int(want[s])}

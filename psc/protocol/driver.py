@@ -17,7 +17,8 @@ Phases (timed separately, see :class:`RunResult`):
 
 With ``reveal="he"`` the same catalog, events and evaluation period are then graded a
 second time under CKKS encryption (:mod:`psc.he_grading`), in phases ``he-keygen``,
-``he-submit``, ``he-ingest``, ``he-grade`` and ``he-decrypt``.
+``he-submit``, ``he-ingest`` and ``he-reveal`` (the grading authority's circuit and
+decryptions, split into ``grade`` and ``decrypt`` in :class:`HeReveal`).
 
 **The simulation's god view.**  The driver sees every party (it runs them all), so it can
 check results no single party could: the plaintext oracle over all events and, in
@@ -54,7 +55,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from gmpy2 import mpz
 
 if TYPE_CHECKING:
-    from psc.backends.bfv import TensealCiphertext
     from psc.he_grading import GradingAuthority
 
 from psc.backends.paillier import RandomnessPool
@@ -968,20 +968,18 @@ def _he_result(
 ) -> None:
     """``reveal="he"``: grade the same events under CKKS encryption and check the grades.
 
-    The parties of this path (:mod:`psc.he_grading`): agencies, the aggregator (evaluator,
-    no secret key) and one grading authority (the secret key).  Its messages are the
-    ciphertexts and grade queries of ``protocols/he-grading.md`` (not signed envelopes:
-    the Paillier run above carries the signatures, log and access).
+    The parties of this path (:mod:`psc.he`): agencies (signed, encrypted submissions), the
+    aggregator (forwards them to the grading log; no key) and one grading authority (the
+    secret key), which evaluates the published circuit itself on its logged inputs for
+    each signed request and decrypts nothing else (``protocols/he-grading.md``).
     """
-    from psc.he_grading import (
-        FLOOD_SIGMA,
-        GradingAuthority,
-        GradingCircuit,
-        HomomorphicGrader,
-        live_inputs,
-    )
+    from psc.he.authority import GradingAuthority
+    from psc.he.circuit import GradingCircuit
+    from psc.he.flooding import FLOOD_SIGMA
+    from psc.he.reference import he_submission, period_vectors
     from psc.he_params import MAX_MODULUS_BITS
-    from psc.packing import worst_case_sum
+    from psc.protocol.messages import GradeRequest as HeGradeRequest
+    from psc.protocol.signing import seal
 
     catalog, n = city.catalog, city.n_subjects
     seconds: dict[str, float] = {}
@@ -994,25 +992,32 @@ def _he_result(
         seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
     # -- HE phase 1, keygen: the grading authority makes CKKS keys for the smallest profile
-    #    with the depth the catalog's circuit needs and publishes the public context
-    #    (relinearization keys, no secret key).
+    #    with the depth the catalog's circuit needs, publishes the public context
+    #    (relinearization keys, no secret key) and registers the signing keys of the
+    #    agencies, the registry and the bank.
     with timed("keygen"):
         circuit = (
             authority.circuit if authority is not None else GradingCircuit.for_catalog(catalog)
         )
-        auth = authority if authority is not None else GradingAuthority.generate(circuit)
-        grader = HomomorphicGrader(circuit, auth.public)
+        auth = (
+            authority
+            if authority is not None
+            else GradingAuthority.generate(circuit, catalog=catalog)
+        )
+        auth.expect_subjects(n, first_period=city.periods[0])
+        keys = {inst.id: new_signing_key() for inst in city.agencies}
+        for inst in city.agencies:
+            auth.register_agency(inst.id, public_bytes(keys[inst.id]), inst.catalog_agency)
+        requesters = {"registry": new_signing_key(), "bank": new_signing_key()}
+        for rid, k in requesters.items():
+            auth.register_requester(rid, public_bytes(k))
     S, params = circuit.slots, circuit.params
     parts = -(-n // S)
 
     # -- HE phases 2 and 3, submit and ingest: every agency maps its own records (the same
-    #    events and slots as the Paillier run) to dense vectors of the deltas live at the
-    #    close of the evaluation period, one per (period, retention class), and a live
-    #    counter per cap label its rules can set; it encrypts them under the public context
-    #    and sends the bytes.  The aggregator parses each and adds it into its sums.
-    score_bound = worst_case_sum(catalog)
-    cap_bound = round(circuit.cap_unit + 0.5)
-    sums: dict[str, TensealCiphertext] = {}
+    #    events and slots as the Paillier run) to one dense vector per (period, retention
+    #    class, counter), zero vectors included, encrypts it under the public context and
+    #    signs it; the aggregator forwards the bytes and the authority verifies and logs.
     sent = n_score = n_cap = 0
     per_agency: list[str] = []
     for inst in city.agencies:
@@ -1022,53 +1027,44 @@ def _he_result(
             for e in city.events[inst.id][p]
         ]
         with timed("submit"):
-            subs, counters = live_inputs(EventTable.from_events(catalog, evs, n), at)
-            vectors = [("score", v) for key, v in subs.items() if key != "none"]
-            vectors += [
-                (lab, counters[lab])
-                for lab, _ in circuit.cap_levels
-                if any(
-                    r.grade_cap == lab and r.agency == inst.catalog_agency for r in catalog.rules
-                )
+            table = EventTable.from_events(catalog, evs, n)
+            vectors = {
+                k: v
+                for k, v in period_vectors(table, city.periods).items()
+                if k[0] == inst.catalog_agency
+            }
+            wire = [
+                (counter, he_submission(auth, inst.id, keys[inst.id], p, cls, counter, v, a))
+                for (a, p, cls, counter), v in vectors.items()
             ]
-            wire = []
-            for label, v in vectors:
-                be = grader.scores if label == "score" else grader.caps
-                ct = be.encrypt(v, bound=score_bound if label == "score" else cap_bound)
-                wire.append((label, be.serialize(ct)))
         mine = sum(len(b) for _, b in wire)
         sent += mine
-        k_score = sum(1 for label, _ in wire if label == "score")
+        k_score = sum(1 for c, _ in wire if c == "score")
         n_score, n_cap = n_score + k_score, n_cap + len(wire) - k_score
         per_agency.append(
             f"{inst.id}: the public context and its own records; sent {k_score} score and "
-            f"{len(wire) - k_score} cap-counter ciphertexts ({mine:,} bytes)"
+            f"{len(wire) - k_score} cap-counter ciphertexts ({mine:,} bytes), signed"
         )
         with timed("ingest"):
-            for label, data in wire:
-                be = grader.scores if label == "score" else grader.caps
-                ct = be.deserialize(data)
-                acc = sums.get(label)
-                sums[label] = ct if acc is None else be.sum((acc, ct))
-    with timed("ingest"):  # anyone can encrypt zeros: inputs nobody contributed to
-        zeros = np.zeros(n, dtype=np.int64)
-        for label in ["score", *(lab for lab, _ in circuit.cap_levels)]:
-            if label not in sums:
-                be = grader.scores if label == "score" else grader.caps
-                sums[label] = be.encrypt(zeros, bound=0)
-    scores = sums.pop("score")
+            for _, data in wire:
+                auth.log_submission(data)
 
-    # -- HE phase 4, grade: the aggregator runs the circuit once per part of N/2 subjects,
-    #    then masks and floods one query per part for the registry's batch request (every
-    #    subject's own grade, as in the reveal phase) and a one-slot query for the bank.
-    requests = [list(range(q * S, min(n, (q + 1) * S))) for q in range(parts)] + [[rp_slot]]
-    with timed("grade"):
-        queries = grader.grade_many(scores, sums, requests)
-
-    # -- HE phase 5, decrypt: the authority decrypts each query, refuses one whose other
-    #    slots do not round to 0, and releases only the rounded grades.
-    with timed("decrypt"):
-        answers = [auth.decrypt_grades(q) for q in queries]
+    # -- HE phases 4 and 5, grade and decrypt: the registry asks for every subject's own
+    #    grade (one signed request per part) and the bank for one slot; for each, the
+    #    authority recomputes the live sums from its log, runs the published circuit,
+    #    floods from the OS CSPRNG, decrypts and releases only the rounded grades.
+    requests = [("registry", tuple(range(q * S, min(n, (q + 1) * S)))) for q in range(parts)] + [
+        ("bank", (rp_slot,))
+    ]
+    answers: list[dict[int, int]] = []
+    t_before = dict(auth.timings)
+    with phase("he-reveal"):
+        for rid, slots in requests:
+            req = HeGradeRequest(rid, catalog.scheme.purposes[0], at, slots, os.urandom(16), b"", 0)
+            answers.append(auth.reveal(seal(req, requesters[rid])))
+    for name in ("grade", "decrypt"):
+        spent = auth.timings.get(name, 0.0) - t_before.get(name, 0.0)
+        seconds[name] = round(seconds.get(name, 0.0) + spent, 3)
     he = np.zeros(n, dtype=np.int64)
     for answer in answers[:-1]:
         for slot, g in answer.items():
@@ -1076,24 +1072,21 @@ def _he_result(
     labels = catalog.labels
     rp_grade = labels[answers[-1][rp_slot]]
     mismatches = int(np.count_nonzero(he != oracle))
-    qbytes = [len(q.ciphertext) for q in queries]
     seen = {
         "agencies": per_agency,
         "aggregator": [
-            f"{n_score} score and {n_cap} cap-counter ciphertexts ({sent:,} bytes) and the "
-            f"public context with relinearization keys ({auth.public.byte_size:,} bytes); "
-            f"ran the circuit on {parts} part(s) of {S} slots; no secret key, nothing in "
-            "the clear"
+            f"{n_score} score and {n_cap} cap-counter ciphertexts ({sent:,} bytes) in signed "
+            "submissions, forwarded to the grading log; no secret key, nothing in the clear"
         ],
         "grading-authority": [
-            f"query {i + 1} (the registry's batch request): part {q.part}, one "
-            f"{b:,}-byte flooded ciphertext whose {len(q.slots):,} requested slots round to "
-            f"grades and every other slot to 0; released {len(q.slots):,} grades"
-            for i, (q, b) in enumerate(zip(queries[:-1], qbytes, strict=False))
+            f"request {i + 1} (the registry's batch request): recomputed the live sums from "
+            f"its log, ran the published circuit on part {slots[0] // S} of {S} slots, "
+            f"flooded and decrypted; released {len(slots):,} grades"
+            for i, (_, slots) in enumerate(requests[:-1])
         ]
         + [
-            f"query {len(queries)} (the bank): slot {rp_slot}, one {qbytes[-1]:,}-byte "
-            "flooded ciphertext; released one grade"
+            f"request {len(requests)} (the bank): slot {rp_slot}, the same circuit on its "
+            "logged inputs; released one grade"
         ],
         "registry": [
             f"the grades of all {n:,} subjects (the batch request made on their behalf, to "
@@ -1114,14 +1107,14 @@ def _he_result(
         slots=S,
         band_composite=circuit.profile.band.name,
         cap_composite=circuit.profile.cap.name,
-        flood_sigma=FLOOD_SIGMA,
+        flood_sigma=float(FLOOD_SIGMA),
         context_bytes=auth.public.byte_size,
         parts=parts,
         score_submissions=n_score,
         cap_submissions=n_cap,
         submission_bytes=sent,
         bytes_per_subject=round(sent / n, 1),
-        queries=len(queries),
+        queries=len(requests),
         seconds=seconds,
         ms_per_subject=round(1000 * total / n, 3),
         mismatches=mismatches,
@@ -1143,8 +1136,9 @@ def _he_result(
         f"grades computed under CKKS encryption ({circuit.profile.name}: N={params.n}, "
         f"{params.modulus_bits}-bit modulus of at most {MAX_MODULUS_BITS[params.n]} for "
         f"128-bit security, {params.levels} levels); one grading authority holds the secret "
-        "key and decrypts only masked, flooded grade queries. The Paillier run revealed "
-        "through the trusted key holder; both are compared with the oracle. Submissions "
-        "carry only the deltas live at the evaluation period, and all-zero vectors are "
-        "left out (they add nothing; a deployment sends them so quiet agencies do not show)"
+        "key, evaluates the published circuit itself on its log of signed submissions for "
+        "each signed request, floods from the OS CSPRNG and releases only rounded grades. "
+        "The Paillier run revealed through the trusted key holder; both are compared with "
+        "the oracle. Agencies submit one dense vector per period, retention class and "
+        "counter, zero vectors included"
     )
