@@ -6,5 +6,5 @@ Hazmat below the front door.  The front door is :class:`~psc.he.authority.Gradin
 approximations and profiles), :mod:`psc.he.circuit` (public parameters),
 :mod:`psc.he.evaluator` (the circuit on ciphertexts), :mod:`psc.he.flooding` (noise and its
 bound), :mod:`psc.he.histogram`, :mod:`psc.he.messages`.  Normative spec:
-``protocols/he-grading.md``; threat model: ``protocols/threat-model-ckks.md``.
+``protocols/he-grading.md``; threat model: ``protocols/threat-model.md (section 5)``.
 """
