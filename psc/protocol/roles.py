@@ -59,7 +59,7 @@ from psc.ledger import AccumulatorRecord, EnvelopeRecord, Ledger, PartyRecord, R
 from psc.oracle import grades_of
 from psc.packing import SlotLayout, worst_case_sum
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol import codec
+from psc.protocol import codec, validity
 from psc.protocol.messages import (
     NONCE_BYTES,
     SALT_BYTES,
@@ -530,6 +530,16 @@ class Agency:
         )
         return vectors * self.params.layout.blocks(self.params.n_subjects)
 
+    def randomizers_per_submission(self) -> int:
+        """Encryption randomizers ``(r, r^n)`` one submission takes from the pool: one per
+        ciphertext block plus what its validity proofs need (for precomputation)."""
+        p = self.params
+        proofs = sum(
+            validity.proof_pool_demand(p.public_key, p.layout, p.n_subjects, vr)
+            for vr in validity.vector_ranges(p.catalog, self.catalog_agency)
+        )
+        return self.ciphertexts_per_submission() + proofs
+
     def submit(self, events: Sequence[Event], period: int) -> bytes:
         """Agency, once per period: the sealed :class:`Submission` for ``events``.
 
@@ -557,27 +567,48 @@ class Agency:
         table = EventTable.from_events(cat, events, self.params.n_subjects)
         dvec = table.delta_vectors(period)
         cvec = table.cap_vectors(period)
-        deltas = tuple(
-            ClassCiphertext(c, self._encrypt(dvec[c], b))
-            for c, b in delta_bounds(cat, self.catalog_agency).items()
-        )
         zeros = np.zeros(self.params.n_subjects, dtype=np.int64)
-        caps = tuple(
-            CapCiphertext(c, label, self._encrypt(cvec.get((c, label), zeros), b))
-            for (c, label), b in cap_bounds(cat, self.catalog_agency).items()
-        )
+        # the header first: every validity proof is bound to it (protocols/submit.md)
         root, size, tree, openings = self._commit(sorted(events))
+        nonce = self._randbytes(NONCE_BYTES)
+        created_at = _seconds(self._clock)
+        bounds = {(c, ""): b for c, b in delta_bounds(cat, self.catalog_agency).items()}
+        bounds.update(cap_bounds(cat, self.catalog_agency))
+        deltas: list[ClassCiphertext] = []
+        caps: list[CapCiphertext] = []
+        proofs: list[bytes] = []
+        for index, vr in enumerate(validity.vector_ranges(cat, self.catalog_agency)):
+            ctx = validity.vector_context(
+                agency=self.id,
+                period=period,
+                catalog_version=self.params.catalog_version,
+                nonce=nonce,
+                n_subjects=self.params.n_subjects,
+                commitment_root=root,
+                commitment_size=size,
+                created_at=created_at,
+                index=index,
+                vector=vr,
+            )
+            vec = cvec.get((vr.retention, vr.cap), zeros) if vr.cap else dvec[vr.retention]
+            ct, proof = self._encrypt_proven(vec, bounds[(vr.retention, vr.cap)], vr, ctx)
+            if vr.cap:
+                caps.append(CapCiphertext(vr.retention, vr.cap, ct))
+            else:
+                deltas.append(ClassCiphertext(vr.retention, ct))
+            proofs.append(proof)
         msg = Submission(
             agency=self.id,
             period=period,
             catalog_version=self.params.catalog_version,
-            nonce=self._randbytes(NONCE_BYTES),
+            nonce=nonce,
             n_subjects=self.params.n_subjects,
-            deltas=deltas,
-            caps=caps,
+            deltas=tuple(deltas),
+            caps=tuple(caps),
             commitment_root=root,
             commitment_size=size,
-            created_at=_seconds(self._clock),
+            created_at=created_at,
+            proofs=tuple(proofs),
         )
         sealed = seal(msg, self._key)
         self._committed[period] = _Committed(digest(sealed), tree, openings, size)
@@ -585,6 +616,25 @@ class Agency:
 
     def _encrypt(self, vector: IntArray, bound: int) -> bytes:
         return self._backend.serialize(self._backend.encrypt(vector, bound=bound))
+
+    def _encrypt_proven(
+        self, vector: IntArray, bound: int, vr: validity.VectorRange, context: bytes
+    ) -> tuple[bytes, bytes]:
+        """Encrypt one dense vector under its catalog bound and prove every slot in range."""
+        pk, layout = self.params.public_key, self.params.layout
+        ct, openings = self._backend.encrypt_with_openings(vector, bound=bound)
+        proof = validity.prove_vector(
+            pk,
+            layout,
+            ct,
+            openings,
+            vector,
+            vr,
+            context,
+            pool=self.pool,
+            randbelow=lambda n: _randbelow(self._randbytes, n),
+        )
+        return self._backend.serialize(ct), proof
 
     def _commit(
         self, events: Sequence[Event]
@@ -852,6 +902,32 @@ class Aggregator:
             if ct.bound != bound:
                 raise InvalidMessage("ciphertext does not declare its catalog bound")
             out.append((retention, label, ct.with_bound(bound)))
+        # every slot of every ciphertext within the agency's catalog range (issue 11)
+        for index, vr in enumerate(validity.vector_ranges(cat, rec.catalog_agency)):
+            retention, label, ct = out[index]
+            if (vr.retention, vr.cap) != (retention, label):
+                raise InvalidMessage("envelope vectors are not in catalog order")
+            ctx = validity.vector_context(
+                agency=sub.agency,
+                period=sub.period,
+                catalog_version=sub.catalog_version,
+                nonce=sub.nonce,
+                n_subjects=sub.n_subjects,
+                commitment_root=sub.commitment_root,
+                commitment_size=sub.commitment_size,
+                created_at=sub.created_at,
+                index=index,
+                vector=vr,
+            )
+            validity.verify_vector(
+                self.params.public_key,
+                self.params.layout,
+                ct,
+                vr,
+                sub.proofs[index],
+                ctx,
+                agency=sub.agency,
+            )
         return out
 
     def _commit_envelope(
