@@ -20,11 +20,12 @@ from psc.proofs.range import (
     RangeProof,
     _prove,
     guaranteed_range,
+    locate_failure,
     pool_demand,
     prove_slot_ranges,
     verify_slot_ranges,
 )
-from psc.testing import insecure_keypair
+from psc.testing import contributions, insecure_keypair
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 CTX = b"test/range"
@@ -99,21 +100,12 @@ def honest(values: list[int], lo: list[int], hi: list[int], seed: int = 0, digit
     return cts, proof
 
 
-@st.composite
-def statements(draw: st.DrawFn) -> tuple[list[int], list[int], list[int]]:
-    count = draw(st.integers(1, 9))
-    lo, hi, vals = [], [], []
-    for _ in range(count):
-        a = draw(st.integers(-500, 500))
-        b = draw(st.integers(a, a + draw(st.sampled_from([0, 1, 3, 10, 63, 64, 300]))))
-        lo.append(a)
-        hi.append(b)
-        vals.append(draw(st.integers(a, b)))
-    return vals, lo, hi
-
-
 @settings(max_examples=25)
-@given(stmt=statements(), seed=st.integers(0, 2**32), digit_bits=st.sampled_from([2, 4, 6]))
+@given(
+    stmt=contributions(max_slots=9),
+    seed=st.integers(0, 2**32),
+    digit_bits=st.sampled_from([2, 4, 6]),
+)
 def test_honest_range_proofs_verify_and_round_trip(
     stmt: tuple[list[int], list[int], list[int]], seed: int, digit_bits: int
 ) -> None:
@@ -253,3 +245,35 @@ def test_slots_too_narrow_for_the_bounds_are_a_parameter_error() -> None:
     cts, ops, _ = encrypt([0])
     with pytest.raises(ParameterError):
         prove_slot_ranges(KEYS[0], LAYOUT, cts, ops, [0], [-40000], [40000], CTX)
+
+
+@settings(max_examples=20)
+@given(
+    stmt=contributions(valid=False, max_slots=9),
+    seed=st.integers(0, 2**32),
+    digit_bits=st.sampled_from([2, 6]),
+)
+def test_invalid_contributions_never_verify(
+    stmt: tuple[list[int], list[int], list[int]], seed: int, digit_bits: int
+) -> None:
+    vals, lo, hi = stmt
+    cts, proof = cheat(vals, lo, hi, seed, digit_bits=digit_bits)
+    with pytest.raises(InvalidProof):
+        verify_slot_ranges(KEYS[0], LAYOUT, cts, lo, hi, proof, CTX)
+
+
+def test_locate_failure_names_the_block_whose_equations_fail(
+    good: tuple[list[int], list[int], list[int], RangeProof],
+) -> None:
+    cts, lo, hi, proof = good
+    pk = KEYS[0]
+    assert locate_failure(pk, LAYOUT, cts, lo, hi, proof, CTX) is None  # nothing fails
+    per_block = len(proof.digits) // len(cts)
+    omegas = list(proof.omegas)
+    omegas[per_block] = omegas[per_block] * 2 % int(pk.n)  # a wide ciphertext of block 1
+    bad = replace(proof, omegas=tuple(omegas))
+    with pytest.raises(InvalidProof):
+        verify_slot_ranges(pk, LAYOUT, cts, lo, hi, bad, CTX)
+    assert locate_failure(pk, LAYOUT, cts, lo, hi, bad, CTX) == 1
+    over, over_proof = cheat([8, 0, 0, 0, 0], [-5] * 5, [7] * 5)
+    assert locate_failure(pk, LAYOUT, over, [-5] * 5, [7] * 5, over_proof, CTX) is None
