@@ -454,10 +454,20 @@ def verify_slot_ranges(
                 kappa += sq * _pack_w(his[j * S : (j + 1) * S], w)
                 c_neg.append(mpz(c))
                 c_neg_e.append(sq)
-    ys = []
-    for idx in range(per_rel):  # per (digit, phase): prod over relations of X^s
-        ys.append(multi_exp([X[qq * per_rel + idx] for qq in range(shape.relations)], s, nsq))
-    h = _combine(shape, ys, nsq)
+    # prod_q H_q^s_q, H_q = prod_(l,r) X_(q,l,r)^(2^(dl) 2^(wr)): either Horner per relation
+    # then one multi-exponentiation, or one multi-exponentiation per (digit, phase) then one
+    # Horner; the first is cheaper for few relations (blocks), the second for many
+    if shape.relations < 64:
+        hs = [
+            _combine(shape, X[q * per_rel : (q + 1) * per_rel], nsq) for q in range(shape.relations)
+        ]
+        h = multi_exp(hs, s, nsq)
+    else:
+        ys = [
+            multi_exp([X[qq * per_rel + idx] for qq in range(shape.relations)], s, nsq)
+            for idx in range(per_rel)
+        ]
+        h = _combine(shape, ys, nsq)
     lhs = multi_exp([mpz(a) for a in proof.masks], t, nsq)
     lhs = lhs * gmpy2.powmod(multi_exp(X, t, nsq), e_m, nsq) % nsq
     lhs = lhs * h % nsq * multi_exp(c_neg, c_neg_e, nsq) % nsq
