@@ -548,11 +548,15 @@ class Agency:
         delta vector per retention class and the dense cap counters, encrypts them with
         the catalog bound as the public bound (so the bound says nothing about the data),
         commits to the events with salted Merkle leaves padded with random dummy leaves to
-        a power of two (at least :data:`MIN_COMMITMENT_LEAVES`), and signs.
+        a power of two (at least :data:`MIN_COMMITMENT_LEAVES`), proves every slot of every
+        vector within the agency's catalog range and every padding slot zero (validity
+        proofs bound to the envelope's header, :mod:`psc.protocol.validity`), and signs.
+        Randomizers come from the pool (:meth:`randomizers_per_submission` of them).
 
         Leaks to the aggregator and the log: the period, the ciphertext count and sizes
-        (public), the commitment root, and the padded leaf count (a power of two: the
-        event count up to a factor of two, above 16).  Raises :class:`EventError` for an
+        (public), the commitment root, the padded leaf count (a power of two: the event
+        count up to a factor of two, above 16) and the proofs (zero knowledge; their sizes
+        are public).  Raises :class:`EventError` for an
         event that is not this agency's or not in ``period``; ``ValueError`` for a period
         already submitted.
         """
@@ -826,16 +830,19 @@ class Aggregator:
         force; the period is neither in the future nor older than the longest retention;
         the nonce is fresh for this agency; the agency has no other envelope for the
         period; the slot count, the set of classes and cap counters, every ciphertext and
-        its public bound match the catalog.  Then one transaction: append a
-        :class:`LogEntry`, sign a tree head, store the envelope and its receipt, claim the
-        nonce, add every ciphertext into its (period, class, label) accumulator with the
-        bound the aggregator sets from the catalog.
+        its public bound match the catalog; every ciphertext's validity proof shows each
+        slot within the agency's catalog range and each padding slot zero, bound to this
+        envelope (:mod:`psc.protocol.validity`, ``protocols/proofs.md``).  Then one
+        transaction: append a :class:`LogEntry`, sign a tree head, store the envelope and
+        its receipt, claim the nonce, add every ciphertext into its (period, class, label)
+        accumulator with the bound the aggregator sets from the catalog.
 
         Idempotent: the same envelope again returns the same receipt and changes nothing.
-        Leaks nothing beyond the envelope's public fields.  Raises :class:`InvalidMessage`,
-        :class:`UnknownParty`, :class:`CatalogMismatch`, :class:`StalePeriod`,
-        :class:`ReplayedNonce` or :class:`DuplicateSubmission`; on any of them nothing
-        changed.
+        Leaks nothing beyond the envelope's public fields.  Raises :class:`InvalidMessage`
+        (:class:`~psc.exceptions.InvalidProof`, naming the agency and vector, for a failed
+        validity proof), :class:`UnknownParty`, :class:`CatalogMismatch`,
+        :class:`StalePeriod`, :class:`ReplayedNonce` or :class:`DuplicateSubmission`; on
+        any of them nothing changed.
         """
         sub = open_signed(sealed, Submission, self._agency_key)
         env_hash = digest(sealed)
