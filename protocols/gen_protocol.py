@@ -34,11 +34,13 @@ import gmpy2
 import numpy as np
 
 from psc import exceptions
-from psc.backends.paillier import RandomnessPool
+from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.catalog import load_catalog, period_index
 from psc.events import Event
 from psc.paillier import _keypair_from_primes
-from psc.protocol import codec
+from psc.proofs.range import _prove
+from psc.proofs.range_statement import DEFAULT_DIGIT_BITS
+from psc.protocol import codec, validity
 from psc.protocol.driver import SimClock, seeded_randbytes, setup
 from psc.protocol.messages import AccessResponse, ClassCiphertext, SignedMessage, Submission
 from psc.protocol.roles import Agency, read_grades
@@ -101,6 +103,59 @@ def _reseal(agency: Agency, sealed: bytes, **changes: Any) -> bytes:
     return seal(dataclasses.replace(sub, **changes), agency._key)
 
 
+def _out_of_range(agency: Agency, sealed: bytes) -> bytes:
+    """The agency's envelope with +10 in slot 0 of its first delta vector (its range is
+    [-50, 0]), encrypted under the declared bound and 'proven' by the honest prover's
+    algorithm run on the false value (the private seam ``honest=False``)."""
+    sub = codec.decode(codec.decode(sealed, SignedMessage).body, Submission)
+    p = agency.params
+    vr = validity.vector_ranges(p.catalog, agency.catalog_agency)[0]
+    pk, layout, n = p.public_key, p.layout, p.n_subjects
+    values = [10] + [0] * (n - 1)
+    rnd = random.Random(SEED + "/out-of-range")
+    S, w = layout.slots, layout.slot_bits
+    blocks, openings = [], []
+    for j in range(0, n, S):
+        m = sum(v << (w * i) for i, v in enumerate(values[j : j + S])) % int(pk.n)
+        r, rn = pk.random_r_rn(rnd.randrange)
+        blocks.append(pk.raw_encrypt(m, rn))
+        openings.append(BlockOpening(gmpy2.mpz(m), r))
+    ct = PackedCiphertext(pk.fingerprint, layout, n, -vr.lo, tuple(blocks))
+    ctx = validity.vector_context(
+        agency=sub.agency,
+        period=sub.period,
+        catalog_version=sub.catalog_version,
+        nonce=sub.nonce,
+        n_subjects=sub.n_subjects,
+        commitment_root=sub.commitment_root,
+        commitment_size=sub.commitment_size,
+        created_at=sub.created_at,
+        index=0,
+        vector=vr,
+    )
+    proof = _prove(
+        pk,
+        layout,
+        [int(c) for c in blocks],
+        openings,
+        values,
+        [vr.lo] * n,
+        [vr.hi] * n,
+        ctx,
+        randbelow=rnd.randrange,
+        pool=None,
+        digit_bits=DEFAULT_DIGIT_BITS,
+        honest=False,
+    )
+    deltas = (dataclasses.replace(sub.deltas[0], ciphertext=agency._backend.serialize(ct)),)
+    return _reseal(
+        agency,
+        sealed,
+        deltas=deltas + sub.deltas[1:],
+        proofs=(proof.to_bytes(pk, layout), *sub.proofs[1:]),
+    )
+
+
 def _event(slot_of: Any, who: int, rule: str, period: int, day: int) -> Event:
     date = dt.date(period // 12, period % 12 + 1, day)
     evidence = digest(f"{SEED}/evidence/{who}/{rule}/{date}".encode()).hex()
@@ -144,6 +199,7 @@ def build() -> dict[str, Any]:
     court, transport = by_agency["intermediate-court"], by_agency["transport-bureau"]
     fresh = court.submit([], P3)
     fresh_t = transport.submit([], P3)
+    sub_t = codec.decode(codec.decode(fresh_t, SignedMessage).body, Submission)
     w = codec.decode(fresh, SignedMessage)
     flipped = bytearray(w.signature)
     flipped[0] ^= 1
@@ -158,9 +214,8 @@ def build() -> dict[str, Any]:
         np.zeros(n_small, dtype=np.int64),
         bound=catalog.agency_period_bound("intermediate-court", "judgment"),
     )
-    old_nonce = codec.decode(
-        codec.decode(sealed_by[(court.id, P1)], SignedMessage).body, Submission
-    ).nonce
+    old_sub = codec.decode(codec.decode(sealed_by[(court.id, P1)], SignedMessage).body, Submission)
+    old_nonce, old_proofs = old_sub.nonce, old_sub.proofs
     bad = {
         "bad_signature": (
             codec.encode(SignedMessage(w.body, bytes(flipped))),
@@ -201,9 +256,8 @@ def build() -> dict[str, Any]:
             _reseal(
                 transport,
                 fresh_t,
-                deltas=codec.decode(codec.decode(fresh_t, SignedMessage).body, Submission).deltas[
-                    :1
-                ],
+                deltas=sub_t.deltas[:1],
+                proofs=sub_t.proofs[:1] + sub_t.proofs[len(sub_t.deltas) :],
             ),
             "InvalidMessage",
         ),
@@ -214,6 +268,20 @@ def build() -> dict[str, Any]:
         "bad_signed_by_other_agency": (
             seal(sub, transport._key),
             "InvalidMessage",
+        ),
+        # validity proofs (protocols/proofs.md 3, submit.md, ingest.md)
+        "bad_out_of_range_slot": (_out_of_range(court, fresh), "InvalidProof"),
+        "bad_proof_for_another_envelope": (
+            _reseal(court, fresh, nonce=bytes(range(16))),
+            "InvalidProof",
+        ),
+        "bad_truncated_proof": (
+            _reseal(court, fresh, proofs=(sub.proofs[0][:-1], *sub.proofs[1:])),
+            "InvalidProof",
+        ),
+        "bad_replayed_proof": (
+            _reseal(court, fresh, proofs=(old_proofs[0], *sub.proofs[1:])),
+            "InvalidProof",
         ),
     }
 

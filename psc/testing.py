@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_PERIODS",
     "catalog_documents",
     "catalogs",
+    "contributions",
     "delta_vectors",
     "event_tables",
     "events",
@@ -496,3 +497,50 @@ def he_small_deployment(n_subjects: int, *, max_queries: int = 64) -> HeDeployme
         GradingCircuit.for_catalog(cat), catalog=cat, max_queries=max_queries
     )
     return HeDeployment(auth, n_subjects)
+
+
+# contributions for validity proofs (psc.proofs.range, psc.protocol.validity)
+
+
+def contributions(
+    *,
+    valid: bool = True,
+    min_slots: int = 1,
+    max_slots: int = 8,
+    max_width: int = 300,
+    max_abs: int = 1000,
+) -> st.SearchStrategy[tuple[list[int], list[int], list[int]]]:
+    """``(values, lo, hi)``: per-slot ranges ``lo[i] <= hi[i]`` (``|bound| <= max_abs``,
+    ``hi - lo <= max_width``) and values.
+
+    ``valid=True``: every ``lo[i] <= values[i] <= hi[i]`` (boundaries drawn often).
+    ``valid=False``: the same, except that at least one slot is outside its range, by 1
+    (just over or just under, the hardest case for a range proof) up to ``10^6`` (the
+    overflowing value of issue 11).  Bad arguments raise ``InvalidArgument`` at draw time.
+    """
+    _check_int("min_slots", min_slots, 1, 10_000)
+    _check_int("max_slots", max_slots, 1, 10_000)
+    _check_order("min_slots", min_slots, "max_slots", max_slots)
+    _check_int("max_width", max_width, 0, 1 << 40)
+    _check_int("max_abs", max_abs, 0, 1 << 40)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[list[int], list[int], list[int]]:
+        count = draw(st.integers(min_slots, max_slots))
+        lo: list[int] = []
+        hi: list[int] = []
+        values: list[int] = []
+        for _ in range(count):
+            a = draw(st.integers(-max_abs, max_abs))
+            b = draw(st.integers(a, min(max_abs, a + max_width)))
+            lo.append(a)
+            hi.append(b)
+            values.append(draw(_boundary_ints(a, b)))
+        if not valid:
+            bad = draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=count, unique=True))
+            for i in bad:
+                by = draw(st.one_of(st.just(1), st.integers(1, 10**6)))
+                values[i] = hi[i] + by if draw(st.booleans()) else lo[i] - by
+        return values, lo, hi
+
+    return build()

@@ -112,6 +112,10 @@ def test_every_bad_vector_is_named_and_covers_the_issue(vectors: dict[str, Any])
         "bad_wrong_slot_count",
         "bad_stale_period",
         "bad_unregistered_agency",
+        "bad_out_of_range_slot",
+        "bad_proof_for_another_envelope",
+        "bad_truncated_proof",
+        "bad_replayed_proof",
     ):
         assert required in names
 
@@ -126,6 +130,7 @@ def test_bad_vector_is_rejected_and_changes_nothing(fresh: Fresh, case: dict[str
     with pytest.raises(error) as info:
         fresh.aggregator.ingest(bytes.fromhex(case["envelope"]))
     assert str(info.value)  # a clear message, never an empty one
+    assert type(info.value).__name__ == case["error"]  # exactly the named error
     assert fresh.ledger.state_digest() == before, case["name"]
 
 

@@ -7,7 +7,8 @@ layer (``psc.paillier``, ``psc.packing``, ``psc.backends.paillier``, ``psc.excep
 
 * :mod:`psc.proofs.plaintext`: proof of plaintext knowledge for a batch of ciphertexts
   (Cramer-Damgard-Nielsen, EUROCRYPT 2001; Damgard-Jurik, PKC 2001).
-* :mod:`psc.proofs.range`: exact per-slot range proofs for packed plaintexts.
+* :mod:`psc.proofs.range`: exact per-slot range proofs for packed plaintexts
+  (:mod:`psc.proofs.range_statement`: their public structure).
 * :mod:`psc.proofs.transcript`: Fiat-Shamir transcripts (domain-separated SHA-256/SHAKE).
 * :mod:`psc.proofs.multiexp`: batch verification helpers (small random exponents,
   bucket multi-exponentiation).
@@ -21,5 +22,21 @@ failed beyond the block index the caller already knows.
 from __future__ import annotations
 
 from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.proofs.range import (
+    RangeProof,
+    guaranteed_range,
+    pool_demand,
+    prove_slot_ranges,
+    verify_slot_ranges,
+)
 
-__all__ = ["PlaintextProof", "prove_plaintexts", "verify_plaintexts"]
+__all__ = [
+    "PlaintextProof",
+    "RangeProof",
+    "guaranteed_range",
+    "pool_demand",
+    "prove_plaintexts",
+    "prove_slot_ranges",
+    "verify_plaintexts",
+    "verify_slot_ranges",
+]

@@ -165,7 +165,9 @@ class Submission(Message):
 
     ``deltas`` holds exactly the retention classes in which the agency's catalog agency has
     rules, sorted by class; ``caps`` exactly the (class, cap label) pairs its capping rules
-    use, sorted.  Both sets are public (derived from the catalog).
+    use, sorted.  Both sets are public (derived from the catalog).  ``proofs[i]`` proves that
+    every slot of the ``i``-th ciphertext (deltas first, then caps) lies in the range the
+    catalog allows the agency (:mod:`psc.protocol.validity`), bound to this envelope.
     """
 
     TYPE: ClassVar[str] = "submission"
@@ -180,8 +182,13 @@ class Submission(Message):
     commitment_root: bytes  # Merkle root over salted (subject, rule, evidence, date) leaves
     commitment_size: int  # number of leaves under commitment_root (padded, see submit.md)
     created_at: int  # when the agency sealed the envelope
+    proofs: tuple[bytes, ...]  # one validity proof per ciphertext: deltas, then caps (proofs.md 3)
 
     def check(self) -> None:
+        _need(
+            len(self.proofs) == len(self.deltas) + len(self.caps),
+            "an envelope carries exactly one validity proof per ciphertext",
+        )
         _name(self.agency, "agency")
         _nonneg(self.period, "period")
         _len(self.catalog_version, HASH_BYTES, "catalog_version")

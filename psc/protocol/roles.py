@@ -59,7 +59,7 @@ from psc.ledger import AccumulatorRecord, EnvelopeRecord, Ledger, PartyRecord, R
 from psc.oracle import grades_of
 from psc.packing import SlotLayout, worst_case_sum
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol import codec
+from psc.protocol import codec, validity
 from psc.protocol.messages import (
     NONCE_BYTES,
     SALT_BYTES,
@@ -530,6 +530,16 @@ class Agency:
         )
         return vectors * self.params.layout.blocks(self.params.n_subjects)
 
+    def randomizers_per_submission(self) -> int:
+        """Encryption randomizers ``(r, r^n)`` one submission takes from the pool: one per
+        ciphertext block plus what its validity proofs need (for precomputation)."""
+        p = self.params
+        proofs = sum(
+            validity.proof_pool_demand(p.public_key, p.layout, p.n_subjects, vr)
+            for vr in validity.vector_ranges(p.catalog, self.catalog_agency)
+        )
+        return self.ciphertexts_per_submission() + proofs
+
     def submit(self, events: Sequence[Event], period: int) -> bytes:
         """Agency, once per period: the sealed :class:`Submission` for ``events``.
 
@@ -538,11 +548,15 @@ class Agency:
         delta vector per retention class and the dense cap counters, encrypts them with
         the catalog bound as the public bound (so the bound says nothing about the data),
         commits to the events with salted Merkle leaves padded with random dummy leaves to
-        a power of two (at least :data:`MIN_COMMITMENT_LEAVES`), and signs.
+        a power of two (at least :data:`MIN_COMMITMENT_LEAVES`), proves every slot of every
+        vector within the agency's catalog range and every padding slot zero (validity
+        proofs bound to the envelope's header, :mod:`psc.protocol.validity`), and signs.
+        Randomizers come from the pool (:meth:`randomizers_per_submission` of them).
 
         Leaks to the aggregator and the log: the period, the ciphertext count and sizes
-        (public), the commitment root, and the padded leaf count (a power of two: the
-        event count up to a factor of two, above 16).  Raises :class:`EventError` for an
+        (public), the commitment root, the padded leaf count (a power of two: the event
+        count up to a factor of two, above 16) and the proofs (zero knowledge; their sizes
+        are public).  Raises :class:`EventError` for an
         event that is not this agency's or not in ``period``; ``ValueError`` for a period
         already submitted.
         """
@@ -557,27 +571,48 @@ class Agency:
         table = EventTable.from_events(cat, events, self.params.n_subjects)
         dvec = table.delta_vectors(period)
         cvec = table.cap_vectors(period)
-        deltas = tuple(
-            ClassCiphertext(c, self._encrypt(dvec[c], b))
-            for c, b in delta_bounds(cat, self.catalog_agency).items()
-        )
         zeros = np.zeros(self.params.n_subjects, dtype=np.int64)
-        caps = tuple(
-            CapCiphertext(c, label, self._encrypt(cvec.get((c, label), zeros), b))
-            for (c, label), b in cap_bounds(cat, self.catalog_agency).items()
-        )
+        # the header first: every validity proof is bound to it (protocols/submit.md)
         root, size, tree, openings = self._commit(sorted(events))
+        nonce = self._randbytes(NONCE_BYTES)
+        created_at = _seconds(self._clock)
+        bounds = {(c, ""): b for c, b in delta_bounds(cat, self.catalog_agency).items()}
+        bounds.update(cap_bounds(cat, self.catalog_agency))
+        deltas: list[ClassCiphertext] = []
+        caps: list[CapCiphertext] = []
+        proofs: list[bytes] = []
+        for index, vr in enumerate(validity.vector_ranges(cat, self.catalog_agency)):
+            ctx = validity.vector_context(
+                agency=self.id,
+                period=period,
+                catalog_version=self.params.catalog_version,
+                nonce=nonce,
+                n_subjects=self.params.n_subjects,
+                commitment_root=root,
+                commitment_size=size,
+                created_at=created_at,
+                index=index,
+                vector=vr,
+            )
+            vec = cvec.get((vr.retention, vr.cap), zeros) if vr.cap else dvec[vr.retention]
+            ct, proof = self._encrypt_proven(vec, bounds[(vr.retention, vr.cap)], vr, ctx)
+            if vr.cap:
+                caps.append(CapCiphertext(vr.retention, vr.cap, ct))
+            else:
+                deltas.append(ClassCiphertext(vr.retention, ct))
+            proofs.append(proof)
         msg = Submission(
             agency=self.id,
             period=period,
             catalog_version=self.params.catalog_version,
-            nonce=self._randbytes(NONCE_BYTES),
+            nonce=nonce,
             n_subjects=self.params.n_subjects,
-            deltas=deltas,
-            caps=caps,
+            deltas=tuple(deltas),
+            caps=tuple(caps),
             commitment_root=root,
             commitment_size=size,
-            created_at=_seconds(self._clock),
+            created_at=created_at,
+            proofs=tuple(proofs),
         )
         sealed = seal(msg, self._key)
         self._committed[period] = _Committed(digest(sealed), tree, openings, size)
@@ -585,6 +620,25 @@ class Agency:
 
     def _encrypt(self, vector: IntArray, bound: int) -> bytes:
         return self._backend.serialize(self._backend.encrypt(vector, bound=bound))
+
+    def _encrypt_proven(
+        self, vector: IntArray, bound: int, vr: validity.VectorRange, context: bytes
+    ) -> tuple[bytes, bytes]:
+        """Encrypt one dense vector under its catalog bound and prove every slot in range."""
+        pk, layout = self.params.public_key, self.params.layout
+        ct, openings = self._backend.encrypt_with_openings(vector, bound=bound)
+        proof = validity.prove_vector(
+            pk,
+            layout,
+            ct,
+            openings,
+            vector,
+            vr,
+            context,
+            pool=self.pool,
+            randbelow=lambda n: _randbelow(self._randbytes, n),
+        )
+        return self._backend.serialize(ct), proof
 
     def _commit(
         self, events: Sequence[Event]
@@ -780,16 +834,19 @@ class Aggregator:
         force; the period is neither in the future nor older than the longest retention;
         the nonce is fresh for this agency; the agency has no other envelope for the
         period; the slot count, the set of classes and cap counters, every ciphertext and
-        its public bound match the catalog.  Then one transaction: append a
-        :class:`LogEntry`, sign a tree head, store the envelope and its receipt, claim the
-        nonce, add every ciphertext into its (period, class, label) accumulator with the
-        bound the aggregator sets from the catalog.
+        its public bound match the catalog; every ciphertext's validity proof shows each
+        slot within the agency's catalog range and each padding slot zero, bound to this
+        envelope (:mod:`psc.protocol.validity`, ``protocols/proofs.md``).  Then one
+        transaction: append a :class:`LogEntry`, sign a tree head, store the envelope and
+        its receipt, claim the nonce, add every ciphertext into its (period, class, label)
+        accumulator with the bound the aggregator sets from the catalog.
 
         Idempotent: the same envelope again returns the same receipt and changes nothing.
-        Leaks nothing beyond the envelope's public fields.  Raises :class:`InvalidMessage`,
-        :class:`UnknownParty`, :class:`CatalogMismatch`, :class:`StalePeriod`,
-        :class:`ReplayedNonce` or :class:`DuplicateSubmission`; on any of them nothing
-        changed.
+        Leaks nothing beyond the envelope's public fields.  Raises :class:`InvalidMessage`
+        (:class:`~psc.exceptions.InvalidProof`, naming the agency and vector, for a failed
+        validity proof), :class:`UnknownParty`, :class:`CatalogMismatch`,
+        :class:`StalePeriod`, :class:`ReplayedNonce` or :class:`DuplicateSubmission`; on
+        any of them nothing changed.
         """
         sub = open_signed(sealed, Submission, self._agency_key)
         env_hash = digest(sealed)
@@ -856,6 +913,32 @@ class Aggregator:
             if ct.bound != bound:
                 raise InvalidMessage("ciphertext does not declare its catalog bound")
             out.append((retention, label, ct.with_bound(bound)))
+        # every slot of every ciphertext within the agency's catalog range (issue 11)
+        for index, vr in enumerate(validity.vector_ranges(cat, rec.catalog_agency)):
+            retention, label, ct = out[index]
+            if (vr.retention, vr.cap) != (retention, label):
+                raise InvalidMessage("envelope vectors are not in catalog order")
+            ctx = validity.vector_context(
+                agency=sub.agency,
+                period=sub.period,
+                catalog_version=sub.catalog_version,
+                nonce=sub.nonce,
+                n_subjects=sub.n_subjects,
+                commitment_root=sub.commitment_root,
+                commitment_size=sub.commitment_size,
+                created_at=sub.created_at,
+                index=index,
+                vector=vr,
+            )
+            validity.verify_vector(
+                self.params.public_key,
+                self.params.layout,
+                ct,
+                vr,
+                sub.proofs[index],
+                ctx,
+                agency=sub.agency,
+            )
         return out
 
     def _commit_envelope(
