@@ -423,7 +423,7 @@ class HeDeployment:
 
         self.authority = authority
         self.n_subjects = n_subjects
-        authority.expect_subjects(n_subjects)
+        authority.expect_subjects(n_subjects, first_period=0)
         self.keys = {
             name: _signing_key_from_seed(bytes([i + 1]) * 32)
             for i, name in enumerate(

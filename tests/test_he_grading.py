@@ -368,7 +368,7 @@ def test_nested_caps_with_two_cap_levels() -> None:
     from psc.protocol.messages import GradeRequest
     from psc.protocol.signing import _signing_key_from_seed, public_bytes
 
-    authority.expect_subjects(raw.size)
+    authority.expect_subjects(raw.size, first_period=0)
     keys = {a: _signing_key_from_seed(bytes([i + 9]) * 32) for i, a in enumerate(cat.agencies)}
     for a, k in keys.items():
         authority.register_agency(a, public_bytes(k), a)
@@ -417,3 +417,21 @@ def test_he_submission_vectors_replay() -> None:
     for case in vec["bad"]:
         with pytest.raises(InvalidMessage):
             open_signed(base64.b64decode(case["wire"]), HeSubmission, lambda m: pk)
+
+
+def test_nothing_is_graded_outside_the_declared_deployment() -> None:
+    cat = parse_catalog(SMALL_TEST_CATALOG)
+    undeclared = GradingAuthority.generate(GradingCircuit.for_catalog(cat), catalog=cat)
+    with pytest.raises(ParameterError, match="declare the deployment"):
+        undeclared.missing(0)
+    dep = he_small_deployment(2)
+    with pytest.raises(ValueError, match="first period"):
+        dep.authority.expect_subjects(2, first_period=-1)
+    dep.authority._first_period = 1  # a deployment that starts at period 1
+    with pytest.raises(PolicyViolation, match="before the deployment"):
+        dep.authority.log_submission(dep.submission("transport-bureau", 0, "score", np.zeros(2)))
+    dep.submit_scores(1, np.array([10, 12]))
+    with pytest.raises(PolicyViolation, match="before the deployment"):
+        dep.authority.reveal(dep.request([0], 0))
+    assert dep.authority.reveal(dep.request([0, 1], 1)) == {0: 2, 1: 3}
+    assert dep.authority.decryptions == 1

@@ -215,15 +215,18 @@ class GradingAuthority:
             raise ValueError(f"agency {agency!r} is already registered")
         self._agencies[agency] = (bytes(verify_key), catalog_agency)
 
-    def expect_subjects(self, n_subjects: int, *, first_period: int | None = None) -> None:
-        """Fix the number of subject slots (otherwise the first logged submission does) and
-        the deployment's first period (otherwise the earliest logged one): a period is
-        complete only when every registered agency has submitted for it."""
+    def expect_subjects(self, n_subjects: int, *, first_period: int) -> None:
+        """Declare the deployment: ``n_subjects`` slots and its first period.  A period is
+        complete only when every registered agency has submitted for every period from
+        ``first_period`` on that is live at it; the authority grades nothing before this is
+        declared.  Raises ``ValueError`` if the log already says otherwise."""
         if n_subjects < 1 or (self._n_subjects not in (None, n_subjects)):
             raise ValueError(f"the log already covers {self._n_subjects} subjects")
+        logged = [p for (_, p, _, _) in self._subs]
+        if first_period < 0 or (logged and min(logged) < first_period):
+            raise ValueError("the log already holds a submission before that first period")
         self._n_subjects = n_subjects
-        if first_period is not None:
-            self._first_period = first_period
+        self._first_period = first_period
 
     def missing(self, period: int) -> list[tuple[str, int, str, str]]:
         """Submissions the live sums at ``period`` need and the log lacks: for every period
@@ -231,8 +234,9 @@ class GradingAuthority:
         (class, counter) pairs its rules set.  Dense submissions from everyone are the
         protocol, so a request waits until the log is complete: an aggregator that
         withholds one agency's vector cannot have a partial sum graded."""
-        logged = [p for (_, p, _, _) in self._subs]
-        first = self._first_period if self._first_period is not None else min(logged, default=0)
+        if self._first_period is None:
+            raise ParameterError("declare the deployment first (expect_subjects)")
+        first = self._first_period
         out = []
         for agency, (_, own) in sorted(self._agencies.items()):
             rules = [r for r in self.catalog.rules if r.agency == own]
@@ -281,6 +285,11 @@ class GradingAuthority:
             )
         if (m.agency, m.nonce) in self._nonces:
             raise ReplayedNonce(f"agency {m.agency!r} reused a submission nonce")
+        if self._first_period is not None and m.period < self._first_period:
+            raise PolicyViolation(
+                f"agency {m.agency!r} submitted for period {m.period}, before the "
+                f"deployment's first period {self._first_period}"
+            )
         key = (m.agency, m.period, m.retention, m.counter)
         if key in self._subs:
             raise DuplicateSubmission(
@@ -329,8 +338,15 @@ class GradingAuthority:
                 f"requester {req.requester!r}: purpose {req.purpose!r} is not one the scheme "
                 "declares"
             )
-        n = self._n_subjects
-        if n is None or req.slots[-1] >= n:
+        n, first = self._n_subjects, self._first_period
+        if n is None or first is None:
+            raise ParameterError("declare the deployment first (expect_subjects)")
+        if req.period < first:
+            raise PolicyViolation(
+                f"requester {req.requester!r} asked for period {req.period}, before the "
+                f"deployment's first period {first}"
+            )
+        if req.slots[-1] >= n:
             raise InvalidMessage(f"requester {req.requester!r} asked for a slot outside 0..{n}")
         # one (requester, nonce) per request: a re-signed copy is a replay too
         body = codec.decode(data, SignedMessage).body

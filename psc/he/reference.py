@@ -149,7 +149,7 @@ def grade_with_he(
     auth = (
         authority if authority is not None else GradingAuthority.generate(circuit, catalog=catalog)
     )
-    first = min(table.periods, default=at)
+    first = min([*table.periods, at])
     auth.expect_subjects(table.n_subjects, first_period=first)
     keys = {a: new_signing_key() for a in catalog.agencies}
     for a, k in keys.items():
