@@ -10,6 +10,7 @@ SUITES: dict[str, str] = {
     "aggregate": "benchmarks.aggregate",
     "grade": "benchmarks.grade",
     "reveal": "benchmarks.reveal",
+    "scale": "benchmarks.scale",
 }
 
 

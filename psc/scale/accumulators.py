@@ -172,6 +172,18 @@ class ShardedAccumulators:
             for st, up, w in zip(self._states, per_shard, self.placement, strict=True)
         ]
 
+    def add_shard_updates(self, envelope_hash: bytes, updates: Sequence[Any]) -> None:
+        """Add one envelope given as per-shard updates (each a :data:`ShardUpdate`, or a
+        Dask future of one already on the shard's worker: agencies that upload each
+        shard's blocks to its worker directly).  Unchecked beyond what :func:`_apply` checks:
+        for the aggregator's own plumbing and benchmarks; the protocol path is :meth:`add`."""
+        if len(updates) != self.plan.shards:
+            raise ValueError(f"{len(updates)} updates for {self.plan.shards} shards")
+        self._states = [
+            self.client.submit(_apply, st, envelope_hash, up, workers=[w], pure=False)
+            for st, up, w in zip(self._states, updates, self.placement, strict=True)
+        ]
+
     def live_sums(
         self, period: int, months: Mapping[str, int], labels: Sequence[str]
     ) -> dict[str, PackedCiphertext]:
