@@ -11,6 +11,7 @@ SUITES: dict[str, str] = {
     "grade": "benchmarks.grade",
     "reveal": "benchmarks.reveal",
     "scale": "benchmarks.scale",
+    "compliance": "benchmarks.compliance",
 }
 
 

@@ -191,11 +191,9 @@ class ShardedAccumulators:
         shards, merged into one ciphertext; the trivial zero ``E(0; r = 1)`` (all blocks
         1, bound 0) for a label with nothing live, as the single-process aggregator."""
         want = ["", *[x for x in labels if x != ""]]
-        futures = [
-            self.client.submit(_live, st, period, dict(months), want, workers=[w], pure=False)
-            for st, w in zip(self._states, self.placement, strict=True)
-        ]
-        parts: list[dict[str, Any]] = _gather(self.client, futures)
+        parts: list[dict[str, Any]] = _gather(
+            self.client, self.live_sums_on_shards(period, months, want)
+        )
         out: dict[str, PackedCiphertext] = {}
         layout, fp = self.plan.layout, self.public_key.fingerprint
         for label in want:
@@ -217,6 +215,18 @@ class ShardedAccumulators:
             ]
             out[label] = self.plan.merge(pieces)
         return out
+
+    def live_sums_on_shards(
+        self, period: int, months: Mapping[str, int], labels: Sequence[str]
+    ) -> list[Future[dict[str, Any]]]:
+        """Per shard, a future of its live sums (:func:`_live`), left on the shard's worker:
+        what a sharded reveal decrypts in place (``protocols/scale.md``)."""
+        return [
+            self.client.submit(
+                _live, st, period, dict(months), list(labels), workers=[w], pure=False
+            )
+            for st, w in zip(self._states, self.placement, strict=True)
+        ]
 
     def applied(self) -> list[frozenset[bytes]]:
         """Per shard, the envelope hashes it has added."""
