@@ -205,6 +205,36 @@ def _tile(base: list[tuple[Any, tuple[Any, ...], int]], blocks: range, b0: int) 
     return [(key, tuple(bl[j % b0] for j in blocks), bound) for key, bl, bound in base]
 
 
+def _mulmods(bits: int, count: int, seed: int) -> float:
+    """Control workload: ``count`` multiplications modulo a ``bits``-bit odd number."""
+    import random
+
+    from gmpy2 import mpz
+
+    rnd = random.Random(seed)
+    m = mpz(rnd.getrandbits(bits)) | 1
+    x, y = mpz(rnd.getrandbits(bits - 1)), mpz(rnd.getrandbits(bits - 1))
+    t0 = time.perf_counter()
+    for _ in range(count):
+        x = x * y % m
+    return time.perf_counter() - t0
+
+
+def machine_control(key_bits: int, count: int = 100_000) -> dict[str, Any]:
+    """The same modular-multiplication work in 1, then 2 plain processes at once (no Dask):
+    the parallel efficiency the machine itself allows right now (``t(1) / t(2)`` for equal
+    work per process), to read the Dask figure against on a shared machine."""
+    ctx = mp.get_context("spawn")
+    out = {}
+    for w in (1, 2):
+        with cf.ProcessPoolExecutor(w, mp_context=ctx) as ex:
+            ex.submit(_mulmods, 64, 1, 0).result()  # start-up outside the timing
+            t0 = time.perf_counter()
+            list(ex.map(_mulmods, [2 * key_bits] * w, [count] * w, range(w)))
+            out[w] = time.perf_counter() - t0
+    return {"mulmods_per_process": count, "seconds": out, "efficiency": out[1] / out[2]}
+
+
 def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
     """Aggregation on 1 and then 2 Dask workers (see the module doc); raises
     :class:`CorrectnessError` if a merged live sum does not decrypt to numpy's sum."""
@@ -289,7 +319,10 @@ def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
             }
         )
     t1, t2 = runs[0]["seconds"], runs[1]["seconds"]
+    progress("dask: machine control (the same kind of work in 1 and 2 plain processes)")
+    control = machine_control(pk.bits)
     return {
+        "machine_control": control,
         "subjects": n,
         "blocks": blocks,
         "slot_bits": layout.slot_bits,
@@ -420,7 +453,8 @@ def render(doc: dict[str, Any]) -> str:
             f"({r['block_products_per_worker_second']:.0f} block products/worker/s)"
             for r in d["runs"]
         )
-        + f"; efficiency {d['efficiency']:.2f}",
+        + f"; efficiency {d['efficiency']:.2f} (the machine's own 2-process efficiency in "
+        f"the same run: {d['machine_control']['efficiency']:.2f})",
         "",
     ]
     for a in doc["acceptance"]:

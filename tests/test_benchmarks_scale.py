@@ -51,6 +51,7 @@ def test_tiny_run_document(tmp_path: Path) -> None:
     assert [x["workers"] for x in d["runs"]] == [1, 2] and "numpy" in d["checked"]
     assert d["subjects"] >= 3000 and d["subjects"] % d["slots_per_ciphertext"] == 0
     assert d["efficiency"] == pytest.approx(d["runs"][0]["seconds"] / (2 * d["runs"][1]["seconds"]))
+    assert d["machine_control"]["efficiency"] > 0
     targets = [a["target"] for a in doc["acceptance"]]
     assert targets[0].startswith("cost per subject at 300") and "Dask" in targets[1]
     text = scale.render(doc)
