@@ -17,26 +17,25 @@ its members drew, through the driver's god view).
 1   ``+ encrypted dense contributions``    Art. 6 (minimum scope: no pooling of records),
                                            Art. 51 (encryption), Art. 19 (expiry: an
                                            accumulator per retention class stops counting):
-                                           agencies encrypt dense per-class vectors and cap
-                                           counters (packed Paillier, short-exponent
-                                           randomizers), the aggregator sums the live ones,
-                                           one key holder decrypts
-2   ``+ signed envelopes and audit log``   Art. 54 (audit), Art. 8 (evidence commitments):
-                                           the protocol roles: registrations, signed and
-                                           committed envelopes, verified ingest, the
-                                           transparency log verified end to end (driver
-                                           phases setup, precompute, submit, ingest, audit)
-3   ``+ lawful release only``              Art. 6 (only grades leave), Art. 13-14 (consent
-                                           and purpose checks), Art. 45 (subject access
-                                           with inclusion proofs): driver phases reveal and
-                                           access, same run as step 2
+                                           agencies encrypt the envelope's dense per-class
+                                           vectors and cap counters (packed Paillier,
+                                           short-exponent randomizers), the aggregator sums
+                                           the live ones, one key holder decrypts
+2   ``+ signed, logged, lawful release``   Art. 8 (evidence commitments), Art. 54 (audit
+                                           log), Art. 6 and 13-14 (only grades leave, for a
+                                           checked purpose): the protocol roles end to end
+                                           with a trusted key holder, every phase but
+                                           subject access
+3   ``+ subject access with proofs``       Art. 45: sampled subjects fetch their events with
+                                           inclusion proofs (the access phase, same run)
 4   ``+ k-of-n committee, proofs, DP``     Art. 51 (no single key holder): the 3-of-5
                                            committee's DP reveal with decryption-share
                                            proofs (a separate driver run, whole)
 ==  =====================================  ===============================================
 
-Steps 2 and 3 are the phases of one ``reveal="trusted"`` driver run (their memory is that
-run's); step 4 is a ``reveal="committee"`` run.  ``ratio_to_clear`` divides each step's
+Steps 2 and 3 are one ``reveal="trusted"`` driver run split at its access phase (their
+memory is that run's; access-request and access-response bytes go to step 3, the access
+phase's log inclusions stay in step 2); step 4 is a ``reveal="committee"`` run.  ``ratio_to_clear`` divides each step's
 seconds, bytes and peak memory by step 0's.  The plot (``compliance-*.png`` next to the JSON)
 is the staircase.  Exit codes: 0 ok, 1 a correctness check failed (nothing written), 2 bad
 usage.
@@ -66,9 +65,7 @@ from benchmarks.report import Column, Progress, default_results_path, format_tab
 
 SUITE = "compliance"
 TARGET_RATIO = 20.0  # issue 15: the whole compliant configuration within 20x of the clear
-REVEAL_KINDS = frozenset(
-    {"grade-request", "reveal-request", "reveal-notice", "grade-response", "access-request"}
-)
+ACCESS_KINDS = frozenset({"access-request", "access-response"})
 
 
 class CorrectnessError(AssertionError):
@@ -209,6 +206,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     from psc.packing import SlotLayout
     from psc.paillier import MIN_KEY_BITS
     from psc.protocol.driver import demo_keypair
+    from psc.protocol.roles import cap_bounds, delta_bounds
 
     city = _city(config)
     cat = city.catalog
@@ -216,46 +214,35 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     pk, sk = demo_keypair(config.key_bits)
     insecure = pk.bits < MIN_KEY_BITS
     t0 = time.perf_counter()
+    # the protocol's data without the protocol: the same layout, classes, cap counters and
+    # public catalog bounds as an agency's envelope (psc.protocol.roles.Agency.submit)
     layout = SlotLayout.for_catalog(cat, pk.bits, multiplicity=city.multiplicity)
-    cap_need = (
-        len(city.periods)
-        * city.multiplicity
-        * sum(r.max_per_period for r in cat.rules if r.grade_cap)
-    )
-    cap_layout = SlotLayout.for_key(pk.bits, max(2, cap_need.bit_length() + 1))
-    score_cts, cap_cts = [], {}
+    live: dict[str, list[Any]] = {"": []}
     shipped = 0
+    zeros = np.zeros(city.n_subjects, dtype=np.int64)
     for inst in city.agencies:
-        pool = ShortExponentPool(pk)
-        be = PackedPaillier(pk, layout, pool=pool, allow_insecure_key=insecure)
-        cap_be = PackedPaillier(pk, cap_layout, pool=pool, allow_insecure_key=insecure)
+        be = PackedPaillier(pk, layout, pool=ShortExponentPool(pk), allow_insecure_key=insecure)
         mine = EventTable.from_events(
             cat, [e for p in city.periods for e in city.events[inst.id][p]], city.n_subjects
         )
         for p in city.periods:
-            for cls, vec in mine.delta_vectors(p).items():
-                ct = be.encrypt(vec, bound=cat.agency_period_bound(inst.catalog_agency, cls))
+            dvec, cvec = mine.delta_vectors(p), mine.cap_vectors(p)
+            items = [("", c, dvec[c], b) for c, b in delta_bounds(cat, inst.catalog_agency).items()]
+            items += [
+                (label, c, cvec.get((c, label), zeros), b)
+                for (c, label), b in cap_bounds(cat, inst.catalog_agency).items()
+            ]
+            for label, cls, vec, bound in items:
+                ct = be.encrypt(vec, bound=bound)
                 shipped += be.byte_size(ct)
                 if p <= at < p + cat.retention[cls].months:  # live: the aggregator adds it
-                    score_cts.append(ct)
-            for (cls, label), vec in mine.cap_vectors(p).items():
-                bound = sum(
-                    r.max_per_period
-                    for r in cat.rules
-                    if (r.agency, r.retention, r.grade_cap) == (inst.catalog_agency, cls, label)
-                )
-                ct = cap_be.encrypt(vec, bound=bound)
-                shipped += cap_be.byte_size(ct)
-                if p <= at < p + cat.retention[cls].months:
-                    cap_cts.setdefault(label, []).append(ct)
+                    live.setdefault(label, []).append(ct)
     agg = PackedPaillier(pk, layout, allow_insecure_key=insecure)
-    total = agg.sum(score_cts)
-    sums = agg.decrypt(total, sk)
+    sums = agg.decrypt(agg.sum(live.pop("")), sk)
     top = len(cat.labels) - 1
     caps = np.full(city.n_subjects, top, dtype=np.int64)
-    cap_agg = PackedPaillier(pk, cap_layout, allow_insecure_key=insecure)
-    for label, cts in cap_cts.items():
-        counts = cap_agg.decrypt(cap_agg.sum(cts), sk)
+    for label, cts in live.items():
+        counts = agg.decrypt(agg.sum(cts), sk)
         caps[counts > 0] = np.minimum(caps[counts > 0], cat.grade_index(label))
     s = cat.scheme
     raw = np.clip(s.base_score + sums, s.min_score, s.max_score)
@@ -298,8 +285,12 @@ STEPS = (
         "Art. 6, 19, 51",
         "no pooling; dense per-class vectors encrypted; expired classes stop counting",
     ),
-    ("+ signed envelopes and audit log", "Art. 8, 54", "signed, committed, logged, verified"),
-    ("+ lawful release only", "Art. 6, 13-14, 45", "grades only, purpose/consent, access"),
+    (
+        "+ signed, logged, lawful release",
+        "Art. 6, 8, 13-14, 54",
+        "signed committed envelopes, the log, purpose-checked grade release",
+    ),
+    ("+ subject access with proofs", "Art. 45", "events with inclusion proofs"),
     ("+ k-of-n committee, proofs, DP", "Art. 51", "no single key holder; share proofs; DP"),
 )
 
@@ -315,15 +306,12 @@ def run(config: ComplianceConfig, *, progress: Progress) -> dict[str, Any]:
     progress(f"step 4: protocol driver, {config.committee[0]}-of-{config.committee[1]} committee")
     committee = _in_fresh_process(_step_driver, config, "committee")
     ph, by = trusted["phase_seconds"], trusted["bytes_by_message"]
-    base_phases = ("setup", "precompute", "submit", "ingest", "audit")
     steps = [
         clear,
         enc,
         {
-            "seconds": sum(ph.get(k, 0.0) for k in base_phases),
-            "bytes": sum(
-                v for k, v in by.items() if k not in REVEAL_KINDS and not k.startswith("access")
-            ),
+            "seconds": sum(v for k, v in ph.items() if k != "access"),
+            "bytes": sum(v for k, v in by.items() if k not in ACCESS_KINDS),
             "peak_rss_bytes": trusted["peak_rss_bytes"],
         },
         {
