@@ -52,6 +52,7 @@ import resource
 import sqlite3
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -378,7 +379,9 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
         ax.bar(x + (k - 1) * 0.27, [s["ratio_to_clear"][key] for s in steps], 0.27, label=label)
     ax.set_yscale("log")
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [f"{s['step']}\n({s['pipl']})" for s in steps], fontsize=7)
+    ax.set_xticks(
+        x, ["\n".join([*textwrap.wrap(s["step"], 20), f"({s['pipl']})"]) for s in steps], fontsize=7
+    )
     ax.set_ylabel("ratio to pooled in the clear (log)")
     p = doc["params"]
     ax.set_title(
