@@ -14,6 +14,7 @@ import pytest
 
 from psc.catalog import Catalog, period_start
 from psc.events import Event
+from psc.exceptions import InvalidMessage
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.roles import Aggregator, read_grades
@@ -90,6 +91,10 @@ def test_sharded_aggregation_equals_the_single_process_path(
         return read_grades(d.params, req, answer.response)
 
     assert reveal(one) == reveal(two)
+    # a shard that applied something the log does not hold is caught before a reveal
+    agg.accumulators.add_shard_updates(b"z" * 32, [[] for _ in range(3)])
+    with pytest.raises(InvalidMessage, match="shard 0"):
+        agg.check_shards()
 
 
 def test_shards_refuse_foreign_ciphertexts_and_report_divergence(
