@@ -95,6 +95,8 @@ def test_sharded_aggregation_equals_the_single_process_path(
     agg.accumulators.add_shard_updates(b"z" * 32, [[] for _ in range(3)])
     with pytest.raises(InvalidMessage, match="shard 0"):
         agg.check_shards()
+    with pytest.raises(InvalidMessage, match="rebuild"):
+        agg.prepare_reveal(req)  # the reveal refuses diverged shards
 
 
 def test_shards_refuse_foreign_ciphertexts_and_report_divergence(

@@ -84,7 +84,9 @@ class ShardedAggregator(Aggregator):
 
     def live_sums(self, period: int) -> tuple[PackedCiphertext, dict[str, PackedCiphertext]]:
         """As :meth:`~psc.protocol.roles.Aggregator.live_sums`, computed on the shards and
-        merged: identical ciphertexts."""
+        merged: identical ciphertexts.  Checks every shard against the log first
+        (:meth:`check_shards`), so a reveal never decrypts sums of diverged shards."""
+        self.check_shards()
         key = (period, self.ledger.envelope_count())
         if key in self._sharded_cache:
             return self._sharded_cache[key]
