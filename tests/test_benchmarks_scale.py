@@ -84,3 +84,41 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert scale.main(["--quick", "--subjects", "5", "--quiet"]) == 2
     assert "at least 100" in capsys.readouterr().err
     assert scale.main(["--reveal", "nope"]) == 2
+
+
+def test_national_plan_is_computed_from_the_results_fields(tmp_path: Path) -> None:
+    from papers import national_plan
+
+    e2e = {
+        "subjects": 1000,
+        "agencies": 10,
+        "envelopes": 30,
+        "ciphertext_blocks": 300,  # 30 envelopes x 1.25 ciphertexts x 8 blocks
+        "slots_per_ciphertext": 132,
+        "phase_seconds": {"precompute": 3.0, "submit": 0.6, "ingest": 0.3, "reveal": 0.5},
+        "bytes_submitted": 300 * 520,
+        "reveal": "trusted",
+    }
+    doc = {
+        "params": {"catalog": "city", "key_bits": 2048},
+        "end_to_end": [{**e2e, "subjects": 100}, e2e],
+        "dask": {"runs": [{"block_products_per_worker_second": 1e5}], "efficiency": 0.9},
+        "env": {
+            "timestamp_utc": "t",
+            "git": {"commit": "c" * 40},
+            "cpu_model": "cpu",
+            "cpu_count": 2,
+            "load_average_1_5_15min": [1, 1, 1],
+        },
+    }
+    p = national_plan.plan(doc, "x.json")
+    figures = {name: value for name, value, _ in p["plan"]}
+    blocks = figures["ciphertext blocks per monthly period"]
+    slots = dict((n, v) for n, v, _ in p["derived"])
+    per_vector = -(-national_plan.PERSONS // int(next(v for n, v in slots.items() if "slots" in n)))
+    assert blocks == pytest.approx(47 * (300 / (30 * 8)) * per_vector)
+    agency = figures["agency cores for a 24-hour cycle (all 47 agencies)"]
+    assert agency == pytest.approx(blocks * (2 * 3.0 + 0.6) / 300 / 86400)
+    assert figures["bytes on the wire per period (submissions)"] == pytest.approx(blocks * 520)
+    text = national_plan.render(p, "x.json")
+    assert "x.json: end_to_end[1].phase_seconds.precompute" in text
