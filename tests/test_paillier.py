@@ -21,6 +21,7 @@ from psc.paillier import (
     PaillierPublicKey,
     ShortExponentRandomizer,
     _keypair_from_primes,
+    best_window,
     generate_keypair,
     security_bits,
     short_exponent_bits,
@@ -248,3 +249,19 @@ def test_short_exponent_randomizer_refuses_weak_parameters(test_keypair: Keypair
     z = ShortExponentRandomizer.generate(pk, lambda _b: next(script))
     assert z.base == (-25) % pk.n
     assert z.draw(lambda _b: 0) == 1
+
+
+def test_best_window_trades_table_size_for_powers() -> None:
+    assert best_window(448, 0) == 1  # no powers: the smallest table
+    assert best_window(448, 76) == 5  # one 10k-subject vector at 132 slots per block
+    assert best_window(448, 1000) == 8
+    assert best_window(448, 10**9) == 10  # capped: tables stay small
+    # prepare() only resizes tables not built yet, and never changes a value
+    from psc.testing import insecure_keypair
+
+    pk = insecure_keypair(0, 512)[0]
+    a = ShortExponentRandomizer.generate(pk, seeded(1).randrange)
+    b = ShortExponentRandomizer(pk, int(a.base))
+    b.prepare(10)
+    for e in (1, 2**100 + 12345, 2**a.exponent_bits - 1):
+        assert a.rn(e) == b.rn(e) and a.r(e) == b.r(e)

@@ -180,6 +180,7 @@ class ShortExponentPool(RandomnessPool):
     def fill(self, count: int) -> None:
         """Precompute ``count`` more randomizers (``alpha`` and ``h_s^alpha``)."""
         z = self.randomizer
+        z.prepare(count)
         for _ in range(count):
             alpha = z.draw(self._randbelow)
             self._exponents.append((alpha, z.rn(alpha)))

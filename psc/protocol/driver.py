@@ -260,6 +260,7 @@ def _randomizers(n: int, base: int, count: int) -> list[tuple[int, int]]:
     """Worker: ``count`` fresh ``(alpha, h_s^alpha mod n^2)`` for the base ``h``, exponents
     from the OS CSPRNG (the worker builds its own fixed-base table)."""
     z = ShortExponentRandomizer(PaillierPublicKey(mpz(n)), base)
+    z.prepare(count)
     out = []
     for _ in range(count):
         alpha = z.draw(secrets.randbelow)
