@@ -27,7 +27,7 @@ keeps ``h = -x^2 mod n`` and ``h_s = h^n mod n^2`` secret, and encrypts with::
 (``(h^alpha mod n)^n = h_s^alpha mod n^2`` because ``a = b mod n`` implies ``a^n = b^n mod
 n^2``), so the ciphertext is an ordinary Paillier ciphertext: the same keys and phe decrypt
 it, and ``(m, r)`` is an ordinary opening for proofs.  Both powers come from fixed-base
-tables (:class:`FixedBaseTable`), about ``l/8`` multiplications instead of a full
+tables (:class:`FixedBaseTable`), about ``l/w`` multiplications instead of a full
 ``|n|``-bit exponentiation.  *Assumption* (DJN's, in addition to DCR): ``h^alpha`` for a
 short ``alpha`` is indistinguishable from a uniform element of the subgroup ``<h>``; the best
 known attack on a short exponent is generic (Pollard's lambda method, about ``2^(l/2)``
@@ -56,8 +56,9 @@ from psc.exceptions import KeyMismatch, ParameterError
 
 MIN_KEY_BITS = 2048
 DEFAULT_KEY_BITS = 3072
-#: window of the fixed-base tables: ``ceil(l/8)`` multiplications per power, tables of
-#: ``ceil(l/8) * 255`` elements (7 MB mod ``n^2`` at 2048 bits, ``l = 448``)
+#: default window of the fixed-base tables (:func:`best_window` sizes them for a known
+#: count): ``ceil(l/8)`` multiplications per power, tables of ``ceil(l/8) * 255`` elements
+#: (7 MB mod ``n^2`` at 2048 bits, ``l = 448``)
 FIXED_BASE_WINDOW = 8
 
 #: A source of uniform integers in ``[0, bound)``; the private seam for randomness.
