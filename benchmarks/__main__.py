@@ -11,6 +11,8 @@ SUITES: dict[str, str] = {
     "grade": "benchmarks.grade",
     "reveal": "benchmarks.reveal",
     "validity": "benchmarks.validity",
+    "scale": "benchmarks.scale",
+    "compliance": "benchmarks.compliance",
 }
 
 

@@ -16,6 +16,29 @@ malleable, so integrity comes from the signed envelope around it, never from Pai
 Key sizes: 2048-bit modulus minimum (:data:`MIN_KEY_BITS`), 3072 the default for
 anything called secure (:data:`DEFAULT_KEY_BITS`).  Smaller keys exist only for tests,
 through :func:`_keypair_from_primes` with ``allow_insecure=True``.
+
+**Short-exponent randomizers** (:class:`ShortExponentRandomizer`), after Damgard, Jurik and
+Nielsen, "A generalization of Paillier's public-key system with applications to electronic
+voting", IJIS 9(6), 2010 (DJN).  An encryptor draws ``x`` in ``Z_n^*`` once,
+keeps ``h = -x^2 mod n`` and ``h_s = h^n mod n^2`` secret, and encrypts with::
+
+    r = h^alpha mod n,   r^n = h_s^alpha mod n^2,   alpha uniform in [1, 2^l)
+
+(``(h^alpha mod n)^n = h_s^alpha mod n^2`` because ``a = b mod n`` implies ``a^n = b^n mod
+n^2``), so the ciphertext is an ordinary Paillier ciphertext: the same keys and phe decrypt
+it, and ``(m, r)`` is an ordinary opening for proofs.  Both powers come from fixed-base
+tables (:class:`FixedBaseTable`), about ``l/w`` multiplications instead of a full
+``|n|``-bit exponentiation.  *Assumption* (DJN's, in addition to DCR): ``h^alpha`` for a
+short ``alpha`` is indistinguishable from a uniform element of the subgroup ``<h>``; the best
+known attack on a short exponent is generic (Pollard's lambda method, about ``2^(l/2)``
+operations; the order of ``<h>`` is unknown without the factorization, so Pohlig-Hellman
+shortcuts need factoring first).  Default ``l`` (:func:`short_exponent_bits`): ``4s`` bits for
+a modulus of security level ``s`` (NIST SP 800-57 Part 1 rev. 5, table 2): 448 bits at 2048
+(s = 112), 512 at 3072 (s = 128), twice the ``2s`` bits that bring the lambda method to ``2^s``
+(the margin is psc's choice for an assumption less studied than DCR).  Longer exponents, up
+to ``|n|`` bits (``ceil(|n|/2)`` is a common conservative choice), through ``exponent_bits``.
+Below ``2s`` bits is refused.  ``h`` is the encryptor's secret (DJN publish ``h_s``; keeping it
+private gives an adversary strictly less), so it adds nothing to the public key.
 """
 
 from __future__ import annotations
@@ -33,6 +56,10 @@ from psc.exceptions import KeyMismatch, ParameterError
 
 MIN_KEY_BITS = 2048
 DEFAULT_KEY_BITS = 3072
+#: default window of the fixed-base tables (:func:`best_window` sizes them for a known
+#: count): ``ceil(l/8)`` multiplications per power, tables of ``ceil(l/8) * 255`` elements
+#: (7 MB mod ``n^2`` at 2048 bits, ``l = 448``)
+FIXED_BASE_WINDOW = 8
 
 #: A source of uniform integers in ``[0, bound)``; the private seam for randomness.
 RandBelow = Callable[[int], int]
@@ -184,3 +211,175 @@ def _keypair_from_primes(
         raise ParameterError("gcd(n, phi(n)) must be 1")
     pub = PaillierPublicKey(n)
     return pub, PaillierPrivateKey(pub, mpz(p), mpz(q))
+
+
+# ----------------------------------------------------------------------------------------
+# short-exponent (DJN) randomizers
+
+
+def security_bits(modulus_bits: int) -> int:
+    """Security level in bits of a factoring-based modulus of ``modulus_bits`` bits (NIST SP
+    800-57 Part 1 rev. 5, table 2: 1024 -> 80, 2048 -> 112, 3072 -> 128, 7680 -> 192,
+    15360 -> 256; a size between two rows gets the lower level)."""
+    level = 80
+    for bits, s in ((2048, 112), (3072, 128), (7680, 192), (15360, 256)):
+        if modulus_bits >= bits:
+            level = s
+    return level
+
+
+def short_exponent_bits(modulus_bits: int) -> int:
+    """The default DJN exponent length ``4 * security_bits(modulus_bits)`` (see the module
+    doc): 448 at 2048 bits, 512 at 3072."""
+    return 4 * security_bits(modulus_bits)
+
+
+def best_window(exponent_bits: int, count: int) -> int:
+    """The fixed-base window in ``1..10`` that minimizes the multiplications of building a
+    table and then computing ``count`` powers: ``ceil(l/w) (2^w - 1) + count (ceil(l/w) - 1)``
+    (a few dozen powers favour small tables, thousands favour ``w = 8`` or more; the cap
+    keeps a 448-bit table mod ``n^2`` at 2048 bits under 24 MB)."""
+
+    def cost(w: int) -> int:
+        rows = -(-exponent_bits // w)
+        return rows * ((1 << w) - 1) + max(count, 0) * (rows - 1)
+
+    return min(range(1, 11), key=cost)
+
+
+class FixedBaseTable:
+    """``g^e mod m`` for one fixed ``g`` and ``0 <= e < 2^exponent_bits``, by fixed-base
+    windowing (Brickell, Gordon, McCurley and Wilson, "Fast exponentiation with
+    precomputation", EUROCRYPT 1992).
+
+    Row ``i`` holds ``g^(j * 2^(w*i)) mod m`` for ``j < 2^w``; ``g^e`` is the product of one
+    entry per ``w``-bit digit of ``e``: at most ``ceil(exponent_bits / w) - 1``
+    multiplications, no squarings.  Exponents are secret: the digit pattern drives the
+    lookups (no constant-time claim, as for gmpy2's own ``powmod``).  Raises
+    :class:`ParameterError` for an exponent outside the table's range.
+    """
+
+    def __init__(
+        self, base: int, modulus: int, exponent_bits: int, window: int = FIXED_BASE_WINDOW
+    ) -> None:
+        if exponent_bits < 1 or not 1 <= window <= 16:
+            raise ParameterError(
+                "a fixed-base table needs exponent_bits >= 1 and 1 <= window <= 16"
+            )
+        self.modulus = mpz(modulus)
+        self.exponent_bits = exponent_bits
+        self.window = window
+        rows: list[list[mpz]] = []
+        g = mpz(base) % self.modulus
+        for _ in range(-(-exponent_bits // window)):
+            row = [mpz(1), g]
+            for _ in range(2, 1 << window):
+                row.append(row[-1] * g % self.modulus)
+            rows.append(row)
+            g = row[-1] * g % self.modulus  # g^(2^w) of this row: the next row's base
+        self._rows = rows
+
+    def pow(self, exponent: int) -> mpz:
+        """``g^exponent mod m``."""
+        e = int(exponent)
+        if not 0 <= e < 1 << self.exponent_bits:
+            raise ParameterError(f"exponent outside [0, 2^{self.exponent_bits}) for this table")
+        mask, w, m = (1 << self.window) - 1, self.window, self.modulus
+        acc = mpz(1)
+        for row in self._rows:
+            if e == 0:
+                break
+            d = e & mask
+            if d:
+                acc = row[d] if acc == 1 else acc * row[d] % m
+            e >>= w
+        return acc
+
+
+class ShortExponentRandomizer:
+    """One encryptor's DJN randomizer source (see the module doc for the algebra, the
+    assumption and the exponent length).
+
+    ``ShortExponentRandomizer.generate(public_key, randbelow)`` draws the secret base;
+    :meth:`draw` draws a fresh exponent ``alpha`` in ``[1, 2^l)`` (never 0: ``r = 1`` would
+    leave ``1 + m n`` in the clear); :meth:`rn` gives ``r^n mod n^2`` and :meth:`r` the
+    opening ``r = h^alpha mod n``.  Each table is built on first use (only provers need the
+    one mod ``n``).  Secret: ``h`` and every ``alpha``; whoever knows them
+    opens the ciphertexts.  Raises :class:`ParameterError` for an exponent length below
+    ``2 * security_bits`` or above the modulus size.
+    """
+
+    def __init__(
+        self,
+        public_key: PaillierPublicKey,
+        h: int,
+        *,
+        exponent_bits: int | None = None,
+        window: int = FIXED_BASE_WINDOW,
+    ) -> None:
+        n = public_key.n
+        bits = short_exponent_bits(public_key.bits) if exponent_bits is None else exponent_bits
+        floor = 2 * security_bits(public_key.bits)
+        if not floor <= bits <= public_key.bits:
+            raise ParameterError(
+                f"a short exponent of {bits} bits is outside [{floor}, {public_key.bits}] for a "
+                f"{public_key.bits}-bit key (below 2 x its {floor // 2}-bit security level the "
+                "lambda method recovers it)"
+            )
+        hh = mpz(h) % n
+        if hh in (0, 1, n - 1) or gmpy2.gcd(hh, n) != 1:
+            raise ParameterError("the DJN base h must be a unit of Z_n other than +-1")
+        self.public_key = public_key
+        self.exponent_bits = bits
+        self._h = hh
+        self._window = window
+        self._table_n2: FixedBaseTable | None = None
+        self._table_n: FixedBaseTable | None = None
+
+    @classmethod
+    def generate(
+        cls,
+        public_key: PaillierPublicKey,
+        randbelow: RandBelow = secrets.randbelow,
+        *,
+        exponent_bits: int | None = None,
+        window: int = FIXED_BASE_WINDOW,
+    ) -> ShortExponentRandomizer:
+        """A fresh secret base ``h = -x^2 mod n``, ``x`` uniform in ``Z_n^*`` (as DJN)."""
+        n = public_key.n
+        while True:
+            x = mpz(randbelow(int(n)))
+            h = (-x * x) % n
+            if x > 0 and gmpy2.gcd(x, n) == 1 and h not in (1, n - 1):
+                return cls(public_key, int(h), exponent_bits=exponent_bits, window=window)
+
+    @property
+    def base(self) -> mpz:
+        """The secret base ``h`` (worker processes rebuild the tables from it)."""
+        return self._h
+
+    def prepare(self, count: int) -> None:
+        """Size the tables not built yet for about ``count`` powers (:func:`best_window`);
+        a no-op once they exist.  Only speed changes, never a value."""
+        if self._table_n2 is None and self._table_n is None:
+            self._window = best_window(self.exponent_bits, count)
+
+    def draw(self, randbelow: RandBelow = secrets.randbelow) -> int:
+        """A fresh exponent ``alpha`` uniform in ``[1, 2^l)``."""
+        return 1 + randbelow((1 << self.exponent_bits) - 1)
+
+    def rn(self, alpha: int) -> mpz:
+        """``r^n mod n^2 = h_s^alpha mod n^2``."""
+        if self._table_n2 is None:
+            pk = self.public_key
+            hs = gmpy2.powmod(self._h, pk.n, pk.nsquare)
+            self._table_n2 = FixedBaseTable(hs, pk.nsquare, self.exponent_bits, self._window)
+        return self._table_n2.pow(alpha)
+
+    def r(self, alpha: int) -> mpz:
+        """The opening ``r = h^alpha mod n`` of the randomizer :meth:`rn` gives."""
+        if self._table_n is None:
+            self._table_n = FixedBaseTable(
+                self._h, self.public_key.n, self.exponent_bits, self._window
+            )
+        return self._table_n.pow(alpha)

@@ -8,6 +8,7 @@ import struct
 from collections import defaultdict
 from functools import cache
 
+import gmpy2
 import numpy as np
 import pytest
 from gmpy2 import mpz
@@ -16,7 +17,12 @@ from hypothesis import strategies as st
 from phe import paillier as phe
 
 from psc import oracle
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.backends.paillier import (
+    PackedCiphertext,
+    PackedPaillier,
+    RandomnessPool,
+    ShortExponentPool,
+)
 from psc.catalog import Catalog, parse_period
 from psc.events import EventTable
 from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
@@ -521,9 +527,10 @@ def encrypted_scores_real(
     return raw, oracle.grades_of(cat, cat.scheme.base_score + raw, cap)
 
 
-def test_encrypt_with_openings_opens_every_block() -> None:
+@pytest.mark.parametrize("pool_kind", [RandomnessPool, ShortExponentPool])
+def test_encrypt_with_openings_opens_every_block(pool_kind: type[RandomnessPool]) -> None:
     """Each opening (m, r) reproduces its block: c = (1 + m n) r^n mod n^2, and m unpacks
-    to the encrypted values (what a prover relies on)."""
+    to the encrypted values (what a prover relies on), with either kind of randomness."""
     from psc.testing import insecure_keypair
 
     public, _ = insecure_keypair(0, 512)
@@ -532,9 +539,10 @@ def test_encrypt_with_openings_opens_every_block() -> None:
     backend = PackedPaillier(
         public,
         layout,
-        pool=RandomnessPool(public, randbelow=rng.randrange),
+        pool=pool_kind(public, randbelow=rng.randrange),
         allow_insecure_key=True,
     )
+    backend.pool.fill(1)  # one precomputed, the others made online
     values = np.array([rng.randrange(-300, 301) for _ in range(2 * layout.slots + 3)])
     ct, openings = backend.encrypt_with_openings(values, bound=300)
     assert len(openings) == len(ct.blocks)
@@ -544,3 +552,97 @@ def test_encrypt_with_openings_opens_every_block() -> None:
         chunk = values[j * layout.slots : (j + 1) * layout.slots]
         got = layout.unpack(int(op.plaintext), int(n), len(chunk), 300)
         assert list(got) == list(chunk)
+
+
+# ----------------------------------------------------------------------------------------
+# short-exponent (Damgard-Jurik-Nielsen) randomness
+
+
+@pytest.mark.parametrize(("ahead", "online"), [(0, 5), (7, 0), (20, 13)])
+def test_short_exponent_pool_never_hands_out_a_value_twice(
+    test_keypair: Keypair, ahead: int, online: int
+) -> None:
+    pool = ShortExponentPool(test_keypair[0])
+    pool.fill(ahead)
+    assert len(pool) == ahead
+    taken = [int(pool.take()) for _ in range(ahead + online)]
+    assert len(set(taken)) == len(taken)
+    assert (pool.made_ahead, pool.made_online, pool.taken, len(pool)) == (
+        ahead,
+        online,
+        ahead + online,
+        0,
+    )
+
+
+def test_short_exponent_pool_openings_are_valid_pairs(test_keypair: Keypair) -> None:
+    """take_opening() gives (r, r^n mod n^2) with r a unit, from precomputed exponents,
+    plain pairs and online draws alike: the proofs of plaintext knowledge need exactly this."""
+    pk, _ = test_keypair
+    rng = random.Random(3)
+    pool = ShortExponentPool(pk, randbelow=rng.randrange)
+    pool.fill(2)
+    pool.add_precomputed([pk.random_r_rn(rng.randrange)])
+    z = pool.randomizer
+    alphas = [z.draw(rng.randrange) for _ in range(2)]
+    pool.add_exponents([(a, int(z.rn(a))) for a in alphas])
+    pairs = [pool.take_opening() for _ in range(7)]  # 5 ahead, 2 online
+    for r, rn in pairs:
+        assert 0 < r < pk.n and gmpy2.gcd(r, pk.n) == 1
+        assert gmpy2.powmod(r, pk.n, pk.nsquare) == rn
+    assert len({int(rn) for _, rn in pairs}) == 7
+    assert (pool.made_ahead, pool.made_online, pool.taken, len(pool)) == (5, 2, 7, 0)
+
+
+def test_short_exponent_pool_is_seeded_through_its_seam_and_refuses_foreign_keys(
+    test_keypair: Keypair, other_keypair: Keypair
+) -> None:
+    a = ShortExponentPool(test_keypair[0], randbelow=random.Random(5).randrange)
+    b = ShortExponentPool(test_keypair[0], randbelow=random.Random(5).randrange)
+    assert [int(a.take()) for _ in range(3)] == [int(b.take()) for _ in range(3)]
+    with pytest.raises(KeyMismatch):
+        ShortExponentPool(
+            test_keypair[0], randomizer=ShortExponentPool(other_keypair[0]).randomizer
+        )
+    with pytest.raises(ParameterError):
+        ShortExponentPool(test_keypair[0], exponent_bits=8)
+
+
+@settings(max_examples=10)
+@given(delta_vectors(size=120, bound=900, min_size=1), st.integers(0, 2**32))
+def test_short_exponent_ciphertexts_decrypt_with_psc_and_phe(vector: np.ndarray, seed: int) -> None:
+    """Same keys, same wire format: a short-exponent ciphertext round-trips through bytes
+    and decrypts with psc's key and, block by block, with phe's."""
+    from psc.testing import insecure_keypair
+
+    pk, sk = insecure_keypair(0, 512)
+    layout = SlotLayout.for_key(pk.bits, 12)
+    be = PackedPaillier(
+        pk,
+        layout,
+        pool=ShortExponentPool(pk, randbelow=random.Random(seed).randrange),
+        allow_insecure_key=True,
+    )
+    ct = be.deserialize(be.serialize(be.encrypt(vector, bound=900)))
+    assert be.decrypt(ct, sk).tolist() == vector.tolist()
+    priv = sk.to_phe()
+    for c in ct.blocks:
+        assert priv.raw_decrypt(int(c)) == int(sk.raw_decrypt(c))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_driver_precompute_gives_each_agency_its_own_valid_short_exponents(
+    test_keypair: Keypair, workers: int
+) -> None:
+    from psc.protocol.driver import PrecomputedPool, precompute
+
+    pk = test_keypair[0]
+    parts = precompute(pk, [3, 0, 5], workers)
+    assert [len(p.exponents) for p in parts] == [3, 0, 5]
+    assert len({p.base for p in parts}) == 3  # a secret base per agency
+    for part in parts:
+        pool = PrecomputedPool(pk, part)
+        for _ in range(len(part.exponents)):
+            r, rn = pool.take_opening()
+            assert gmpy2.powmod(r, pk.n, pk.nsquare) == rn
+        assert pool.made_online == 0 and len(pool) == 0

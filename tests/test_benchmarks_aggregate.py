@@ -88,7 +88,7 @@ def test_tiny_run_schema_and_correctness(keys: aggregate.KeypairFactory) -> None
 
     by = {r["backend"]: r for r in doc["results"]}
     he = {"bfv", "ckks", "tenseal-naive"}
-    assert set(by) == {"numpy", "phe-naive", "paillier-packed"} | he
+    assert set(by) == {"numpy", "phe-naive", "paillier-packed", "paillier-packed-djn"} | he
     for r in doc["results"]:
         assert set(r) >= RECORD_FIELDS, RECORD_FIELDS - set(r)
         assert r["agencies"] == 2
@@ -107,6 +107,10 @@ def test_tiny_run_schema_and_correctness(keys: aggregate.KeypairFactory) -> None
     assert packed["slot_bits"] == p["slot_bits"]
     assert packed["slots_per_ciphertext"] == p["slots_per_ciphertext"][0]
     assert set(packed["speedup_vs_phe_naive"]) >= {"aggregate", "encrypt", "decrypt"}
+    djn = by["paillier-packed-djn"]  # short exponents: same layout, same bytes, checked sum
+    assert djn["checked"] is True and djn["bytes_per_subject"] == packed["bytes_per_subject"]
+    assert djn["encrypt_with_openings_us_per_subject"] > 0
+    assert packed["encrypt_with_openings_us_per_subject"] is None
     assert by["numpy"]["speedup_vs_phe_naive"] is None
     # Paillier targets apply to >= 2048-bit keys only; the BFV ratio is checked at any size
     assert [a["target"] for a in doc["acceptance"]] == [
@@ -157,7 +161,7 @@ def test_main_prints_table_and_writes_json(
     assert aggregate.main(argv, _keypair=keys) == 0
     doc = json.loads(out.read_text())
     assert doc["params"]["quick"] is True and doc["params"]["phe_subjects"] == 20
-    assert len(doc["results"]) == 3  # --no-he: the TenSEAL rows are skipped
+    assert len(doc["results"]) == 4  # --no-he: the TenSEAL rows are skipped
     printed = capsys.readouterr().out
     assert "paillier-packed" in printed and "phe-naive" in printed and "correctness" in printed
     assert "bfv" not in printed
@@ -192,6 +196,11 @@ def test_acceptance_flags_missed_targets() -> None:
     }
     met = {a["target"]: a["met"] for a in aggregate.acceptance([rec])}
     assert list(met.values()) == [True, False, False]
+    djn = {"backend": "paillier-packed-djn", "key_bits": 2048, "subjects": 10}
+    fast, slow = {**djn, "encrypt_us_per_subject": 19.9}, {**djn, "encrypt_us_per_subject": 20.1}
+    today = {**rec, "encrypt_us_per_subject": 60.0}
+    got = aggregate.acceptance([today, fast, slow])[3:]
+    assert [(a["met"], a["baseline_full_exponent"]) for a in got] == [(True, 60.0), (False, 60.0)]
 
 
 def test_report_helpers(tmp_path: Path) -> None:

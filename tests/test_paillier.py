@@ -16,10 +16,15 @@ from phe import paillier as phe
 from psc.exceptions import KeyMismatch, ParameterError
 from psc.paillier import (
     MIN_KEY_BITS,
+    FixedBaseTable,
     PaillierPrivateKey,
     PaillierPublicKey,
+    ShortExponentRandomizer,
     _keypair_from_primes,
+    best_window,
     generate_keypair,
+    security_bits,
+    short_exponent_bits,
 )
 from psc.testing import insecure_keypair, paillier_keypairs
 
@@ -163,3 +168,100 @@ def test_key_strategies_check_their_arguments() -> None:
         paillier_keypairs(bits=64)
     with pytest.raises(InvalidArgument, match=r"seeds must be in 1\.\.1024"):
         paillier_keypairs(seeds=0)
+
+
+# ----------------------------------------------------------------------------------------
+# short-exponent (Damgard-Jurik-Nielsen) randomizers and fixed-base tables
+
+
+@settings(max_examples=30)
+@given(
+    st.integers(1, 200),
+    st.integers(1, 10),
+    st.integers(2, 2**61 - 1),
+    st.data(),
+)
+def test_fixed_base_table_equals_powmod(
+    bits: int, window: int, base: int, data: st.DataObject
+) -> None:
+    modulus = mpz(2**127 - 1) * mpz(2**89 - 1)
+    table = FixedBaseTable(base, modulus, bits, window)
+    for e in (0, 1, 2**bits - 1, data.draw(st.integers(0, 2**bits - 1), label="e")):
+        assert table.pow(e) == gmpy2.powmod(base, e, modulus)
+
+
+def test_fixed_base_table_refuses_exponents_out_of_range() -> None:
+    table = FixedBaseTable(3, 1009 * 1013, 16, 4)
+    for bad in (-1, 2**16):
+        with pytest.raises(ParameterError, match="outside"):
+            table.pow(bad)
+    with pytest.raises(ParameterError):
+        FixedBaseTable(3, 101, 0)
+    with pytest.raises(ParameterError):
+        FixedBaseTable(3, 101, 8, 17)
+
+
+def test_short_exponent_lengths_follow_the_security_level() -> None:
+    assert [security_bits(b) for b in (1024, 2048, 3072, 4096, 7680, 15360)] == [
+        80,
+        112,
+        128,
+        128,
+        192,
+        256,
+    ]
+    assert short_exponent_bits(2048) == 448 and short_exponent_bits(3072) == 512
+
+
+@settings(max_examples=15)
+@given(paillier_keypairs(seeds=8), st.integers(0, 2**32))
+def test_short_exponent_opening_is_a_paillier_opening(keys: Keypair, seed: int) -> None:
+    """(h^alpha mod n)^n = h_s^alpha mod n^2: the pair is a valid (r, r^n), so the
+    ciphertext is an ordinary Paillier ciphertext that psc and phe decrypt."""
+    pk, sk = keys
+    rng = seeded(seed)
+    z = ShortExponentRandomizer.generate(pk, rng.randrange)
+    assert z.exponent_bits == short_exponent_bits(pk.bits)
+    alpha = z.draw(rng.randrange)
+    assert 1 <= alpha < 2**z.exponent_bits
+    r, rn = z.r(alpha), z.rn(alpha)
+    assert 0 < r < pk.n and gmpy2.gcd(r, pk.n) == 1
+    assert gmpy2.powmod(r, pk.n, pk.nsquare) == rn
+    assert r == gmpy2.powmod(z.base, alpha, pk.n)
+    m = rng.randrange(int(pk.n))
+    c = pk.raw_encrypt(m, rn)
+    assert sk.raw_decrypt(c) == m
+    assert sk.to_phe().raw_decrypt(int(c)) == m
+
+
+def test_short_exponent_randomizer_refuses_weak_parameters(test_keypair: Keypair) -> None:
+    pk = test_keypair[0]
+    floor = 2 * security_bits(pk.bits)
+    with pytest.raises(ParameterError, match="lambda method"):
+        ShortExponentRandomizer(pk, 4, exponent_bits=floor - 1)
+    with pytest.raises(ParameterError, match="outside"):
+        ShortExponentRandomizer(pk, 4, exponent_bits=pk.bits + 1)
+    for h in (0, 1, int(pk.n) - 1, int(test_keypair[1].p)):
+        with pytest.raises(ParameterError, match="unit"):
+            ShortExponentRandomizer(pk, h)
+    # generate() skips a draw that is not a unit and never returns alpha = 0
+    script: Iterator[int] = iter([0, int(test_keypair[1].q), 5])
+    z = ShortExponentRandomizer.generate(pk, lambda _b: next(script))
+    assert z.base == (-25) % pk.n
+    assert z.draw(lambda _b: 0) == 1
+
+
+def test_best_window_trades_table_size_for_powers() -> None:
+    assert best_window(448, 0) == 1  # no powers: the smallest table
+    assert best_window(448, 76) == 5  # one 10k-subject vector at 132 slots per block
+    assert best_window(448, 1000) == 8
+    assert best_window(448, 10**9) == 10  # capped: tables stay small
+    # prepare() only resizes tables not built yet, and never changes a value
+    from psc.testing import insecure_keypair
+
+    pk = insecure_keypair(0, 512)[0]
+    a = ShortExponentRandomizer.generate(pk, seeded(1).randrange)
+    b = ShortExponentRandomizer(pk, int(a.base))
+    b.prepare(10)
+    for e in (1, 2**100 + 12345, 2**a.exponent_bits - 1):
+        assert a.rn(e) == b.rn(e) and a.r(e) == b.r(e)

@@ -57,7 +57,7 @@ from gmpy2 import mpz
 if TYPE_CHECKING:
     from psc.he_grading import GradingAuthority
 
-from psc.backends.paillier import RandomnessPool
+from psc.backends.paillier import ShortExponentPool
 from psc.catalog import Catalog, period_label, period_start
 from psc.dp.accounting import ApproxDP
 from psc.events import Event, EventTable, IntArray
@@ -68,6 +68,7 @@ from psc.paillier import (
     MIN_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
+    ShortExponentRandomizer,
     _keypair_from_primes,
     generate_keypair,
 )
@@ -216,13 +217,31 @@ class SimClock:
         return int(self.now.timestamp() * 1000)
 
 
-class PrecomputedPool(RandomnessPool):
-    """A randomness pool filled from ``(r, r^n mod n^2)`` pairs computed elsewhere (worker
-    processes)."""
+@dataclass(frozen=True)
+class AgencyRandomness:
+    """One agency's precomputed randomizers: its secret short-exponent base ``h`` and
+    ``(alpha, h_s^alpha mod n^2)`` pairs (:class:`~psc.paillier.ShortExponentRandomizer`).
+    Secret: whoever holds it opens the agency's ciphertexts."""
 
-    def __init__(self, public_key: PaillierPublicKey, values: list[tuple[int, int]]) -> None:
-        super().__init__(public_key)
-        self.add_precomputed(values)
+    base: int
+    exponents: list[tuple[int, int]]
+
+
+class PrecomputedPool(ShortExponentPool):
+    """A short-exponent randomness pool filled from what worker processes computed
+    (:func:`precompute`); also accepts plain ``(r, r^n mod n^2)`` pairs."""
+
+    def __init__(
+        self, public_key: PaillierPublicKey, values: AgencyRandomness | list[tuple[int, int]]
+    ) -> None:
+        if isinstance(values, AgencyRandomness):
+            super().__init__(
+                public_key, randomizer=ShortExponentRandomizer(public_key, values.base)
+            )
+            self.add_exponents(values.exponents)
+        else:
+            super().__init__(public_key)
+            self.add_precomputed(values)
 
 
 def seeded_randbytes(seed: str) -> Callable[[int], bytes]:
@@ -240,35 +259,42 @@ def seeded_randbytes(seed: str) -> Callable[[int], bytes]:
     return randbytes
 
 
-def _randomizers(n: int, count: int) -> list[tuple[int, int]]:
-    """Worker: ``count`` fresh ``(r, r^n mod n^2)`` from the OS CSPRNG."""
-    pk = PaillierPublicKey(mpz(n))
+def _randomizers(n: int, base: int, count: int) -> list[tuple[int, int]]:
+    """Worker: ``count`` fresh ``(alpha, h_s^alpha mod n^2)`` for the base ``h``, exponents
+    from the OS CSPRNG (the worker builds its own fixed-base table)."""
+    z = ShortExponentRandomizer(PaillierPublicKey(mpz(n)), base)
+    z.prepare(count)
     out = []
     for _ in range(count):
-        r, rn = pk.random_r_rn(secrets.randbelow)
-        out.append((int(r), int(rn)))
+        alpha = z.draw(secrets.randbelow)
+        out.append((alpha, int(z.rn(alpha))))
     return out
 
 
 def precompute(
     public_key: PaillierPublicKey, counts: list[int], workers: int
-) -> list[list[tuple[int, int]]]:
-    """Randomizers for several agencies, spread over ``workers`` processes."""
-    total = sum(counts)
-    if total == 0:
-        return [[] for _ in counts]
-    if workers <= 1:
-        flat = _randomizers(int(public_key.n), total)
-    else:
-        chunk = -(-total // (workers * 4))
-        sizes = [min(chunk, total - i) for i in range(0, total, chunk)]
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            parts = ex.map(_randomizers, [int(public_key.n)] * len(sizes), sizes)
-            flat = [v for part in parts for v in part]
-    out, i = [], 0
-    for c in counts:
-        out.append(flat[i : i + c])
-        i += c
+) -> list[AgencyRandomness]:
+    """Short-exponent randomizers for several agencies, spread over ``workers`` processes.
+
+    Each agency gets its own secret base (drawn here from the OS CSPRNG); its work is cut
+    into pieces of about ``total / (2 workers)`` randomizers so both the pieces and the
+    per-piece table builds stay balanced."""
+    bases = [int(ShortExponentRandomizer.generate(public_key).base) for _ in counts]
+    n, total = int(public_key.n), sum(counts)
+    if workers <= 1 or total == 0:
+        return [
+            AgencyRandomness(h, _randomizers(n, h, c) if c else [])
+            for h, c in zip(bases, counts, strict=True)
+        ]
+    chunk = max(1, -(-total // (workers * 2)))
+    tasks = [(i, min(chunk, c - j)) for i, c in enumerate(counts) for j in range(0, c, chunk)]
+    out = [AgencyRandomness(h, []) for h in bases]
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        parts = ex.map(
+            _randomizers, [n] * len(tasks), [bases[i] for i, _ in tasks], [k for _, k in tasks]
+        )
+        for (i, _), part in zip(tasks, parts, strict=True):
+            out[i].exponents.extend(part)
     return out
 
 
