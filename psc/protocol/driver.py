@@ -547,6 +547,8 @@ class CommitteeSetup:
                 k,
                 log_view=log_view,
                 store=MemberStore(self.member_store(s.index)),
+                # short-exponent randomizers (packing.md 2.1), a secret base per member
+                pool=ShortExponentPool(self.public.public),
                 _simulation_noise_witness=self.witness,
             )
             for s, k in zip(self.key_shares, keys, strict=True)
@@ -705,7 +707,8 @@ def run(
     # -- Phase 2, precompute: each agency makes the encryption randomizers r^n mod n^2 it
     #    will need, ahead of time and in parallel (the expensive part of Paillier).
     with phase("precompute"):
-        counts = [a.ciphertexts_per_submission() * len(city.periods) for a in agencies]
+        # every ciphertext block and every validity-proof commitment takes one randomizer
+        counts = [a.randomizers_per_submission() * len(city.periods) for a in agencies]
         for a, values in zip(agencies, precompute(pk, counts, workers), strict=True):
             a.use_pool(PrecomputedPool(pk, values))
         if cs is not None:  # members draw noise shares and randomizers ahead of time
