@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from psc.exceptions import CatalogError, SensitiveRuleError
+from psc.policy.toml_input import read_toml_file, unknown_keys
 
 #: The seven legal bases of PIPL Art. 13 (P5), as the catalog spells them.
 LEGAL_BASES = frozenset(
@@ -254,18 +255,15 @@ def load_catalog(path: str | Path, *, check_sensitive: bool = True) -> Catalog:
         source = f"builtin:{path}"
     else:
         p = Path(path)
-        try:
-            text = p.read_text("utf-8")
-        except OSError as exc:
-            raise CatalogError([f"cannot read file: {exc.strerror}"], str(p)) from exc
         source = str(p)
+        text = read_toml_file(p, CatalogError, builtin=BUILTIN_CATALOGS)
     return parse_catalog(text, source=source, check_sensitive=check_sensitive)
 
 
 def parse_catalog(text: str, *, source: str = "<catalog>", check_sensitive: bool = True) -> Catalog:
     """Parse catalog TOML text; see :func:`load_catalog`."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"not valid TOML: {exc}"], source) from exc
     return catalog_from_dict(data, source=source, check_sensitive=check_sensitive)
@@ -311,9 +309,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _unknown(probs: _Problems, table: Mapping[str, Any], where: str, known: set[str]) -> None:
-    for key in table:
-        if key not in known:
-            probs.add(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    probs.items.extend(unknown_keys(table, known, where))
 
 
 def _half_integer(probs: _Problems, where: str, value: Any) -> Fraction | None:
