@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -46,10 +47,30 @@ LEGAL_BASES = frozenset(
 #: How serious the conduct behind a rule is; the policy linter checks deltas against it.
 SEVERITIES = ("positive", "minor", "moderate", "serious")
 SUBJECT_KINDS = frozenset({"person", "company"})
+#: how reports name the subjects of a scheme
+PLURAL: Mapping[str, str] = {"person": "persons", "company": "companies"}
 PUBLICATIONS = frozenset({"none", "blacklist", "redlist"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 BUILTIN_CATALOGS = ("city", "company")
+
+#: Kinds of official document that can prove an event, and who issues each kind:
+#: ``court``, ``administrative`` (an administrative organ acting on its statutory powers),
+#: ``arbitration`` (an arbitration commission's award), or ``private`` (a party's own
+#: record: not an official finding, and flagged by the linter on a negative rule).
+FINDING_DOCUMENTS: Mapping[str, str] = {
+    "court-judgment": "court",
+    "court-ruling": "court",
+    "court-mediation-statement": "court",
+    "administrative-penalty-decision": "administrative",
+    "administrative-decision": "administrative",
+    "tax-processing-decision": "administrative",
+    "arbitration-award": "arbitration",
+    "certificate": "administrative",
+    "creditor-record": "private",
+    "complaint": "private",
+    "informant-report": "private",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,18 @@ class RetentionClass:
     name: str
     months: int
     description: str = ""
+
+
+@dataclass(frozen=True)
+class OfficialFinding:
+    """The official document that proves an event of a rule, and who is competent to issue it.
+
+    ``document`` is a key of :data:`FINDING_DOCUMENTS`; ``authority`` names the court,
+    administrative organ or arbitration commission that issues it.
+    """
+
+    document: str
+    authority: str
 
 
 @dataclass(frozen=True)
@@ -95,6 +128,7 @@ class Rule:
     grade_cap: str | None = None
     publication: str = "none"
     publication_basis: str | None = None
+    finding: OfficialFinding | None = None
 
 
 @dataclass(frozen=True)
@@ -212,8 +246,15 @@ def _canonical(catalog: Catalog) -> dict[str, Any]:
         "scheme": conv(asdict(catalog.scheme)),
         "grades": [conv(asdict(g)) for g in catalog.grades],
         "retention": {k: conv(asdict(v)) for k, v in sorted(catalog.retention.items())},
-        "rules": [conv(asdict(r)) for r in catalog.rules],
+        "rules": [_canonical_rule(conv(asdict(r))) for r in catalog.rules],
     }
+
+
+def _canonical_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    # ``finding`` (format 1.1) is omitted when absent, so a 1.0 catalog keeps its hash
+    if rule.get("finding") is None:
+        rule.pop("finding", None)
+    return rule
 
 
 def period_index(day: dt.date) -> int:
@@ -316,15 +357,28 @@ def _half_integer(probs: _Problems, where: str, value: Any) -> Fraction | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         probs.add(where, "threshold must be a number ending in .5, e.g. 959.5")
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        probs.add(where, f"threshold {value} is not a number; use e.g. 959.5")
+        return None
     f = Fraction(value)
     if f.denominator != 2:
+        # ``min`` reads as the band's lowest score: the integers s >= value stay in the band
+        lowest = math.ceil(f)
         probs.add(
             where,
-            f"threshold {value} is not a half-integer; use e.g. {int(value)}.5 so that "
-            "|score - threshold| >= 0.5 for every integer score",
+            f"threshold {value} is not a half-integer; use {decimal(Fraction(2 * lowest - 1, 2))} "
+            f"(the band then starts at score {lowest}) so that |score - threshold| >= 0.5 "
+            "for every integer score",
         )
         return None
     return f
+
+
+def decimal(value: Fraction) -> str:
+    """A threshold as people write it: ``959.5``, never ``1919/2``."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.1f}" if value.denominator == 2 else f"{float(value):g}"
 
 
 _SCHEME_KEYS = {
@@ -358,7 +412,30 @@ _RULE_KEYS = {
     "grade_cap",
     "publication",
     "publication_basis",
+    "finding",
 }
+
+
+def _finding(probs: _Problems, rule: Mapping[str, Any], where: str) -> OfficialFinding | None:
+    if "finding" not in rule:
+        return None
+    fd = rule["finding"]
+    w = f"{where}.finding"
+    if not isinstance(fd, dict):
+        probs.add(w, 'must be a table, e.g. { document = "court-judgment", authority = "AGENCY" }')
+        return None
+    probs.items.extend(unknown_keys(fd, {"document", "authority"}, w))
+    doc = _get(probs, fd, w, "document", str)
+    if doc is not None and doc not in FINDING_DOCUMENTS:
+        probs.add(f"{w}.document", f"must be one of {', '.join(sorted(FINDING_DOCUMENTS))}")
+        doc = None
+    authority = _get(probs, fd, w, "authority", str)
+    if authority is not None and not authority.strip():
+        probs.add(f"{w}.authority", "must name the authority that issues the document")
+        authority = None
+    if doc is None or authority is None:
+        return None
+    return OfficialFinding(doc, authority)
 
 
 def catalog_from_dict(
@@ -432,10 +509,13 @@ def catalog_from_dict(
             if thr is not None and prev is not None and not thr < prev:
                 probs.add(
                     f"{where}.min",
-                    f"thresholds must decrease (highest band first): {thr} >= {prev}",
+                    f"thresholds must decrease (highest band first): {decimal(thr)} >= {decimal(prev)}",
                 )
             if thr is not None and None not in (lo, hi) and not lo < thr < hi:
-                probs.add(f"{where}.min", f"threshold {thr} must lie strictly inside [{lo}, {hi}]")
+                probs.add(
+                    f"{where}.min",
+                    f"threshold {decimal(thr)} must lie strictly inside [{lo}, {hi}]",
+                )
             if thr is not None:
                 prev = thr
         if label is not None:
@@ -540,6 +620,7 @@ def catalog_from_dict(
         if pub is not None and pub not in PUBLICATIONS:
             probs.add(f"{where}.publication", f"must be one of {sorted(PUBLICATIONS)}")
         pub_basis = _get(probs, r, where, "publication_basis", str, None)
+        finding = _finding(probs, r, where)
         if None not in (
             rid,
             agency,
@@ -574,6 +655,7 @@ def catalog_from_dict(
                     grade_cap=cap,
                     publication=pub,
                     publication_basis=pub_basis,
+                    finding=finding,
                 )
             )
 
@@ -625,11 +707,11 @@ def describe(catalog: Catalog) -> Sequence[str]:
     """A few human-readable lines about a catalog (for the CLI and reports)."""
     s = catalog.scheme
     bands = ", ".join(
-        f"{g.label} >= {float(g.min)}" if g.min is not None else f"{g.label} below"
+        f"{g.label} >= {decimal(g.min)}" if g.min is not None else f"{g.label} below"
         for g in catalog.grades
     )
     return [
-        f"{s.name} v{s.version} ({s.subject_kind}s, domain {s.domain!r})",
+        f"{s.name} v{s.version} ({PLURAL[s.subject_kind]}, domain {s.domain!r})",
         f"base {s.base_score}, bounds [{s.min_score}, {s.max_score}]; bands: {bands}",
         f"{len(catalog.rules)} rules from {len(catalog.agencies)} agencies; "
         f"retention classes {', '.join(f'{c.name}={c.months}mo' for c in catalog.retention.values())}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from psc.catalog import LEGAL_BASES
+from psc.catalog import FINDING_DOCUMENTS, LEGAL_BASES
 from psc.policy.check_registry import (
     _ARTICLE_REF,
     _CONSENT_REF,
@@ -67,6 +67,34 @@ def _p1_scheme(ctx: LintContext, out: Sink) -> None:
                 "list each concrete purpose a grade may be revealed for, e.g. 'credit-assessment'",
             )
     out.note(f"permitted purposes: {', '.join(s.purposes)}")
+
+
+#: purposes every scheme must list (protocols/catalog.md §5.3); the protocol's self-access
+#: request (psc.protocol.roles.SELF_ACCESS_PURPOSE) asks under the first
+REQUIRED_PURPOSES: tuple[tuple[str, str], ...] = (
+    (
+        "subject-self-access",
+        "the subject's right to see their own grade (PIPL Art. 44-45); the reveal protocol "
+        "asks under this purpose when a subject reads their own grade",
+    ),
+)
+
+
+@check(
+    "P14.self-access",
+    "PIPL Art. 44-45; protocols/catalog.md s. 5.3",
+    "the scheme lists every required purpose (subject-self-access)",
+)
+def _p14_self_access(ctx: LintContext, out: Sink) -> None:
+    listed = ctx.catalog.scheme.purposes
+    for purpose, why in REQUIRED_PURPOSES:
+        if purpose not in listed:
+            out.error(
+                "scheme.purposes",
+                f"required purpose {purpose!r} is missing: {why}",
+                f"add {purpose!r} to scheme.purposes",
+            )
+    out.note(f"required purposes: {', '.join(p for p, _ in REQUIRED_PURPOSES)}")
 
 
 @check("P1.unused-retention", A_P1, "no retention class is declared that no rule uses")
@@ -149,6 +177,83 @@ def _p3_evidence(ctx: LintContext, out: Sink) -> None:
     out.note(
         f"evidence required on {sum(r.evidence_required for r in ctx.catalog.rules)}/{len(ctx.catalog.rules)} rules"
     )
+
+
+@check(
+    "P3.official-finding",
+    f"{A_P3}; {A_SC49}",
+    "every negative rule rests on conduct a court, administrative authority or arbitration body found",
+)
+def _p3_finding(ctx: LintContext, out: Sink) -> None:
+    n = 0
+    for rule in ctx.catalog.rules:
+        if not _negative(rule):
+            continue
+        n += 1
+        f = rule.finding
+        if f is None:
+            out.error(
+                _r(rule, "finding"),
+                "the rule names no official finding: nothing says which document proves the "
+                "conduct or who found it",
+                f'add finding = {{ document = "administrative-penalty-decision", authority = '
+                f'"{rule.agency}" }} (or the court judgment, tax processing decision or '
+                "arbitration award that proves it)",
+            )
+        elif FINDING_DOCUMENTS[f.document] == "private":
+            out.error(
+                _r(rule, "finding"),
+                f"the conduct is proven only by a {f.document} of {f.authority}: no court, "
+                "administrative authority or arbitration body has found it",
+                "score only conduct found by a court judgment, an administrative decision or an "
+                "arbitration award; otherwise remove the rule",
+            )
+        else:
+            out.note(f"{rule.id}: {f.document} issued by {f.authority}")
+    out.note(f"{n} negative rules checked")
+
+
+#: words that name an issuer of each class, in English and Chinese
+_ISSUER_WORDS = {
+    "court": ("court", "法院"),
+    "arbitration": ("arbitration", "仲裁"),
+}
+
+
+@check(
+    "P12.competent-authority",
+    A_P12,
+    "every negative rule is scored by the authority competent to issue its finding",
+)
+def _p12_competent(ctx: LintContext, out: Sink) -> None:
+    for rule in ctx.catalog.rules:
+        f = rule.finding
+        if not _negative(rule) or f is None:
+            continue
+        if f.authority.strip() != rule.agency.strip():
+            out.error(
+                _r(rule, "agency"),
+                f"{rule.agency} scores conduct found by {f.authority} ({f.document}): only the "
+                "competent authority that issued the finding may record it",
+                f"set agency = {f.authority!r}, or have {f.authority} submit the records",
+            )
+        issuer = FINDING_DOCUMENTS[f.document]
+        name = f.authority.casefold()
+        for kind, words in _ISSUER_WORDS.items():
+            named = any(w in name for w in words)
+            if issuer == kind and not named:
+                out.warning(
+                    _r(rule, "finding"),
+                    f"a {f.document} is issued by a {kind}, but {f.authority!r} does not name one",
+                    f"name the {kind} that issues it as finding.authority (and agency)",
+                )
+            elif issuer != kind and named:
+                out.warning(
+                    _r(rule, "finding"),
+                    f"{f.authority!r} looks like a {kind}, which does not issue a {f.document}",
+                    "use the document kind this authority issues",
+                )
+        out.note(f"{rule.id}: scored by {rule.agency}, found by {f.authority}")
 
 
 @check("P4.classification", A_P4, "every rule tags the data categories it processes")

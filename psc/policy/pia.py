@@ -21,6 +21,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from psc.catalog import PLURAL
 from psc.policy.checks import required_mechanism
 from psc.policy.deployment import Deployment
 from psc.policy.findings import LintReport
@@ -184,7 +185,7 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                             "persons scored",
                             f"{d.population:,} ({s.subject_kind}s aged {d.min_age}+)"
                             if s.subject_kind == "person"
-                            else f"{d.population:,} {s.subject_kind}s",
+                            else f"{d.population:,} {PLURAL[s.subject_kind]}",
                         ),
                         ("assessment generated", generated.isoformat()),
                         ("checks evaluated as of", report.as_of),
