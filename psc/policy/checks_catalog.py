@@ -7,6 +7,7 @@ a policy problem: it reports findings and evidence through its sink.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 from psc.catalog import FINDING_DOCUMENTS, LEGAL_BASES
@@ -36,18 +37,17 @@ from psc.policy.check_registry import (
     check,
 )
 from psc.policy.proportionality import SCALE, max_bands_crossed
-from psc.policy.sensitive import normalise_purpose
 
 
 @check("P1.purpose", A_P1, "every rule declares a specific purpose")
 def _p1_purpose(ctx: LintContext, out: Sink) -> None:
-    vague = ctx.vocabulary.vague_purposes
     for rule in ctx.catalog.rules:
-        p = normalise_purpose(rule.purpose)
-        if p in vague:
+        term = ctx.vocabulary.vague_purpose_term(rule.purpose)
+        if term is not None:
             out.error(
                 _r(rule, "purpose"),
-                f"purpose {rule.purpose!r} is missing or too vague to be clear, reasonable and directly related",
+                f"purpose {rule.purpose!r} is missing or too vague to be clear, reasonable and "
+                f"directly related (matches {term!r})",
                 "state the specific purpose the record serves, e.g. 'enforcement of effective judgments'",
             )
     out.note(
@@ -60,10 +60,11 @@ def _p1_purpose(ctx: LintContext, out: Sink) -> None:
 def _p1_scheme(ctx: LintContext, out: Sink) -> None:
     s = ctx.catalog.scheme
     for p in s.purposes:
-        if normalise_purpose(p) in ctx.vocabulary.vague_purposes:
+        term = ctx.vocabulary.vague_purpose_term(p)
+        if term is not None:
             out.error(
                 "scheme.purposes",
-                f"permitted purpose {p!r} is too vague to bind the use of a grade",
+                f"permitted purpose {p!r} is too vague to bind the use of a grade (matches {term!r})",
                 "list each concrete purpose a grade may be revealed for, e.g. 'credit-assessment'",
             )
     out.note(f"permitted purposes: {', '.join(s.purposes)}")
@@ -425,11 +426,32 @@ def _sz29_unrelated(ctx: LintContext, out: Sink) -> None:
     out.note(f"{len(ctx.catalog.rules)} rules checked against the unrelated-conduct vocabulary")
 
 
+#: a description shorter than this many words explains nothing to the person scored
+MIN_EXPLANATION_WORDS = 4
+_LATIN_WORD = re.compile(r"[^\W\d_]+|\d+")
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def explanation_words(text: str) -> int:
+    """Words in a description, counted fairly across scripts.
+
+    Latin (and other alphabetic) text counts its words; Chinese has no spaces and a word
+    averages about two characters, so every two CJK characters count as one word
+    (rounded up).  ``"Unpaid fine"`` is 2 words; an 18-character Chinese sentence is 9.
+    """
+    cjk = len(_CJK_CHAR.findall(text))
+    latin = len(_LATIN_WORD.findall(_CJK_CHAR.sub(" ", text)))
+    return latin + (cjk + 1) // 2
+
+
 @check("SZ29.explainable", A_SZ29, "every rule is explained and traceable to an agency")
 def _sz29_explain(ctx: LintContext, out: Sink) -> None:
     for rule in ctx.catalog.rules:
         d = rule.description.strip()
-        if len(d) < 20 or d.replace(" ", "").lower() == rule.id.replace(".", "").lower():
+        if (
+            explanation_words(d) < MIN_EXPLANATION_WORDS
+            or d.replace(" ", "").lower() == rule.id.replace(".", "").lower()
+        ):
             out.warning(
                 _r(rule, "description"),
                 f"description {d!r} does not explain the conduct to the person scored",
