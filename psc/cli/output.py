@@ -31,6 +31,8 @@ def check_writable(path: str, *, flag: str, directory: bool = False) -> None:
 
     Nothing is created.  ``-`` is always writable (standard output) for a file.
     """
+    if "\x00" in path:
+        raise OutputError(f"{flag} {path!r}: a path cannot contain a NUL byte")
     if path == STDOUT and not directory:
         return
     if path == "":
