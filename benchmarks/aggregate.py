@@ -46,6 +46,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.args import (
+    add_lint_flag,
+    int_at_least,
+    linted_catalog,
+    parse,
+    positive_int,
+    writable_json,
+)
 from benchmarks.env import environment
 from benchmarks.report import (
     Column,
@@ -718,17 +726,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="the quick preset (10^4 subjects)")
     p.add_argument("--json", type=Path, help="write results here instead of benchmarks/results/")
-    p.add_argument("--subjects", type=int, nargs="+", metavar="N", help="subject counts")
-    p.add_argument("--agencies", type=int, metavar="M", help="number of agency vectors")
-    p.add_argument("--key-bits", type=int, nargs="+", metavar="B", help="Paillier modulus sizes")
-    p.add_argument("--phe-subjects", type=int, metavar="K", help="subsample size for phe-naive")
-    p.add_argument("--repetitions", type=int, metavar="K", help="samples per timing (median)")
+    p.add_argument("--subjects", type=positive_int, nargs="+", metavar="N", help="subject counts")
+    p.add_argument("--agencies", type=int, metavar="M", help="number of agency vectors (>= 2)")
+    p.add_argument(
+        "--key-bits",
+        type=int_at_least(512),
+        nargs="+",
+        metavar="B",
+        help=f"Paillier modulus sizes (at least {MIN_KEY_BITS})",
+    )
+    p.add_argument(
+        "--phe-subjects", type=positive_int, metavar="K", help="subsample size for phe-naive"
+    )
+    p.add_argument(
+        "--repetitions", type=positive_int, metavar="K", help="samples per timing (median)"
+    )
     p.add_argument("--seed", type=int, help="seed of the synthetic events")
     p.add_argument("--catalog", help="built-in catalog name or TOML path (default: city)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument(
         "--no-he", action="store_true", help="skip the TenSEAL rows (bfv, ckks, tenseal-naive)"
     )
+    add_lint_flag(p)
     return p
 
 
@@ -751,11 +770,25 @@ def config_from_args(args: argparse.Namespace) -> AggregateConfig:
 
 def main(argv: Sequence[str], *, _keypair: KeypairFactory | None = None) -> int:
     """CLI entry point; returns the exit status (1 if a correctness check failed)."""
-    args = _parser().parse_args(list(argv))
+    args = parse(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = config_from_args(args)
     except ValueError as exc:
         print(f"aggregate: {exc}", file=sys.stderr)
+        return 2
+    small = [b for b in config.key_bits if b < MIN_KEY_BITS]
+    if small and _keypair is None:  # insecure sizes only through the test seam
+        print(
+            f"aggregate: --key-bits {small[0]} is below {MIN_KEY_BITS}, the smallest key psc "
+            "generates; use 2048 or 3072",
+            file=sys.stderr,
+        )
+        return 2
+    if not writable_json(None if args.json is None else str(args.json), suite=SUITE):
+        return 2
+    if linted_catalog(config.catalog, suite=SUITE, allow=args.allow_lint_errors) is None:
         return 2
     progress = Progress(SUITE, quiet=args.quiet)
     try:

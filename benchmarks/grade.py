@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.args import EXIT_USAGE, add_lint_flag, linted_catalog, parse, writable_json
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
 from psc.catalog import load_catalog
@@ -242,11 +243,18 @@ def main(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks grade", description=__doc__.split("\n")[0]
     )
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--catalog", default="city")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(list(argv))
+    ap.add_argument("--quick", action="store_true", help="one repetition instead of three")
+    ap.add_argument("--json", default=None, help="write results here (default: results/)")
+    ap.add_argument("--catalog", default="city", help="built-in catalog name or TOML path")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_lint_flag(ap)
+    args = parse(ap, argv)
+    if isinstance(args, int):
+        return args
+    if not writable_json(args.json, suite=SUITE):
+        return EXIT_USAGE
+    if linted_catalog(args.catalog, suite=SUITE, allow=args.allow_lint_errors) is None:
+        return EXIT_USAGE
     progress = Progress(SUITE, quiet=args.quiet)
     doc = run(args.catalog, repetitions=1 if args.quick else 3, quick=args.quick, progress=progress)
     print(format_table(doc["results"], COLUMNS))

@@ -40,6 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.args import (
+    EXIT_USAGE,
+    MIN_KEY_BITS,
+    int_at_least,
+    parse,
+    positive_int,
+    writable_json,
+)
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
 from protocols.gen_reveal_dp import make_committee, test_primes
@@ -479,13 +487,25 @@ def main(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks reveal", description=__doc__.split("\n")[0]
     )
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--bits", type=int, default=2048)
-    ap.add_argument("--k", type=int, default=3)
-    ap.add_argument("--n", type=int, default=5)
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(list(argv))
+    ap.add_argument("--quick", action="store_true", help="smaller subject counts")
+    ap.add_argument("--json", default=None, help="write results here (default: results/)")
+    ap.add_argument(
+        "--bits",
+        type=int_at_least(MIN_KEY_BITS),
+        default=2048,
+        help=f"Paillier modulus bits (at least {MIN_KEY_BITS})",
+    )
+    ap.add_argument("--k", type=positive_int, default=3, help="committee threshold")
+    ap.add_argument("--n", type=int_at_least(1, high=64), default=5, help="committee size")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parse(ap, argv)
+    if isinstance(args, int):
+        return args
+    if args.k > args.n:
+        print(f"reveal: need --k <= --n, got --k {args.k} --n {args.n}", file=sys.stderr)
+        return EXIT_USAGE
+    if not writable_json(args.json, suite=SUITE):
+        return EXIT_USAGE
     progress = Progress(SUITE, quiet=args.quiet)
     doc = run(quick=args.quick, bits=args.bits, k=args.k, n=args.n, progress=progress)
     print(format_table(doc["results"], COLUMNS))

@@ -7,8 +7,10 @@ the run it came from, so a reader can tell a quiet machine from a loaded one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +125,45 @@ def build() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main() -> int:
-    OUT.write_text(build())
-    print(f"wrote {OUT.relative_to(ROOT)}")
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m papers.build_report",
+        description="Regenerate papers/report.md from benchmarks/results/*.json.",
+        epilog="exit codes: 0 written (or up to date with --check), 1 --check found it stale, "
+        "2 bad arguments or an unwritable output",
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--out", type=Path, default=OUT, help="where to write (default: papers/report.md)"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the report is not what the results give",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` first (``--help`` writes nothing), then build and write the report."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    text = build()
+    if args.check:
+        current = args.out.read_text("utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is stale: run python -m papers.build_report", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    try:
+        args.out.write_text(text, "utf-8")
+    except OSError as exc:
+        print(f"build_report: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
     return 0
 
 

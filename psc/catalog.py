@@ -1,6 +1,7 @@
 """The rule catalog: scheme metadata, grade scale, retention classes, rules and grade caps.
 
-The normative format is ``protocols/catalog.md``; this module is its loader.  Loading
+The normative format is ``protocols/catalog.md``; this module is its loader (field-level
+validators and the official-finding vocabulary live in :mod:`psc.catalog_fields`).  Loading
 validates everything and reports *every* problem at once, each with its location
 (``rules[3].delta: ...``), in one :class:`~psc.exceptions.CatalogError`.  A rule that
 scores a sensitive category is refused outright with
@@ -28,7 +29,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from psc.catalog_fields import (
+    _RULE_KEYS,
+    _SCHEME_KEYS,
+    OfficialFinding,
+    _finding,
+    _get,
+    _half_integer,
+    _Problems,
+    _unknown,
+    decimal,
+)
+from psc.catalog_fields import FINDING_DOCUMENTS as FINDING_DOCUMENTS  # re-exported
 from psc.exceptions import CatalogError, SensitiveRuleError
+from psc.policy.toml_input import read_toml_file
 
 #: The seven legal bases of PIPL Art. 13 (P5), as the catalog spells them.
 LEGAL_BASES = frozenset(
@@ -45,6 +59,8 @@ LEGAL_BASES = frozenset(
 #: How serious the conduct behind a rule is; the policy linter checks deltas against it.
 SEVERITIES = ("positive", "minor", "moderate", "serious")
 SUBJECT_KINDS = frozenset({"person", "company"})
+#: how reports name the subjects of a scheme
+PLURAL: Mapping[str, str] = {"person": "persons", "company": "companies"}
 PUBLICATIONS = frozenset({"none", "blacklist", "redlist"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -94,6 +110,7 @@ class Rule:
     grade_cap: str | None = None
     publication: str = "none"
     publication_basis: str | None = None
+    finding: OfficialFinding | None = None
 
 
 @dataclass(frozen=True)
@@ -211,8 +228,15 @@ def _canonical(catalog: Catalog) -> dict[str, Any]:
         "scheme": conv(asdict(catalog.scheme)),
         "grades": [conv(asdict(g)) for g in catalog.grades],
         "retention": {k: conv(asdict(v)) for k, v in sorted(catalog.retention.items())},
-        "rules": [conv(asdict(r)) for r in catalog.rules],
+        "rules": [_canonical_rule(conv(asdict(r))) for r in catalog.rules],
     }
+
+
+def _canonical_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    # ``finding`` (format 1.1) is omitted when absent, so a 1.0 catalog keeps its hash
+    if rule.get("finding") is None:
+        rule.pop("finding", None)
+    return rule
 
 
 def period_index(day: dt.date) -> int:
@@ -254,115 +278,18 @@ def load_catalog(path: str | Path, *, check_sensitive: bool = True) -> Catalog:
         source = f"builtin:{path}"
     else:
         p = Path(path)
-        try:
-            text = p.read_text("utf-8")
-        except OSError as exc:
-            raise CatalogError([f"cannot read file: {exc.strerror}"], str(p)) from exc
         source = str(p)
+        text = read_toml_file(p, CatalogError, builtin=BUILTIN_CATALOGS)
     return parse_catalog(text, source=source, check_sensitive=check_sensitive)
 
 
 def parse_catalog(text: str, *, source: str = "<catalog>", check_sensitive: bool = True) -> Catalog:
     """Parse catalog TOML text; see :func:`load_catalog`."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"not valid TOML: {exc}"], source) from exc
     return catalog_from_dict(data, source=source, check_sensitive=check_sensitive)
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, where: str, what: str) -> None:
-        self.items.append(f"{where}: {what}")
-
-
-def _get(
-    probs: _Problems,
-    table: Mapping[str, Any],
-    where: str,
-    key: str,
-    kind: type | tuple[type, ...],
-    default: Any = ...,
-) -> Any:
-    if key not in table:
-        if default is ...:
-            probs.add(f"{where}.{key}", "missing (required)")
-            return None
-        return default
-    value = table[key]
-    if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-        probs.add(f"{where}.{key}", f"expected {_kind_name(kind)}, got a boolean")
-        return None
-    if not isinstance(value, kind):
-        probs.add(f"{where}.{key}", f"expected {_kind_name(kind)}, got {type(value).__name__}")
-        return None
-    return value
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
-
-
-def _unknown(probs: _Problems, table: Mapping[str, Any], where: str, known: set[str]) -> None:
-    for key in table:
-        if key not in known:
-            probs.add(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-
-
-def _half_integer(probs: _Problems, where: str, value: Any) -> Fraction | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        probs.add(where, "threshold must be a number ending in .5, e.g. 959.5")
-        return None
-    f = Fraction(value)
-    if f.denominator != 2:
-        probs.add(
-            where,
-            f"threshold {value} is not a half-integer; use e.g. {int(value)}.5 so that "
-            "|score - threshold| >= 0.5 for every integer score",
-        )
-        return None
-    return f
-
-
-_SCHEME_KEYS = {
-    "name",
-    "version",
-    "domain",
-    "subject_kind",
-    "base_score",
-    "min_score",
-    "max_score",
-    "purposes",
-    "rule_domains",
-    "operator",
-    "contact",
-    "data_residency",
-}
-_RULE_KEYS = {
-    "id",
-    "agency",
-    "description",
-    "delta",
-    "domain",
-    "purpose",
-    "legal_basis",
-    "legal_authority",
-    "evidence_required",
-    "retention",
-    "data_categories",
-    "severity",
-    "max_per_period",
-    "grade_cap",
-    "publication",
-    "publication_basis",
-}
 
 
 def catalog_from_dict(
@@ -436,10 +363,13 @@ def catalog_from_dict(
             if thr is not None and prev is not None and not thr < prev:
                 probs.add(
                     f"{where}.min",
-                    f"thresholds must decrease (highest band first): {thr} >= {prev}",
+                    f"thresholds must decrease (highest band first): {decimal(thr)} >= {decimal(prev)}",
                 )
             if thr is not None and None not in (lo, hi) and not lo < thr < hi:
-                probs.add(f"{where}.min", f"threshold {thr} must lie strictly inside [{lo}, {hi}]")
+                probs.add(
+                    f"{where}.min",
+                    f"threshold {decimal(thr)} must lie strictly inside [{lo}, {hi}]",
+                )
             if thr is not None:
                 prev = thr
         if label is not None:
@@ -544,6 +474,7 @@ def catalog_from_dict(
         if pub is not None and pub not in PUBLICATIONS:
             probs.add(f"{where}.publication", f"must be one of {sorted(PUBLICATIONS)}")
         pub_basis = _get(probs, r, where, "publication_basis", str, None)
+        finding = _finding(probs, r, where)
         if None not in (
             rid,
             agency,
@@ -578,6 +509,7 @@ def catalog_from_dict(
                     grade_cap=cap,
                     publication=pub,
                     publication_basis=pub_basis,
+                    finding=finding,
                 )
             )
 
@@ -629,11 +561,11 @@ def describe(catalog: Catalog) -> Sequence[str]:
     """A few human-readable lines about a catalog (for the CLI and reports)."""
     s = catalog.scheme
     bands = ", ".join(
-        f"{g.label} >= {float(g.min)}" if g.min is not None else f"{g.label} below"
+        f"{g.label} >= {decimal(g.min)}" if g.min is not None else f"{g.label} below"
         for g in catalog.grades
     )
     return [
-        f"{s.name} v{s.version} ({s.subject_kind}s, domain {s.domain!r})",
+        f"{s.name} v{s.version} ({PLURAL[s.subject_kind]}, domain {s.domain!r})",
         f"base {s.base_score}, bounds [{s.min_score}, {s.max_score}]; bands: {bands}",
         f"{len(catalog.rules)} rules from {len(catalog.agencies)} agencies; "
         f"retention classes {', '.join(f'{c.name}={c.months}mo' for c in catalog.retention.values())}",

@@ -15,6 +15,9 @@ and the allowed range, before any example is drawn.
    :class:`psc.backends.paillier.PackedPaillier` refuses them unless the caller passes
    ``allow_insecure_key=True``.
 
+Requires the ``dev`` extra (``pip install 'psc[dev]'``), which brings hypothesis; without
+it, importing this module raises an ``ImportError`` that says so.
+
 Generated catalogs are valid by construction (they go through
 :func:`psc.catalog.catalog_from_dict`, so a strategy that drifts from the format fails
 loudly) and never name a sensitive category: their ids and texts come from a fixed neutral
@@ -31,8 +34,15 @@ from typing import Any
 
 import gmpy2
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.errors import InvalidArgument
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess
+    raise ImportError(
+        "psc.testing needs hypothesis, which is part of psc's dev extra and not of the "
+        "library itself: install it with  pip install 'psc[dev]'  (or pip install hypothesis)"
+    ) from exc
 
 from psc.catalog import LEGAL_BASES, Catalog, catalog_from_dict, parse_period, period_start
 from psc.events import Event, EventTable, IntArray

@@ -625,3 +625,53 @@ def parse_period_date(label: str) -> Any:
 def test_catalog_strategies_check_their_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=re.escape(message)):
         catalogs(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------
+# advice on thresholds (issue 12, items 5 and 8)
+
+
+@pytest.mark.parametrize(
+    ("written", "advice"),
+    [
+        ("120", "use 119.5 (the band then starts at score 120)"),
+        ("120.3", "use 120.5 (the band then starts at score 121)"),
+        ("-3", "use -3.5 (the band then starts at score -3)"),
+    ],
+)
+def test_whole_threshold_advice_keeps_the_lowest_score_in_the_band(
+    written: str, advice: str
+) -> None:
+    """``min = 120`` reads as "120 and above": the advice must keep 120 in the band."""
+    text = spec_example()[0].replace("min = 119.5", f"min = {written}")
+    if written == "-3":
+        text = text.replace("min_score = 0", "min_score = -100")
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(text)
+    assert any(p.startswith("grades[0].min:") and advice in p for p in info.value.problems)
+
+
+def test_threshold_messages_print_decimals_not_fractions() -> None:
+    text = (
+        spec_example()[0]
+        .replace("min = 79.5", "min = 129.5")
+        .replace("max_score = 200", "max_score = 110")
+    )
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(text)
+    joined = "\n".join(info.value.problems)
+    assert "129.5 >= 119.5" in joined and "threshold 119.5 must lie strictly inside" in joined
+    assert "/2" not in joined
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_threshold_is_a_problem_not_a_traceback(value: str) -> None:
+    with pytest.raises(CatalogError, match="is not a number"):
+        parse_catalog(spec_example()[0].replace("min = 119.5", f"min = {value}"))
+
+
+def test_describe_pluralises_company() -> None:
+    from psc.catalog import describe
+
+    assert "(companies, " in describe(load_catalog("company"))[0]
+    assert "(persons, " in describe(load_catalog("city"))[0]

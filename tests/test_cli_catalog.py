@@ -33,7 +33,7 @@ def test_catalog_command_shows_the_city_scheme(capsys: pytest.CaptureFixture[str
     assert "caps at C" in out
 
 
-def test_a_broken_catalog_exits_1_with_every_problem(
+def test_a_broken_catalog_exits_2_with_every_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = (Path(__file__).parent.parent / "psc" / "catalogs" / "city.toml").read_text("utf-8")
@@ -43,7 +43,7 @@ def test_a_broken_catalog_exits_1_with_every_problem(
     text = text.replace('retention = "judgment"', 'retention = "forever"', 1)
     bad = tmp_path / "broken.toml"
     bad.write_text(text, "utf-8")
-    assert main(["catalog", str(bad)]) == 1
+    assert main(["catalog", str(bad)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert f"{bad}: 3 problem(s) in catalog" in err
@@ -64,6 +64,6 @@ def test_a_sensitive_catalog_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "sensitive category 'religion'" in err and "tax.arrears" in err
 
 
-def test_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["catalog", str(tmp_path / "nope.toml")]) == 1
+def test_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["catalog", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read file" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from psc.catalog import Catalog, RetentionClass, Rule, load_catalog
+from psc.catalog import Catalog, OfficialFinding, RetentionClass, Rule, load_catalog
 from psc.policy.checks import CHECKS, check_ids, required_mechanism
 from psc.policy.deployment import Deployment, GradeUse, SchemeParams, Transfer, load_deployment
 from psc.policy.findings import Severity
@@ -112,6 +112,7 @@ FAILING: list[tuple[str, Severity, Mutation]] = [
     ("P1.purpose", "error", rule("traffic.violation", purpose="other")),
     ("P1.purpose", "error", rule("traffic.violation", purpose="  ")),
     ("P1.scheme-purposes", "error", scheme(purposes=("credit-assessment", "general purpose"))),
+    ("P14.self-access", "error", scheme(purposes=("credit-assessment", "tenancy-screening"))),
     ("P1.unused-retention", "warning", retention("spare", 12)),
     ("P5.legal-basis", "error", rule("traffic.violation", legal_basis="because")),
     ("P5.consent-negative", "error", rule("traffic.violation", legal_basis="consent")),
@@ -123,6 +124,22 @@ FAILING: list[tuple[str, Severity, Mutation]] = [
     ),
     ("P3.evidence", "error", rule("traffic.violation", evidence_required=False)),
     ("P3.evidence", "warning", rule("civic.volunteering", evidence_required=False)),
+    ("P3.official-finding", "error", rule("tax.arrears", finding=None)),
+    (
+        "P3.official-finding",
+        "error",
+        rule("tax.arrears", finding=OfficialFinding("creditor-record", "tax-bureau")),
+    ),
+    (
+        "P12.competent-authority",
+        "error",
+        rule("tax.arrears", finding=OfficialFinding("tax-processing-decision", "tax-inspection")),
+    ),
+    (
+        "P12.competent-authority",
+        "warning",
+        rule("tax.arrears", finding=OfficialFinding("court-judgment", "tax-bureau")),
+    ),
     ("P4.classification", "error", rule("utility.arrears", data_categories=())),
     ("P7.retention-cap", "error", retention("negative", 72)),
     ("P7.retention-cap", "warning", retention("short", 48)),

@@ -1,4 +1,9 @@
-"""``psc catalog show CATALOG``: load, validate and describe a catalog."""
+"""``psc catalog CATALOG``: load, validate and describe a catalog.
+
+Exit status: 0 valid; 1 refused because a rule scores a sensitive category (a policy
+finding: ``psc lint`` lists it with every other); 2 unreadable or invalid (every problem
+listed with its location).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import sys
 from typing import Any
 
 from psc.catalog import describe, load_catalog
-from psc.exceptions import CatalogError
+from psc.exceptions import CatalogError, SensitiveRuleError
 
 
 def register(sub: Any) -> None:
@@ -21,13 +26,17 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         cat = load_catalog(args.catalog)
-    except CatalogError as exc:
+    except SensitiveRuleError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     for line in describe(cat):
         print(line)
     print(f"version hash {cat.version_hash}")
     for r in cat.rules:
         cap = f", caps at {r.grade_cap}" if r.grade_cap else ""
-        print(f"  {r.id:28s} {r.delta:+5d}  {r.agency:28s} retention {r.retention}{cap}")
+        found = f", found by {r.finding.document} of {r.finding.authority}" if r.finding else ""
+        print(f"  {r.id:28s} {r.delta:+5d}  {r.agency:28s} retention {r.retention}{cap}{found}")
     return 0

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from psc.catalog import load_catalog
+from psc.cli.argtypes import positive_fraction
+from psc.cli.lint_gate import lint_gate
+from psc.cli.output import STDOUT, OutputError, check_writable, write_text
 from psc.exceptions import CatalogError
 from psc.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS
+from psc.policy.checks_catalog import REQUIRED_PURPOSES
+
+REQUIRED = {p for p, _ in REQUIRED_PURPOSES}
 
 
 def register(sub: Any) -> None:
@@ -50,7 +57,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--catalog", default="city", help="catalog file or built-in name (city)")
     p.add_argument("--out", default="demo-out", help="report directory (default demo-out)")
-    p.add_argument("--json", dest="json_path", default=None, help="write results as JSON here")
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        default=None,
+        help="write results as JSON here (- for stdout; the report lines then go to stderr)",
+    )
+    p.add_argument(
+        "--allow-lint-errors",
+        action="store_true",
+        help="run a catalog with lint errors anyway (research only; the errors are printed first)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for precomputation")
     p.add_argument("--access-sample", type=int, default=25, help="subjects that run subject access")
     p.add_argument(
@@ -66,14 +83,55 @@ def register(sub: Any) -> None:
     p.add_argument("--members", type=int, default=5, help="committee members n (default 5)")
     p.add_argument(
         "--epsilon",
-        type=Fraction,
+        type=positive_fraction,
         default=Fraction(1),
         help="committee: epsilon per subject and period, e.g. 1 or 1/2 (default 1)",
     )
     p.set_defaults(func=run)
 
 
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """The first numeric flag out of range, named, with what to write instead."""
+    limits = (
+        ("--subjects", args.subjects, 1),
+        ("--periods", args.periods, 1),
+        ("--key-bits", args.key_bits, 256),
+        ("--workers", args.workers, 1),
+        ("--access-sample", args.access_sample, 0),
+    )
+    for flag, value, low in limits:
+        if value < low:
+            return f"{flag} must be at least {low}, got {value}"
+    if args.agencies is not None and args.agencies < 1:
+        return f"--agencies must be at least 1, got {args.agencies}"
+    if args.reveal == "committee" and not 1 <= args.threshold <= args.members <= 64:
+        return (
+            "need 1 <= --threshold <= --members <= 64, got --threshold "
+            f"{args.threshold} --members {args.members}"
+        )
+    return None
+
+
+def _outputs_problem(args: argparse.Namespace) -> str | None:
+    try:
+        check_writable(args.out, flag="--out", directory=True)
+        if args.json_path is not None:
+            check_writable(args.json_path, flag="--json")
+    except OutputError as exc:
+        return str(exc)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    """Validate, lint the catalog, then run (report lines to stderr under ``--json -``)."""
+    real_stdout = sys.stdout
+    if args.json_path == STDOUT:
+        with contextlib.redirect_stdout(sys.stderr):
+            return _run(args, real_stdout)
+    return _run(args, real_stdout)
+
+
+def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
     from psc.protocol.driver import run as run_driver
     from psc.report import write_report
     from psc.simulation import simulate_city
@@ -83,13 +141,18 @@ def run(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.subjects < 1 or args.periods < 1 or args.key_bits < 256:
-        print("--subjects and --periods must be positive, --key-bits at least 256", file=sys.stderr)
+    problem = _argument_problem(args) or _outputs_problem(args)
+    if problem is not None:
+        print(f"psc demo: {problem}", file=sys.stderr)
         return 2
-    if args.reveal == "committee" and not (
-        1 <= args.threshold <= args.members <= 64 and args.epsilon > 0
-    ):
-        print("need 1 <= --threshold <= --members <= 64 and --epsilon > 0", file=sys.stderr)
+    if not lint_gate(catalog, command="psc demo", allow=args.allow_lint_errors):
+        return 2
+    if not [p for p in catalog.scheme.purposes if p not in REQUIRED]:
+        print(
+            f"psc demo: {catalog.source}: scheme.purposes lists only {sorted(REQUIRED)}; the "
+            "demo's relying party needs one more purpose to ask for, e.g. 'credit-assessment'",
+            file=sys.stderr,
+        )
         return 2
     try:
         city = simulate_city(
@@ -202,11 +265,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     print(f"ledger: {ledger} (audit: psc log verify --db {ledger} --public-key {key_file})")
     if args.json_path:
-        path = Path(args.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = dataclasses.asdict(result)
-        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"json: {path}")
+        text = json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True) + "\n"
+        if args.json_path == STDOUT:
+            real_stdout.write(text)
+            real_stdout.flush()
+            print("json: standard output")
+        else:
+            print(f"json: {write_text(args.json_path, text)}")
     print(f"grades_match_oracle: {'true' if result.grades_match_oracle else 'false'}")
     print(f"checks_passed: {'true' if result.ok else 'false'}")
     return 0 if result.ok else 1

@@ -2,20 +2,21 @@
 
 Exit status: 0 when no error-level finding, 1 when there is one (a sensitive rule, a
 disproportionate delta...), 2 when an input cannot be read or is not a valid catalog or
-deployment.  Findings go to stdout, one per line, with check id, rule or field, article
-and what to change; ``--json`` also writes the whole report (every check, its status and
-evidence) to a file.
+deployment.  Findings go to stdout, each with check id, rule or field, what is wrong, what
+to change and the article, separated by blank lines; ``--json PATH`` also writes the whole
+report (every check, its status and evidence) to a file, ``--json -`` to stdout (the
+findings then go to stderr, so stdout is JSON only).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
-from pathlib import Path
 from typing import Any
 
 from psc.catalog import Catalog, load_catalog
+from psc.cli.argtypes import iso_date
+from psc.cli.output import STDOUT, OutputError, check_writable, write_text
 from psc.exceptions import CatalogError, DeploymentError
 from psc.policy.clock import SystemClock, today
 from psc.policy.deployment import Deployment, load_deployment
@@ -31,11 +32,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("catalog", help="a catalog TOML file, or a built-in name: city, company")
     p.add_argument("--deployment", metavar="FILE", help="a deployment TOML file, or 'demo'")
-    p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
+    p.add_argument(
+        "--json", metavar="PATH", help="also write the full report as JSON (- for stdout)"
+    )
     p.add_argument(
         "--today",
         metavar="YYYY-MM-DD",
-        type=dt.date.fromisoformat,
+        type=iso_date,
         help="evaluate dates as of this day (default: today, UTC+8)",
     )
     p.add_argument(
@@ -52,6 +55,12 @@ def load_inputs(catalog: str, deployment: str | None) -> tuple[Catalog, Deployme
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        try:
+            check_writable(args.json, flag="--json")
+        except OutputError as exc:
+            print(f"psc lint: {exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     try:
         cat, dep = load_inputs(args.catalog, args.deployment)
     except (CatalogError, DeploymentError) as exc:
@@ -59,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     day = args.today or today(SystemClock())
     report = lint(cat, dep, today=day)
+    text_out = sys.stderr if args.json == STDOUT else sys.stdout
     for line in report.text_lines(verbose=args.verbose):
-        print(line)
-    if args.json:
+        print(line, file=text_out)
+    if args.json is not None:
         try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(report.dumps(), "utf-8")
+            write_text(args.json, report.dumps())
         except OSError as exc:
             print(f"psc lint: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
             return EXIT_UNREADABLE

@@ -8,10 +8,11 @@ Exit 2 when the deployment or its catalog cannot be read.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from typing import Any
 
+from psc.cli.argtypes import iso_date
+from psc.cli.output import OutputError, check_writable
 from psc.exceptions import CatalogError, DeploymentError
 from psc.policy.clock import SystemClock, today
 from psc.policy.deployment import load_deployment
@@ -29,13 +30,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--date",
         metavar="YYYY-MM-DD",
-        type=dt.date.fromisoformat,
+        type=iso_date,
         help="assessment date (default: today, UTC+8); checks are evaluated as of it",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_writable(args.out, flag="--out", directory=True)
+    except OutputError as exc:
+        print(f"psc pia: {exc}", file=sys.stderr)
+        return 2
     try:
         dep = load_deployment(args.deployment, check_sensitive=False)
     except (CatalogError, DeploymentError) as exc:

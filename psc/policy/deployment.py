@@ -22,6 +22,7 @@ from typing import Any
 
 from psc.catalog import BUILTIN_CATALOGS, Catalog, load_catalog
 from psc.exceptions import CatalogError, DeploymentError
+from psc.policy.toml_input import read_toml_file, unknown_keys
 
 #: built-in example deployments, shipped as ``psc/policy/<name>-deployment.toml``
 BUILTIN_DEPLOYMENTS = ("demo",)
@@ -241,10 +242,7 @@ def load_deployment(path: str | Path, *, check_sensitive: bool = True) -> Deploy
         text = resources.files("psc.policy").joinpath(f"{path}-deployment.toml").read_text("utf-8")
         return parse_deployment(text, source=f"builtin:{path}", check_sensitive=check_sensitive)
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise DeploymentError([f"cannot read file: {exc.strerror}"], str(p)) from exc
+    text = read_toml_file(p, DeploymentError, builtin=BUILTIN_DEPLOYMENTS)
     return parse_deployment(text, source=str(p), base_dir=p.parent, check_sensitive=check_sensitive)
 
 
@@ -257,7 +255,7 @@ def parse_deployment(
 ) -> Deployment:
     """Parse deployment TOML text; see :func:`load_deployment`."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise DeploymentError([f"not valid TOML: {exc}"], source) from exc
     return deployment_from_dict(
@@ -281,6 +279,64 @@ _TOP = {
 }
 
 
+#: the keys each table may hold (protocols/deployment.md); anything else is refused
+_KEYS: dict[str, frozenset[str]] = {
+    "deployment": frozenset(
+        {"name", "operator", "catalog", "population", "min_age", "data_residency", "last_audit"}
+    ),
+    "notice": frozenset(
+        {
+            "version",
+            "catalog_hash",
+            "published",
+            "processor",
+            "contact",
+            "purposes",
+            "method",
+            "categories",
+            "retention",
+            "rights",
+        }
+    ),
+    "schemes": frozenset({"name", "key_bits", "poly_modulus_degree", "security_bits"}),
+    "committee": frozenset({"k", "n"}),
+    "dp": frozenset(
+        {"accounting", "epsilon_per_release", "epsilon_total", "delta", "dishonest_fraction"}
+    ),
+    "security": frozenset(
+        {"transport", "at_rest", "registry_separate", "incident_contact", "incident_plan"}
+    ),
+    "consent": frozenset({"model", "withdrawal", "token_max_days"}),
+    "rights": frozenset(
+        {
+            "deadline_working_days",
+            "correction_deadline_days",
+            "repair_deadline_working_days",
+            "holidays",
+            "extra_workdays",
+            "notify_before_negative",
+            "free_reports_per_year",
+            "human_review",
+        }
+    ),
+    "assessment": frozenset({"date", "catalog_hash", "artefact", "retention_years"}),
+    "retention": frozenset({"log_months"}),
+    "transfers": frozenset(
+        {
+            "recipient",
+            "country",
+            "purpose",
+            "persons_per_year",
+            "sensitive_persons_per_year",
+            "mechanism",
+            "separate_consent",
+        }
+    ),
+    "uses": frozenset({"relying_party", "purpose", "domain", "consequence", "human_review"}),
+}
+assert set(_KEYS) == _TOP
+
+
 def _resolve_catalog(ref: str, base_dir: Path | None, check_sensitive: bool) -> Catalog:
     if ref in BUILTIN_CATALOGS:
         return load_catalog(ref, check_sensitive=check_sensitive)
@@ -299,9 +355,15 @@ def deployment_from_dict(
 ) -> Deployment:
     """Validate a parsed deployment document; see :func:`load_deployment`."""
     r = _Reader()
-    for key in data:
-        if key not in _TOP:
-            r.problems.append(f"{key}: unknown table (known: {', '.join(sorted(_TOP))})")
+    r.problems.extend(unknown_keys(data, _TOP, "", what="table"))
+    for key in sorted(_TOP & set(data)):
+        v = data[key]
+        if isinstance(v, dict):
+            r.problems.extend(unknown_keys(v, _KEYS[key], key))
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                if isinstance(item, dict):
+                    r.problems.extend(unknown_keys(item, _KEYS[key], f"{key}[{i}]"))
     d = r.table(data, "deployment")
     name = r.get(d, "deployment", "name", str)
     operator = r.get(d, "deployment", "operator", str, "")

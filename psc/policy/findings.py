@@ -30,8 +30,20 @@ class Finding:
     fix: str  # what to change
 
     def line(self) -> str:
-        """One human-readable line: ``error P7.retention-cap [subject] message. Fix: ...``."""
-        return f"{self.severity:7s} {self.check} [{self.subject}] {self.message} Fix: {self.fix} ({self.article})"
+        """The finding for a terminal, on three lines: what, where; why; what to change.
+
+        ``error   P7.retention-cap [rules.x.retention]`` / ``        <message>.`` /
+        ``        fix: <fix> (<article>)``; findings are separated by a blank line in
+        :meth:`LintReport.text_lines`.
+        """
+        message = self.message.rstrip()
+        if not message.endswith((".", "!", "?", ")")):
+            message += "."
+        return (
+            f"{self.severity:7s} {self.check} [{self.subject}]\n"
+            f"        {message}\n"
+            f"        fix: {self.fix} ({self.article})"
+        )
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,9 @@ class LintReport:
 
     def text_lines(self, *, verbose: bool = False) -> list[str]:
         """Lines for a terminal: findings, then a summary (and every check if ``verbose``)."""
-        lines = [f.line() for f in self.findings]
+        lines: list[str] = []
+        for f in self.findings:
+            lines += [f.line(), ""]
         if verbose:
             lines.append("")
             lines.extend(f"{r.status:7s} {r.check:28s} {r.title}" for r in self.results)

@@ -17,129 +17,45 @@ Output is deterministic for a given deployment and ``generated`` date, so the ex
 from __future__ import annotations
 
 import datetime as dt
-import html
-from dataclasses import dataclass
-from pathlib import Path
 
+from psc.catalog import PLURAL, Rule
 from psc.policy.checks import required_mechanism
 from psc.policy.deployment import Deployment
 from psc.policy.findings import LintReport
-from psc.policy.proportionality import SCALE, max_bands_crossed
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    """A paragraph of plain text."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    """A bullet list of plain-text items."""
-
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of plain-text cells."""
-
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-Block = Paragraph | Bullets | Table
-
-
-@dataclass(frozen=True)
-class Section:
-    """A numbered section of the report."""
-
-    title: str
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
-class PiaReport:
-    """A rendered-on-demand impact assessment."""
-
-    title: str
-    generated: dt.date
-    retain_until: dt.date
-    catalog_hash: str
-    sections: tuple[Section, ...]
-
-    def to_markdown(self) -> str:
-        """The report as GitHub-flavoured markdown."""
-        out = [f"# {self.title}", ""]
-        for i, s in enumerate(self.sections, 1):
-            out += [f"## {i}. {s.title}", ""]
-            for b in s.blocks:
-                if isinstance(b, Paragraph):
-                    out += [b.text, ""]
-                elif isinstance(b, Bullets):
-                    out += [f"- {it}" for it in b.items] + [""]
-                else:
-                    out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
-                    out.append("|" + "---|" * len(b.headers))
-                    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
-                    out.append("")
-        return "\n".join(out).rstrip() + "\n"
-
-    def to_html(self) -> str:
-        """The report as one self-contained HTML page (inline CSS, no external assets)."""
-        e = html.escape
-        out = [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="generator" content="psc pia">',
-            f"<title>{e(self.title)}</title>",
-            f"<style>{_CSS}</style>",
-            "</head>",
-            "<body>",
-            f"<h1>{e(self.title)}</h1>",
-        ]
-        for i, s in enumerate(self.sections, 1):
-            out.append(f'<section id="s{i}"><h2>{i}. {e(s.title)}</h2>')
-            for b in s.blocks:
-                if isinstance(b, Paragraph):
-                    out.append(f"<p>{e(b.text)}</p>")
-                elif isinstance(b, Bullets):
-                    out.append("<ul>" + "".join(f"<li>{e(it)}</li>" for it in b.items) + "</ul>")
-                else:
-                    head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
-                    rows = "".join(
-                        "<tr>"
-                        + "".join(f'<td class="{_cls(c)}">{e(c)}</td>' for c in row)
-                        + "</tr>"
-                        for row in b.rows
-                    )
-                    out.append(
-                        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-                    )
-            out.append("</section>")
-        out += ["</body>", "</html>"]
-        return "\n".join(out) + "\n"
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
-    "line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;width:100%}"
-    "th,td{border:1px solid #bbb;padding:.3em .5em;vertical-align:top;text-align:left;font-size:.92em}"
-    "th{background:#eee}td.pass{color:#1a6b1a;font-weight:bold}td.fail{color:#a00;font-weight:bold}"
-    "td.warn{color:#a60;font-weight:bold}h2{border-bottom:1px solid #ccc;margin-top:2em}"
+from psc.policy.pia_render import (
+    Block,
+    Bullets,
+    Paragraph,
+    PiaReport,
+    Section,
+    Table,
+    write_pia,
 )
+from psc.policy.proportionality import SCALE, max_bands_crossed
+from psc.policy.verdicts import PROPORTIONALITY_CHECKS, SENSITIVE_CHECKS, Verdicts
+
+__all__ = [
+    "Block",
+    "Bullets",
+    "Paragraph",
+    "PiaReport",
+    "Section",
+    "Table",
+    "Verdicts",
+    "build_pia",
+    "write_pia",
+]
 
 
-def _cls(cell: str) -> str:
-    return cell if cell in ("pass", "fail", "warn") else ""
+def _finding_cell(rule: Rule) -> str:
+    f = rule.finding
+    return "none" if f is None else f"{f.document} by {f.authority}"
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _publication_cell(rule: Rule) -> str:
+    if rule.publication == "none":
+        return "none"
+    return f"{rule.publication}: {rule.publication_basis or 'NO BASIS GIVEN'}"
 
 
 def _add_years(day: dt.date, years: int) -> dt.date:
@@ -156,6 +72,7 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
     retention date, at least three years later).
     """
     d = deployment
+    v = Verdicts(report)
     cat = d.catalog
     s = cat.scheme
     keep_years = max(3, d.assessment.retention_years)
@@ -165,7 +82,8 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
     verdict = (
         "The deployment may proceed: no check fails."
         if not n["fail"]
-        else "The deployment must not proceed until every failing check is fixed."
+        else f"The deployment must not proceed until every failing check is fixed "
+        f"({report.count('error')} error-level finding(s), listed under Findings)."
     )
     sections: list[Section] = []
 
@@ -182,9 +100,9 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                         ("catalog version hash", cat.version_hash),
                         (
                             "persons scored",
-                            f"{d.population:,} ({s.subject_kind}s aged {d.min_age}+)"
+                            f"{d.population:,} ({PLURAL[s.subject_kind]} aged {d.min_age}+)"
                             if s.subject_kind == "person"
-                            else f"{d.population:,} {s.subject_kind}s",
+                            else f"{d.population:,} {PLURAL[s.subject_kind]}",
                         ),
                         ("assessment generated", generated.isoformat()),
                         ("checks evaluated as of", report.as_of),
@@ -204,32 +122,52 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
     )
 
     publishes = [r.id for r in cat.rules if r.publication != "none"]
+    sensitive = v.sensitive_findings()
     sections.append(
         Section(
             "Why an assessment is required (Art. 55)",
             (
                 Table(
-                    ("trigger", "applies", "because"),
+                    ("trigger", "applies", "because", "checks", "status"),
                     (
                         (
                             "sensitive personal information",
-                            "no",
-                            "sensitive categories are refused at load (P11); the vocabulary scan found none",
+                            "yes" if sensitive else "no",
+                            "the linter found sensitive personal information: "
+                            + "; ".join(sensitive)
+                            + " (a catalog scoring it is refused at load and must not run)"
+                            if sensitive
+                            else "no rule matches the sensitive-category vocabulary and no minor "
+                            "is scored; such rules are refused at load",
+                            ", ".join(SENSITIVE_CHECKS),
+                            v.status(*SENSITIVE_CHECKS),
                         ),
                         (
                             "automated decision-making",
                             "yes",
                             "a grade is an evaluation of credit status (Art. 73) computed automatically",
+                            "P9.human-review",
+                            v.status("P9.human-review"),
                         ),
                         (
                             "provision to other processors",
                             "yes" if d.uses else "no",
-                            f"{len(d.uses)} relying-party uses of grades, each with subject consent",
+                            f"{len(d.uses)} relying-party uses of grades, each to be authorised "
+                            "by a subject-signed consent token",
+                            "P6.consent, P1.use-purpose, EUAI5.domain, EUAI5.unrelated-use",
+                            v.status(
+                                "P6.consent",
+                                "P1.use-purpose",
+                                "EUAI5.domain",
+                                "EUAI5.unrelated-use",
+                            ),
                         ),
                         (
                             "publication",
                             "yes" if publishes else "no",
                             ", ".join(publishes) or "no rule publishes to a list",
+                            "P8.publication, SC49.blacklist",
+                            v.status("P8.publication", "SC49.blacklist"),
                         ),
                         (
                             "cross-border transfer",
@@ -237,6 +175,8 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                             f"{len(d.transfers)} transfers declared"
                             if d.transfers
                             else "none declared; default is no export",
+                            "P13.transfer",
+                            v.status("P13.transfer"),
                         ),
                     ),
                 ),
@@ -272,6 +212,8 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                         "authority",
                         "purpose",
                         "publication",
+                        "official finding",
+                        "findings",
                     ),
                     tuple(
                         (
@@ -284,9 +226,9 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                             r.legal_basis,
                             r.legal_authority,
                             r.purpose,
-                            r.publication
-                            if r.publication == "none"
-                            else f"{r.publication}: {r.publication_basis}",
+                            _publication_cell(r),
+                            _finding_cell(r),
+                            v.rule_checks(r.id),
                         )
                         for r in cat.rules
                     ),
@@ -317,7 +259,14 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                     ),
                 ),
                 Table(
-                    ("rule", "severity", "delta", "share of base", "bands crossed (worst case)"),
+                    (
+                        "rule",
+                        "severity",
+                        "delta",
+                        "share of base",
+                        "bands crossed (worst case)",
+                        "proportionality findings",
+                    ),
                     tuple(
                         (
                             r.id,
@@ -325,6 +274,7 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
                             f"{r.delta:+d}",
                             f"{abs(r.delta) / s.base_score * 100:.1f}%",
                             str(max_bands_crossed(cat.thresholds, r.delta)),
+                            ", ".join(v.rule_findings(r.id, *PROPORTIONALITY_CHECKS)) or "none",
                         )
                         for r in cat.rules
                     ),
@@ -339,50 +289,63 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
             f"{p.key_bits}-bit modulus"
             if p.name == "paillier"
             else f"N = {p.poly_modulus_degree}, {p.security_bits}-bit security",
+            "P4.key-size",
+            v.status("P4.key-size"),
         )
         for p in d.schemes
+    )
+    params: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+        (
+            "key committee",
+            f"{d.committee.k} of {d.committee.n} holders must cooperate to decrypt",
+            ("P4.committee",),
+        ),
+        (
+            "differential privacy",
+            f"{d.dp.accounting}: epsilon {d.dp.epsilon_per_release} per release, "
+            f"{d.dp.epsilon_total} total per subject, delta {d.dp.delta:g}",
+            ("P19.dp-budget",),
+        ),
+        (
+            "dishonest noise contributors tolerated",
+            f"{d.dp.dishonest_fraction:.0%}",
+            ("P19.dp-budget",),
+        ),
+        ("sensitivity (largest |delta| of one event)", f"{cat.max_abs_delta} points", ()),
+        (
+            "retention classes",
+            ", ".join(f"{c.name} {c.months} months" for c in cat.retention.values()),
+            ("P7.retention-cap",),
+        ),
+        ("transparency-log retention", f"{d.log_retention_months} months", ()),
+        (
+            "transport / at rest",
+            f"{d.security.transport} / {d.security.at_rest}",
+            ("P4.encryption",),
+        ),
+        (
+            "identity registry held apart",
+            "yes" if d.security.registry_separate else "NO",
+            ("P19.pseudonymisation",),
+        ),
+        ("data residency", d.data_residency, ("P12.residency",)),
+        (
+            "consent",
+            f"{d.consent.model}, valid at most {d.consent.token_max_days} days, "
+            f"withdrawal {'on' if d.consent.withdrawal else 'OFF'}",
+            ("P6.consent",),
+        ),
     )
     sections.append(
         Section(
             "Privacy and security parameters",
             (
-                Table(("scheme", "parameters"), sch_rows),
+                Table(("scheme", "parameters", "checks", "status"), sch_rows),
                 Table(
-                    ("parameter", "value"),
-                    (
-                        (
-                            "key committee",
-                            f"{d.committee.k} of {d.committee.n} holders must cooperate to decrypt",
-                        ),
-                        (
-                            "differential privacy",
-                            f"{d.dp.accounting}: epsilon {d.dp.epsilon_per_release} per release, {d.dp.epsilon_total} total per subject, delta {d.dp.delta:g}",
-                        ),
-                        (
-                            "dishonest noise contributors tolerated",
-                            f"{d.dp.dishonest_fraction:.0%}",
-                        ),
-                        (
-                            "sensitivity (largest |delta| of one event)",
-                            f"{cat.max_abs_delta} points",
-                        ),
-                        (
-                            "retention classes",
-                            ", ".join(
-                                f"{c.name} {c.months} months" for c in cat.retention.values()
-                            ),
-                        ),
-                        ("transparency-log retention", f"{d.log_retention_months} months"),
-                        ("transport / at rest", f"{d.security.transport} / {d.security.at_rest}"),
-                        (
-                            "identity registry held apart",
-                            "yes" if d.security.registry_separate else "NO",
-                        ),
-                        ("data residency", d.data_residency),
-                        (
-                            "consent",
-                            f"{d.consent.model}, valid at most {d.consent.token_max_days} days, withdrawal {'on' if d.consent.withdrawal else 'OFF'}",
-                        ),
+                    ("parameter", "value", "checks", "status"),
+                    tuple(
+                        (name, value, ", ".join(ids) or "-", v.status(*ids) if ids else "-")
+                        for name, value, ids in params
                     ),
                 ),
             ),
@@ -425,9 +388,7 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
         )
     )
 
-    sections.append(
-        Section("Residual risks and safeguards", (Bullets(_residual_risks(d, report)),))
-    )
+    sections.append(Section("Residual risks and safeguards", (Bullets(_residual_risks(d, v)),)))
 
     rc = d.rights
     sections.append(
@@ -435,38 +396,47 @@ def build_pia(deployment: Deployment, report: LintReport, *, generated: dt.date)
             "Rights of the persons scored",
             (
                 Table(
-                    ("right", "how", "deadline"),
-                    (
-                        (
-                            "access and explanation (Art. 45, 48)",
-                            "own events with Merkle inclusion proofs against the agencies' committed roots; score and grade",
-                            f"{rc.deadline_working_days} working days",
-                        ),
-                        (
-                            "correction and appeal (Art. 46)",
-                            "the agency records a compensating delta linked to the original event",
-                            f"{rc.correction_deadline_days} calendar days (CRI Art. 25), and at most {rc.deadline_working_days} working days",
-                        ),
-                        (
-                            "deletion and credit repair (Art. 47; Shenzhen Art. 79-82)",
-                            "early removal of a record class once its conditions are met",
-                            f"{rc.repair_deadline_working_days} working days",
-                        ),
-                        (
-                            "consent withdrawal (Art. 15)",
-                            "the token id is withdrawn; later queries with it are refused and logged",
-                            "immediate",
-                        ),
-                        (
-                            "human review (Art. 24)",
-                            "a caseworker reviews any decision based on a grade",
-                            "on request",
-                        ),
-                        (
-                            "free reports (CRI Art. 17)",
-                            "self-access",
-                            f"{rc.free_reports_per_year} a year",
-                        ),
+                    ("right", "how", "deadline", "checks", "status"),
+                    tuple(
+                        (*row, ", ".join(ids), v.status(*ids))
+                        for *row, ids in (
+                            (
+                                "access and explanation (Art. 45, 48)",
+                                "own events with Merkle inclusion proofs against the agencies' committed roots; score and grade",
+                                f"{rc.deadline_working_days} working days",
+                                ("P14.deadline", "P14.self-access"),
+                            ),
+                            (
+                                "correction and appeal (Art. 46)",
+                                "the agency records a compensating delta linked to the original event",
+                                f"{rc.correction_deadline_days} calendar days (CRI Art. 25), and at most {rc.deadline_working_days} working days",
+                                ("CRI-25.dispute", "P14.deadline"),
+                            ),
+                            (
+                                "deletion and credit repair (Art. 47; Shenzhen Art. 79-82)",
+                                "early removal of a record class once its conditions are met",
+                                f"{rc.repair_deadline_working_days} working days",
+                                ("SZ82.repair",),
+                            ),
+                            (
+                                "consent withdrawal (Art. 15)",
+                                "the token id is withdrawn; later queries with it are refused and logged",
+                                "immediate" if d.consent.withdrawal else "NOT OFFERED",
+                                ("P6.consent",),
+                            ),
+                            (
+                                "human review (Art. 24)",
+                                "a caseworker reviews any decision based on a grade",
+                                "on request" if rc.human_review else "NOT OFFERED",
+                                ("P9.human-review",),
+                            ),
+                            (
+                                "free reports (CRI Art. 17)",
+                                "self-access",
+                                f"{rc.free_reports_per_year} a year",
+                                ("CRI-17.free-reports",),
+                            ),
+                        )
                     ),
                 ),
                 Paragraph(
@@ -557,8 +527,10 @@ def _party_table(d: Deployment) -> Table:
     )
 
 
-def _residual_risks(d: Deployment, report: LintReport) -> tuple[str, ...]:
+def _residual_risks(d: Deployment, v: Verdicts) -> tuple[str, ...]:
     c = d.committee
+    report = v.report
+    ok = {cid: v.status(cid) in ("pass", "warn") for cid in ("P19.pseudonymisation", "SC49.cap")}
     risks = [
         f"Collusion of {c.k} or more of the {c.n} key holders can decrypt any accumulator: the committee must be "
         "held by independent institutions, with decryption requests logged.",
@@ -569,18 +541,34 @@ def _residual_risks(d: Deployment, report: LintReport) -> tuple[str, ...]:
         f"Differentially private statistics leak up to epsilon {d.dp.epsilon_total} per subject in total; the budget "
         "ledger refuses further releases once it is spent.",
         "The identity-to-slot registry can re-identify every pseudonymous slot (Art. 4, 73: pseudonymised data is "
-        "personal information); it is held apart from the aggregator and in scope of this assessment.",
+        "personal information); "
+        + (
+            "it is held apart from the aggregator and in scope of this assessment."
+            if ok["P19.pseudonymisation"]
+            else "it is NOT held apart from the aggregator (P19.pseudonymisation fails)."
+        ),
         "Sensitive-category detection is lexical: a rule worded to evade the vocabulary would not be caught "
         "automatically; catalogs are also reviewed by people, and every evasion found is added to the vocabulary.",
         "The proportionality scale, the 3-year audit interval below 10 million persons, and the judgment-defaulter "
         "listing period are project assumptions or secondary-source figures, marked as such in pipl.md.",
-        "Grade caps (e.g. drunk driving) override every positive record while in retention; they are limited to "
-        "serious conduct and never to the lowest band.",
+        "Grade caps (e.g. drunk driving) override every positive record while in retention; "
+        + (
+            "they are limited to serious conduct and never to the lowest band."
+            if ok["SC49.cap"]
+            else "the linter found caps on conduct that is not serious or to the lowest band "
+            "(SC49.cap fails)."
+        ),
     ]
     if any(r.publication == "blacklist" for r in d.catalog.rules):
         risks.append(
-            "Rules that publish to a blacklist expose listed persons to public shaming; publication follows the cited "
-            "law only, after notice to the person, and ends with the retention period or on credit repair."
+            "Rules that publish to a blacklist expose listed persons to public shaming; "
+            + (
+                "publication follows the cited law only, after notice to the person, and ends with "
+                "the retention period or on credit repair."
+                if v.status("P8.publication", "SC49.blacklist") in ("pass", "warn")
+                else "the linter found blacklists without a legal basis or for conduct that is not "
+                "serious (P8.publication / SC49.blacklist fail)."
+            )
         )
     for t in d.transfers:
         risks.append(
@@ -591,14 +579,3 @@ def _residual_risks(d: Deployment, report: LintReport) -> tuple[str, ...]:
         if f.severity in ("warning", "error"):
             risks.append(f"Open {f.severity} {f.check} on {f.subject}: {f.message}")
     return tuple(risks)
-
-
-def write_pia(pia: PiaReport, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``pia.md`` and ``pia.html`` into ``out_dir`` (created if needed)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md = out / "pia.md"
-    page = out / "pia.html"
-    md.write_text(pia.to_markdown(), "utf-8")
-    page.write_text(pia.to_html(), "utf-8")
-    return md, page

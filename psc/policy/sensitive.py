@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from psc.policy.toml_input import unknown_keys
+
 if TYPE_CHECKING:
     from psc.catalog import Rule
 
@@ -274,6 +276,11 @@ class Category:
     matcher: Matcher
 
 
+_MATCHER_KEYS = frozenset({"article", "terms", "roots", "zh", "allow"})
+_CATEGORY_KEYS = _MATCHER_KEYS | {"label", "lint_id", "also"}
+_VOCAB_TABLES = frozenset({"categories", "unrelated_conduct", "unrelated_use", "vague_purpose"})
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """The whole maintained vocabulary (``psc/policy/vocabulary.toml``)."""
@@ -284,11 +291,37 @@ class Vocabulary:
     unrelated_use: Matcher
     unrelated_use_article: str
     vague_purposes: frozenset[str]
+    vague_purpose: Matcher = Matcher((), (), (), ())
+
+    def vague_purpose_term(self, purpose: str) -> str | None:
+        """Why ``purpose`` is too vague: the exact vague purpose or the vague phrase it contains.
+
+        ``None`` when it is specific.  Exact entries match the whole normalised purpose;
+        phrase entries match anywhere, in any inflection and with the gaps their syntax
+        allows (``maintenance of social order``, ``社会稳定``).
+        """
+        norm = normalise_purpose(purpose)
+        if norm in self.vague_purposes:
+            return norm or "(empty)"
+        return self.vague_purpose.find(purpose)
 
     @classmethod
     def from_toml(cls, text: str) -> Vocabulary:
-        """Parse vocabulary TOML; raises ``ValueError`` saying which entry is malformed."""
+        """Parse vocabulary TOML; raises ``ValueError`` saying which entry is malformed.
+
+        Unknown keys are refused with the nearest known key, as in every psc TOML file.
+        """
         data = tomllib.loads(text)
+        problems = unknown_keys(data, _VOCAB_TABLES, "", what="table")
+        for name, t in data.get("categories", {}).items():
+            problems += unknown_keys(t, _CATEGORY_KEYS, f"categories.{name}")
+        for section in ("unrelated_conduct", "unrelated_use"):
+            problems += unknown_keys(data.get(section, {}), _MATCHER_KEYS, section)
+        problems += unknown_keys(
+            data.get("vague_purpose", {}), _MATCHER_KEYS | {"exact"}, "vague_purpose"
+        )
+        if problems:
+            raise ValueError("vocabulary: " + "; ".join(problems))
         cats: dict[str, Category] = {}
         for name, t in data.get("categories", {}).items():
             where = f"categories.{name}"
@@ -302,7 +335,8 @@ class Vocabulary:
             )
         uc = data["unrelated_conduct"]
         uu = data["unrelated_use"]
-        vague = data["vague_purpose"]["exact"]
+        vp = data["vague_purpose"]
+        vague = vp["exact"]
         return cls(
             categories=cats,
             unrelated_conduct=Matcher.from_table(uc, "unrelated_conduct"),
@@ -310,6 +344,7 @@ class Vocabulary:
             unrelated_use=Matcher.from_table(uu, "unrelated_use"),
             unrelated_use_article=str(uu["article"]),
             vague_purposes=frozenset(normalise_purpose(v) for v in vague),
+            vague_purpose=Matcher.from_table(vp, "vague_purpose"),
         )
 
     def category_of(self, declared: str) -> Category | None:
@@ -324,9 +359,12 @@ class Vocabulary:
         return None
 
 
+_PURPOSE_TOKEN = re.compile(r"[0-9a-z\u00c0-\u024f]+|[\u3400-\u9fff\uf900-\ufaff]+")
+
+
 def normalise_purpose(text: str) -> str:
-    """Purpose text reduced to lowercase words separated by single spaces."""
-    return " ".join(_TOKEN.findall(_fold(text)))
+    """Purpose text reduced to lowercase words (and runs of Chinese) separated by single spaces."""
+    return " ".join(_PURPOSE_TOKEN.findall(_fold(text)))
 
 
 @functools.cache
