@@ -347,11 +347,13 @@ class RightsDesk:
                 if kind == "consent-withdrawal"
                 else "the original event or envelope id"
             )
-            raise RightsRequestError(f"a {kind} request needs ref = {what}")
+            raise RightsRequestError(f"a {kind} request needs the reference: {what}")
         if kind == "repair" and not rule:
             raise RightsRequestError("a repair request needs the rule (record class) to remove")
         if kind == "consent-withdrawal" and not det.get("relying_party"):
-            raise RightsRequestError("a consent-withdrawal request needs details['relying_party']")
+            raise RightsRequestError(
+                "a consent-withdrawal request needs the relying party the token was given to"
+            )
         if rule is not None and self.catalog is not None and rule not in self.catalog.rule_ids:
             raise RightsRequestError(
                 f"rule {rule!r} is not in catalog {self.catalog.scheme.name!r}"
@@ -398,8 +400,17 @@ class RightsDesk:
     def answer_access(
         self, request_id: int, answer: Mapping[str, Any], *, by: str
     ) -> RightsRequest:
-        """Record the answer to an access or explanation request (stored as JSON)."""
+        """Record the answer to an access or explanation request (stored as JSON).
+
+        Raises :class:`RightsRequestError` for an empty answer: a request is granted only
+        with what the subject was told.
+        """
         req = self._open_request(request_id, ("access", "explanation"))
+        if not answer:
+            raise RightsRequestError(
+                "an access request is granted with the answer given to the subject (its events, "
+                "score and grade); an empty answer grants nothing"
+            )
         with self.conn:
             self._decide(
                 req.id, self._now(), "granted", json.dumps(answer, sort_keys=True), None, by
@@ -411,12 +422,26 @@ class RightsDesk:
     ) -> Correction:
         """Record an agency's compensating delta for a correction or appeal, and grant it.
 
-        ``period`` is ``YYYY-MM``.  With a catalog, the delta must have the opposite sign
-        of the rule's delta and at most its per-period effect.  Raises
-        :class:`RightsRequestError` otherwise.
+        ``period`` is ``YYYY-MM``.  With a catalog, ``agency`` must be one of its agencies
+        (or an instance ``name#k`` of one) and, when the request names a rule, the agency
+        that owns the rule; the delta must have the opposite sign of the rule's delta and
+        at most its per-period effect.  Raises :class:`RightsRequestError` otherwise.
         """
         req = self._open_request(request_id, ("correction", "appeal"))
         parse_period(period)
+        if self.catalog is not None:
+            base = agency.partition("#")[0]
+            if base not in self.catalog.agencies:
+                raise RightsRequestError(
+                    f"{agency!r} is not an agency of catalog {self.catalog.scheme.name!r}; "
+                    f"use one of {', '.join(self.catalog.agencies)}"
+                )
+            if req.rule is not None and self.catalog.rule(req.rule).agency != base:
+                owner = self.catalog.rule(req.rule).agency
+                raise RightsRequestError(
+                    f"rule {req.rule!r} is recorded by {owner}, not {agency}; only the agency "
+                    f"that owns a rule can correct it"
+                )
         if compensating_delta == 0:
             raise RightsRequestError(
                 "a compensating delta of 0 corrects nothing; refuse the request instead"
@@ -542,6 +567,11 @@ class RightsDesk:
             )
         if req.status != "open":
             raise RightsRequestError(f"request {request_id} was already {req.status}")
+        if self._now() < req.opened_at:
+            raise RightsRequestError(
+                f"request {request_id} was opened at {req.opened_at.isoformat()}; it cannot be "
+                f"decided at {self._now().isoformat()}, before the request was opened"
+            )
         return req
 
     def _remove(self, req: RightsRequest, kind: str, now: dt.datetime) -> None:
