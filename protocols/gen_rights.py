@@ -41,7 +41,7 @@ from psc.protocol import codec
 from psc.protocol.consent_gate import SubjectCredential
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import ClassCiphertext, SignedMessage
-from psc.protocol.rights_flow import Adjustment, RightsAgency, adjustment_bounds, setup_rights
+from psc.protocol.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
 from psc.protocol.roles import read_grades
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.simulation import agency_instances

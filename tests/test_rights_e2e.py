@@ -25,7 +25,7 @@ from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import AccessResponse
-from psc.protocol.rights_flow import (
+from psc.protocol.rights import (
     AdjustmentEntry,
     RightsDeployment,
     setup_rights,

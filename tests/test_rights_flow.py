@@ -29,7 +29,7 @@ from psc.policy.clock import SimulatedClock
 from psc.protocol import codec
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import SignedMessage
-from psc.protocol.rights_flow import (
+from psc.protocol.rights import (
     Adjustment,
     AdjustmentOrder,
     RightsAgency,

@@ -17,7 +17,7 @@ from psc.paillier import _keypair_from_primes
 from psc.policy.consent import SqliteRefusalLog
 from psc.protocol.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
 from psc.protocol.driver import SimClock
-from psc.protocol.rights_flow import RightsAggregator
+from psc.protocol.rights import RightsAggregator
 from psc.protocol.roles import KeyHolder, ProtocolParameters, TrustedDecryptor, read_grades
 from psc.protocol.signing import _signing_key_from_seed
 

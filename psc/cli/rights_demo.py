@@ -33,7 +33,7 @@ from psc.oracle import score
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
 from psc.protocol.driver import demo_keypair, seeded_randbytes
-from psc.protocol.rights_flow import RightsDeployment, setup_rights
+from psc.protocol.rights import RightsDeployment, setup_rights
 from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest, public_bytes
 from psc.simulation import agency_instances
