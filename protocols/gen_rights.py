@@ -153,12 +153,13 @@ def build() -> dict[str, Any]:
             "catalog_hash": catalog.version_hash,
             "issued_at": INGEST_TIME - dt.timedelta(days=1),
             "expires_at": INGEST_TIME + dt.timedelta(days=30),
+            "period": NOW_PERIOD,
         }
         signer = kw.pop("key", alice)
         return _issue_from_parts(signer, token_id=bytes([n]) * 16, **(base | kw)).encode()
 
-    def ask(consent: bytes, who: int = 0) -> str:
-        return d.bank.request_grade(slot(who), d.bank_purpose, NOW_PERIOD, consent).hex()
+    def ask(consent: bytes, who: int = 0, period: int = NOW_PERIOD) -> str:
+        return d.bank.request_grade(slot(who), d.bank_purpose, period, consent).hex()
 
     day = dt.timedelta(days=1)
     requests = [
@@ -189,6 +190,16 @@ def build() -> dict[str, Any]:
         {"name": "bad_domain", "request": ask(token(5, domain="employment")), "expect": "domain"},
         {"name": "bad_signature", "request": ask(token(6, key=rogue)), "expect": "bad-token"},
         {"name": "bad_other_subject", "request": ask(token(7), who=1), "expect": "no-credential"},
+        {
+            "name": "bad_past_period",
+            "request": ask(token(9), period=NOW_PERIOD - 1),
+            "expect": "period",
+        },
+        {
+            "name": "bad_too_long",
+            "request": ask(token(10, expires_at=INGEST_TIME + 36500 * day)),
+            "expect": "too-long",
+        },
         {
             "name": "bad_subject_field",
             "request": ask(token(8, subject="subject-" + "0" * 24)),

@@ -154,6 +154,7 @@ def test_grade_queries_need_a_valid_matching_token_and_refusals_are_logged(
             catalog_hash=city.version_hash,
             issued_at=now - dt.timedelta(days=1),
             expires_at=now + dt.timedelta(days=30),
+            period=P1 + 3,
         )
         args.update(kw)
         return issue_consent(key, **args).encode()  # type: ignore[arg-type]
@@ -173,6 +174,8 @@ def test_grade_queries_need_a_valid_matching_token_and_refusals_are_logged(
         (token(relying_party="other-bank"), ConsentRefused, "relying-party"),
         (token(purpose="tenancy-screening"), ConsentRefused, "purpose"),
         (token(domain="employment"), ConsentRefused, "domain"),
+        (token(period=P1 + 2), ConsentRefused, "period"),  # another period's grade
+        (token(expires_at=now + dt.timedelta(days=36500)), ConsentRefused, "too-long"),
         (withdrawn, ConsentRefused, "withdrawn"),
         (token(key=bob_key), InvalidMessage, "bad-token"),  # signed by someone else
         (token(key=bob_key, subject=bob), InvalidMessage, "bad-token"),  # bob's, for alice's slot

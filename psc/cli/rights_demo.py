@@ -118,6 +118,7 @@ def run_demo(catalog: Catalog, desk_db: sqlite3.Connection, *, seed: int = 0) ->
             catalog_hash=catalog.version_hash,
             issued_at=issued,
             expires_at=expires,
+            period=now,
         )
         return tok.encode(), tok.token_id
 
