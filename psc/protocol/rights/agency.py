@@ -6,21 +6,27 @@ Normative: ``protocols/rights.md``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from psc.backends.paillier import RandomnessPool
 from psc.catalog import period_index
 from psc.events import Event, EventTable
 from psc.exceptions import (
     InvalidMessage,
+    LogVerificationFailed,
     RightsRequestError,
 )
+from psc.protocol import codec
+from psc.protocol.heads import HeadKeeper, Prover
 from psc.protocol.messages import (
     NONCE_BYTES,
     CapCiphertext,
     ClassCiphertext,
+    IngestReceipt,
+    LogEntry,
 )
 from psc.protocol.rights.messages import (
     Adjustment,
@@ -68,6 +74,54 @@ class RightsAgency(Agency):
         )
         self._cancelled: set[tuple[bytes, int]] = set()
         self._pending: dict[bytes, tuple[Adjustment, int]] = {}  # adjustment hash -> (msg, slot)
+        #: every head and receipt the log showed this agency (psc.protocol.heads)
+        self.heads = HeadKeeper(Ed25519PublicKey.from_public_bytes(params.aggregator_key))
+        #: where to ask for consistency proofs (the aggregator's log; proofs are verified)
+        self.prove: Prover | None = None
+
+    def accept_receipt(self, sealed: bytes) -> IngestReceipt:
+        """Agency: :meth:`Agency.accept_receipt`, then keep the receipt's signed tree state.
+
+        Raises :class:`~psc.exceptions.LogVerificationFailed` (and keeps nothing) if the
+        receipt contradicts a head or receipt this agency holds (equivocation, or a history
+        its consistency proof does not extend).
+        """
+        self.heads.observe_receipt(sealed, self.prove)
+        return super().accept_receipt(sealed)
+
+    def audit_aggregator(self, inclusion_of: Callable[[bytes], bytes]) -> int:
+        """Agency: check the aggregator still serves, as logged, every envelope it receipted.
+
+        ``inclusion_of(envelope_hash)`` is the aggregator's
+        :meth:`~psc.protocol.roles.Aggregator.log_inclusion`.  For each receipt held: the
+        inclusion must be served (else ``missing-row``: the envelope was dropped while its
+        leaf stayed), prove the receipted entry at the receipted index (else ``rewritten``),
+        and its tree head must be consistent with every head this agency holds (see
+        :class:`~psc.protocol.heads.HeadKeeper`).  Returns how many envelopes were
+        checked.  Raises :class:`~psc.exceptions.LogVerificationFailed`.
+        """
+        n = 0
+        for c in self._committed.values():
+            r = c.receipt
+            if r is None:
+                continue
+            try:
+                data = inclusion_of(c.envelope_hash)
+            except LookupError:
+                raise LogVerificationFailed(
+                    "missing-row",
+                    r.log_index,
+                    f"the aggregator no longer serves envelope {c.envelope_hash.hex()[:16]}... "
+                    f"it receipted at leaf {r.log_index}",
+                ) from None
+            inc = self.heads.observe_inclusion(data, self.prove)
+            entry = codec.decode(inc.entry, LogEntry)
+            if inc.index != r.log_index or entry.digest != c.envelope_hash:
+                raise LogVerificationFailed(
+                    "rewritten", r.log_index, "the served entry is not the receipted one"
+                )
+            n += 1
+        return n
 
     def compensate(self, sealed_order: bytes) -> list[bytes]:
         """Agency, on a registry-signed order: the sealed :class:`Adjustment` s that carry it out.
@@ -170,6 +224,7 @@ class RightsAgency(Agency):
         """
         h = digest(sealed)
         entry, _ = _logged_adjustment(self.params, inclusion)
+        self.heads.observe_inclusion(inclusion, self.prove)
         pending = self._pending.get(h)
         if pending is None or entry.digest != h or entry.party != self.id:
             raise InvalidMessage("the inclusion is not for an adjustment this agency made")

@@ -19,6 +19,7 @@ from psc.protocol.consent_gate import (
     TokenConsentVerifier,
 )
 from psc.protocol.driver import Deployment, setup
+from psc.protocol.replay import AnsweredRequests
 from psc.protocol.rights.agency import RightsAgency
 from psc.protocol.rights.aggregator import RightsAggregator
 from psc.protocol.rights.office import (
@@ -69,7 +70,10 @@ def setup_rights(
 
     The key holder's consent gate is a :class:`TokenConsentVerifier` whose withdrawals come
     from the rights desk and whose refusals go to ``consent_refusals`` on ``key_holder_db``;
-    the desk's tables live on ``desk_db``.  Keys, slots, nonces and pseudonyms come from
+    the desk's tables live on ``desk_db``; the key holder's answered requests (replay state)
+    live on ``key_holder_db`` too.  Every agency and the key holder keep the heads the log
+    shows them and check them with consistency proofs from the log
+    (:mod:`psc.protocol.heads`).  Keys, slots, nonces and pseudonyms come from
     ``randbytes``.
     """
     desk = RightsDesk(desk_db, clock, calendar=calendar, deadlines=deadlines, catalog=catalog)
@@ -104,5 +108,11 @@ def setup_rights(
     assert isinstance(registry, RightsRegistry) and isinstance(aggregator, RightsAggregator)
     parties = [a for a in d.agencies if isinstance(a, RightsAgency)]
     assert len(parties) == len(d.agencies)
+    # parties keep every head they are shown and ask the log for consistency proofs (which
+    # they verify); the key holder's answered requests survive a restart
+    for a in parties:
+        a.prove = aggregator.ledger.log.consistency_proof
+    d.key_holder.prove = aggregator.ledger.log.consistency_proof
+    d.key_holder._answered = AnsweredRequests(key_holder_db)
     office = RightsOffice(desk, registry, aggregator, d.key_holder, parties, d.registrations)
     return RightsDeployment(d, office, registry, aggregator, parties, made[0], refusals)
