@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -420,3 +421,40 @@ def test_overdue_requests_are_reported_and_late_answers_flagged(
     r.office.answer_access(req.id, first_period=P1, at=P1 + 3)
     assert r.office.desk.get(req.id).late is True
     assert r.office.overdue() == []
+
+
+def test_key_holder_replay_state_survives_a_restart(
+    city: Catalog, test_keypair: Keypair, tmp_path: Path
+) -> None:
+    """A restarted key holder still refuses a request it answered (issue 16 item 5)."""
+    from psc.exceptions import InvalidMessage as Invalid
+    from psc.protocol.replay import AnsweredRequests
+    from psc.protocol.roles import KeyHolder
+
+    r, _ = world(city, test_keypair)
+    d = r.deployment
+    store = tmp_path / "key-holder.sqlite"
+    kh = KeyHolder(
+        d.params,
+        d.key_holder.revealer,
+        d.key_holder._key,
+        clock=d.key_holder._clock,
+        answered=AnsweredRequests(sqlite3.connect(store)),
+    )
+    sealed = d.aggregator.prepare_reveal(r.registry.grade_request([0], P1 + 3))
+    kh.answer(sealed)
+    with pytest.raises(Invalid, match="already answered"):
+        kh.answer(sealed)
+    restarted = KeyHolder(
+        d.params,
+        d.key_holder.revealer,
+        d.key_holder._key,
+        clock=d.key_holder._clock,
+        answered=AnsweredRequests(sqlite3.connect(store)),
+    )
+    with pytest.raises(Invalid, match="already answered"):
+        restarted.answer(sealed)
+    in_memory = KeyHolder(
+        d.params, d.key_holder.revealer, d.key_holder._key, clock=d.key_holder._clock
+    )
+    in_memory.answer(sealed)  # what a key holder without durable state would do
