@@ -265,7 +265,11 @@ def build() -> dict[str, Any]:
     court.accept_adjustment(good, inclusion)
     state_after_good = d.ledger.state_digest()
     after = {
-        "bad_duplicate_leaf": (twin, "DuplicateSubmission"),
+        # the same leaf under another order (a twin under the same order is idempotent)
+        "bad_duplicate_leaf": (
+            _reseal(court, twin, order=digest(b"another order")),
+            "DuplicateSubmission",
+        ),
         "bad_replayed_nonce": (_reseal(court, good, leaves=(other_leaf,)), "ReplayedNonce"),
     }
     grade_request = r.registry.grade_request(range(N_SUBJECTS), NOW_PERIOD)

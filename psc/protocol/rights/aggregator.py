@@ -51,7 +51,7 @@ _SCHEMA = (
     " adjustment_hash BLOB PRIMARY KEY, agency TEXT NOT NULL, kind TEXT NOT NULL,"
     " original BLOB NOT NULL, period INTEGER NOT NULL, effective_period INTEGER NOT NULL,"
     " nonce BLOB NOT NULL, log_index INTEGER NOT NULL, adjustment BLOB NOT NULL,"
-    " UNIQUE (agency, nonce))",
+    " order_hash BLOB NOT NULL, UNIQUE (agency, nonce), UNIQUE (order_hash, original))",
     "CREATE TABLE IF NOT EXISTS adjustment_leaves ("
     " original BLOB NOT NULL, leaf INTEGER NOT NULL, adjustment_hash BLOB NOT NULL,"
     " PRIMARY KEY (original, leaf))",
@@ -268,12 +268,18 @@ class RightsAggregator(Aggregator):
         transaction appends an :class:`AdjustmentEntry` (linked to the original by its
         hash), signs a tree head, stores the adjustment and claims its leaves.  Returns the
         encoded :class:`LogInclusion` of the entry: the agency's (and anyone's) receipt.
-        Idempotent: the same adjustment again returns its inclusion and changes nothing.
+        Idempotent on the adjustment *and on its order*: the same adjustment, or another
+        adjustment of the agency carrying out the same registry order for the same
+        envelope (a retry after a crash, with fresh nonces), returns the inclusion of the
+        one logged first and changes nothing, so an order takes effect exactly once.
         Leaks to the log: agency, original envelope hash, periods, leaf indices.
         """
         h = digest(sealed)
         if self._known(h):
             return self.adjustment_inclusion(h)
+        same = self._carried_out(open_signed(sealed, Adjustment, self._adjuster_key))
+        if same is not None:  # a retry of an order already carried out: its first effect
+            return self.adjustment_inclusion(same)
         adj, _ = self.check_adjustment(sealed)
         entry = AdjustmentEntry(
             kind=adj.kind,
@@ -289,10 +295,13 @@ class RightsAggregator(Aggregator):
         with led.transaction():
             if self._known(h):  # another writer won the race
                 return self.adjustment_inclusion(h)
+            same = self._carried_out(adj, strict=True)
+            if same is not None:
+                return self.adjustment_inclusion(same)
             index = led.log.append(codec.encode(entry))
             led.log.sign_tree_head()
             conn.execute(
-                "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     h,
                     adj.agency,
@@ -303,6 +312,7 @@ class RightsAggregator(Aggregator):
                     adj.nonce,
                     index,
                     sealed,
+                    adj.order,
                 ),
             )
             conn.executemany(
@@ -310,6 +320,40 @@ class RightsAggregator(Aggregator):
                 [(adj.original, i, h) for i in adj.leaves],
             )
         return self._inclusion(index)
+
+    def _carried_out(self, adj: Adjustment, *, strict: bool = False) -> bytes | None:
+        """The logged adjustment of ``adj``'s agency carrying out the same order on the same
+        envelope's same leaves (kind and periods too); raises :class:`DuplicateSubmission` for
+        a different adjustment under an order already carried out on that envelope."""
+        row = self._sql.connection.execute(
+            "SELECT adjustment_hash, adjustment FROM adjustments WHERE order_hash = ?"
+            " AND original = ? AND agency = ?",
+            (adj.order, adj.original, adj.agency),
+        ).fetchone()
+        if row is None:
+            return None
+        old = codec.decode(codec.decode(bytes(row[1]), SignedMessage).body, Adjustment)
+        same = (old.kind, old.period, old.effective_period, old.leaves) == (
+            adj.kind,
+            adj.period,
+            adj.effective_period,
+            adj.leaves,
+        )
+        if not same and not strict:
+            return None  # the full checks say what is wrong with it
+        if not same:
+            raise DuplicateSubmission(
+                "this registry order was already carried out on that envelope with other "
+                "leaves; an order takes effect once"
+            )
+        return bytes(row[0])
+
+    def adjustments_for_order(self, order_hash: bytes) -> list[AdjustmentRecord]:
+        """The adjustments logged for one registry order (hash of the sealed order)."""
+        rows = self._sql.connection.execute(
+            self._ADJ + " WHERE order_hash = ? ORDER BY log_index", (order_hash,)
+        )
+        return [self._rec(r) for r in rows]
 
     def _known(self, h: bytes) -> bool:
         row = self._sql.connection.execute(
