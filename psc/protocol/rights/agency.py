@@ -6,7 +6,7 @@ Normative: ``protocols/rights.md``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -214,6 +214,38 @@ class RightsAgency(Agency):
         sealed = seal(msg, self._key)
         self._pending[digest(sealed)] = (msg, order.subject)
         return sealed
+
+    def recover(self, logged: Sequence[tuple[bytes, bytes]]) -> int:
+        """Agency, at startup or after a crash: bring its rights state to what the log holds.
+
+        ``logged``: (sealed adjustment, encoded log inclusion) of every logged adjustment,
+        as the aggregator serves them to anyone.  Each one this agency signed and the log
+        proves is applied as :meth:`accept_adjustment` would (leaves cancelled, deleted
+        openings erased), whether or not this process sealed it, so a crash between the
+        aggregator's commit and the agency's own record leaves no difference between the
+        agency and the ledger.  Idempotent.  Returns how many were newly applied.  Raises
+        :class:`InvalidMessage` for an adjustment whose inclusion does not verify.
+        """
+        n = 0
+        for sealed, inclusion in logged:
+            try:
+                adj = open_signed(sealed, Adjustment, lambda m: self.public_key)
+            except InvalidMessage:
+                continue  # another agency's
+            entry, _ = _logged_adjustment(self.params, inclusion)
+            if entry.digest != digest(sealed) or entry.party != self.id:
+                raise InvalidMessage("the inclusion is not for this agency's adjustment")
+            self.heads.observe_inclusion(inclusion, self.prove)
+            fresh = [i for i in adj.leaves if (adj.original, i) not in self._cancelled]
+            for i in adj.leaves:
+                self._cancelled.add((adj.original, i))
+            if adj.kind == "deletion":
+                c = self._committed[adj.period]
+                for slot, opened in list(c.openings.items()):
+                    c.openings[slot] = [t for t in opened if t[2] not in adj.leaves]
+            self._pending.pop(digest(sealed), None)
+            n += bool(fresh)
+        return n
 
     def accept_adjustment(self, sealed: bytes, inclusion: bytes) -> AdjustmentEntry:
         """Agency: check the aggregator logged its adjustment, then mark the leaves cancelled.

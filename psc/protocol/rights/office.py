@@ -6,7 +6,7 @@ Normative: ``protocols/rights.md`` (sections on the office and its links).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +161,9 @@ class RightsOffice:
             r.agency: r for r in (open_agency_registration(s, self.params) for s in registrations)
         }
         self.by = by
+        #: called with the name of each commit boundary a workflow passes ("intent",
+        #: "ledger", "agency", "links", "reveal", "desk"): a seam for fault injection
+        self.on_boundary: Callable[[str], None] = lambda boundary: None
         with desk.conn:
             desk.conn.execute(_LINKS)
 
@@ -245,7 +248,9 @@ class RightsOffice:
         except InvalidMessage as exc:
             self._link(request_id, "access-failed", note=str(exc))
             raise
+        self.on_boundary("reveal")
         self.desk.answer_access(request_id, answer.to_json(), by=self.by)
+        self.on_boundary("desk")
         self._link(request_id, "access-verified", note=f"{len(answer.events)} events proven")
         return answer
 
@@ -341,14 +346,22 @@ class RightsOffice:
         if req.kind not in ("correction", "appeal", "deletion") or req.status != "open":
             raise RightsRequestError(f"request {request_id} is not an open correction request")
         assert req.ref is not None  # the desk requires it for these kinds
-        h, leaf = parse_ref(req.ref)
-        agency = self._agency_of(h)
-        event = self._proven_event(agency, req.subject, h, leaf)
-        order = self.registry.adjustment_order(
-            req.subject, agency.id, req.kind, case=f"rights-{req.id}", original=h, leaves=[leaf]
-        )
-        records = self._apply(agency, agency.compensate(order))
+        intent = self.desk.intent(request_id)
+        if intent is None:  # first attempt: decide, then record the order before any effect
+            h, leaf = parse_ref(req.ref)
+            agency = self._agency_of(h)
+            event = self._proven_event(agency, req.subject, h, leaf)
+            order = self.registry.adjustment_order(
+                req.subject, agency.id, req.kind, case=f"rights-{req.id}", original=h, leaves=[leaf]
+            )
+            self.desk.record_intent(request_id, agency.id, order, {"rule": event.rule})
+            rule = event.rule
+        else:  # a retry or the reconciler: carry out the recorded order, nothing new
+            agency, order, rule = self.agencies[intent[0]], intent[1], str(intent[2]["rule"])
+        self.on_boundary("intent")
+        records = self._carry_out(agency, order)
         self._link_all(request_id, records)  # before the decision: see rights.md §6
+        self.on_boundary("links")
         if req.kind == "deletion":
             self.desk.grant_deletion(
                 request_id, by=self.by, note=f"adjustment {records[0].adjustment_hash.hex()}"
@@ -357,14 +370,17 @@ class RightsOffice:
             self.desk.grant_correction(
                 request_id,
                 agency=agency.id,
-                compensating_delta=-self.params.catalog.rule(event.rule).delta,
+                compensating_delta=-self.params.catalog.rule(rule).delta,
                 period=period_label(records[0].effective_period),
                 by=self.by,
             )
         return records
 
     def _link_all(self, request_id: int, records: Sequence[AdjustmentRecord]) -> None:
+        done = {k.adjustment_hash for k in self.links(request_id)}
         for r in records:
+            if r.adjustment_hash in done:
+                continue
             self._link(
                 request_id,
                 "adjustment-logged",
@@ -420,15 +436,59 @@ class RightsOffice:
             raise RightsRequestError("the referenced envelope is not from a known agency")
         return self.agencies[env.agency]
 
-    def _apply(self, agency: RightsAgency, sealed: Sequence[bytes]) -> list[AdjustmentRecord]:
-        for s in sealed:  # all or nothing: check every adjustment before logging any
-            self.aggregator.check_adjustment(s)
-        with self.aggregator.ledger.transaction():
-            inclusions = [self.aggregator.ingest_adjustment(s) for s in sealed]
-        for s, inc in zip(sealed, inclusions, strict=True):
-            agency.accept_adjustment(s, inc)
-        want = {digest(s) for s in sealed}
-        return [r for r in self.aggregator.adjustments() if r.adjustment_hash in want]
+    def _carry_out(self, agency: RightsAgency, order: bytes) -> list[AdjustmentRecord]:
+        """The registry order's adjustments, logged exactly once, and the agency caught up.
+
+        If the ledger already holds the order's adjustments (an earlier attempt crashed
+        after the aggregator's commit) nothing is sealed again; otherwise the agency seals
+        them, the aggregator checks every one before logging any, and logs them in one
+        transaction.  Then the agency recovers its state from the log (idempotent).
+        """
+        oh = digest(order)
+        if not self.aggregator.adjustments_for_order(oh):
+            sealed = agency.compensate(order)
+            for s in sealed:  # all or nothing: check every adjustment before logging any
+                self.aggregator.check_adjustment(s)
+            with self.aggregator.ledger.transaction():
+                for s in sealed:
+                    self.aggregator.ingest_adjustment(s)
+        self.on_boundary("ledger")
+        agency.recover(self._logged_of(agency))
+        self.on_boundary("agency")
+        return self.aggregator.adjustments_for_order(oh)
+
+    def _logged_of(self, agency: RightsAgency) -> list[tuple[bytes, bytes]]:
+        return [
+            (rec.adjustment, self.aggregator.adjustment_inclusion(rec.adjustment_hash))
+            for rec in self.aggregator.adjustments()
+            if rec.agency == agency.id
+        ]
+
+    def recover(self) -> list[int]:
+        """Rights office, at startup: complete every request a crash left in flight.
+
+        Every agency first catches up with the logged adjustments; then each open request
+        with a recorded order is carried out (its order at most once: see
+        :meth:`_carry_out`) and decided; a granted access request missing its
+        ``access-verified`` link gets it.  Returns the ids completed.
+        """
+        for a in self.agencies.values():
+            a.recover(self._logged_of(a))
+        done = []
+        for rid in self.desk.pending_intents():
+            req = self.desk.get(rid)
+            if req.kind == "repair":
+                self.decide_repair(rid, performance_proven=True)
+            else:
+                self.grant_correction(rid)
+            done.append(rid)
+        for req in self.desk.requests(status="granted"):
+            if req.kind in ("access", "explanation") and not any(
+                k.action == "access-verified" for k in self.links(req.id)
+            ):
+                self._link(req.id, "access-verified", note="recorded at recovery")
+                done.append(req.id)
+        return done
 
     # -- credit repair ---------------------------------------------------------------------
     def open_repair(self, identity: str, rule: str, ref: str, *, note: str = "") -> RightsRequest:
@@ -463,33 +523,56 @@ class RightsOffice:
         if req.kind != "repair" or req.status != "open" or req.rule is None:
             raise RightsRequestError(f"request {request_id} is not an open repair request")
         assert req.ref is not None
-        agency = self._agency_of(parse_ref(req.ref)[0])
-        if event_date is None:
-            now = self._current_period()
-            longest = self.params.catalog.max_retention_months
-            dates = [
-                e.date
-                for _, _, e in self._proven_events(agency, req.subject, now - longest, now)
-                if e.rule == req.rule
-            ]
-            if not dates:
-                raise RightsRequestError(
-                    f"{agency.id} proves no event of {req.rule!r} for the subject to repair"
+        intent = self.desk.intent(request_id)
+        if intent is not None:  # a retry or the reconciler: the decision was made
+            agency, order = self.agencies[intent[0]], intent[1]
+            event_date = dt.date.fromisoformat(str(intent[2]["event_date"]))
+            performance_proven = bool(intent[2]["performance_proven"])
+        else:
+            agency = self._agency_of(parse_ref(req.ref)[0])
+            if event_date is None:
+                now = self._current_period()
+                longest = self.params.catalog.max_retention_months
+                dates = [
+                    e.date
+                    for _, _, e in self._proven_events(agency, req.subject, now - longest, now)
+                    if e.rule == req.rule
+                ]
+                if not dates:
+                    raise RightsRequestError(
+                        f"{agency.id} proves no event of {req.rule!r} for the subject to repair"
+                    )
+                event_date = max(dates)
+            refusal = self.desk.repair_refusal(
+                request_id, event_date=event_date, performance_proven=performance_proven
+            )
+            if refusal is not None:  # refused: recorded, nothing logged
+                self.desk.decide_repair(
+                    request_id,
+                    event_date=event_date,
+                    performance_proven=performance_proven,
+                    by=self.by,
                 )
-            event_date = max(dates)
-        order = self.registry.adjustment_order(
-            req.subject, agency.id, "repair", case=f"rights-{req.id}", rule=req.rule
-        )
-        sealed = agency.compensate(order)
-        for s in sealed:
-            self.aggregator.check_adjustment(s)
-        decided = self.desk.decide_repair(
+                return []
+            order = self.registry.adjustment_order(
+                req.subject, agency.id, "repair", case=f"rights-{req.id}", rule=req.rule
+            )
+            for s in agency.compensate(order):  # it can be carried out: check before deciding
+                self.aggregator.check_adjustment(s)
+            self.desk.record_intent(
+                request_id,
+                agency.id,
+                order,
+                {"event_date": event_date.isoformat(), "performance_proven": performance_proven},
+            )
+        self.on_boundary("intent")
+        records = self._carry_out(agency, order)
+        self._link_all(request_id, records)
+        self.on_boundary("links")
+        # granted only now that its adjustments are logged
+        self.desk.decide_repair(
             request_id, event_date=event_date, performance_proven=performance_proven, by=self.by
         )
-        if decided.status != "granted":
-            return []
-        records = self._apply(agency, sealed)
-        self._link_all(request_id, records)  # the desk's grant came first: see rights.md §6
         return records
 
     # -- consent withdrawal ----------------------------------------------------------------
