@@ -27,6 +27,7 @@ from psc.protocol.messages import (
     ClassCiphertext,
     IngestReceipt,
     LogEntry,
+    Submission,
 )
 from psc.protocol.rights.messages import (
     Adjustment,
@@ -88,6 +89,23 @@ class RightsAgency(Agency):
         """
         self.heads.observe_receipt(sealed, self.prove)
         return super().accept_receipt(sealed)
+
+    def adopt_logged(self, period: int, sealed_envelope: bytes, sealed_receipt: bytes) -> None:
+        """Agency, restarting: take the envelope the log holds for ``period`` as its own.
+
+        After a restart the agency re-derives its commitment for ``period`` from its records
+        (the salts come from its randomness seam), but its ciphertexts are freshly random,
+        so the envelope it would submit differs from the one logged.  This keeps the
+        re-derived openings and adopts the logged envelope and its receipt, once it checked
+        that the logged envelope is signed by this agency, for this period, and commits to
+        exactly the re-derived root.  Raises :class:`InvalidMessage` otherwise.
+        """
+        sub = open_signed(sealed_envelope, Submission, lambda m: self.public_key)
+        c = self._committed.get(period)
+        if c is None or sub.period != period or sub.commitment_root != c.tree.root():
+            raise InvalidMessage("the logged envelope does not commit to this agency's records")
+        c.envelope_hash = digest(sealed_envelope)
+        self.accept_receipt(sealed_receipt)
 
     def audit_aggregator(self, inclusion_of: Callable[[bytes], bytes]) -> int:
         """Agency: check the aggregator still serves, as logged, every envelope it receipted.
