@@ -458,3 +458,18 @@ def test_key_holder_replay_state_survives_a_restart(
         d.params, d.key_holder.revealer, d.key_holder._key, clock=d.key_holder._clock
     )
     in_memory.answer(sealed)  # what a key holder without durable state would do
+
+
+def test_recovery_leaves_an_order_that_cannot_complete_open_and_says_why(
+    city: Catalog, test_keypair: Keypair
+) -> None:
+    r, _ = world(city, test_keypair)
+    office = r.office
+    req = office.open_access(ident(5))  # any open request; give it an unusable order
+    office.desk.record_intent(req.id, r.agencies[0].id, b"not a signed order", {"rule": "x"})
+    with pytest.raises(RightsRequestError, match="cannot be refused"):
+        office.desk.refuse(req.id, "no", by="x")
+    assert office.recover() == []
+    assert office.desk.get(req.id).status == "open"
+    (link,) = [k for k in office.links(req.id) if k.action == "recovery-failed"]
+    assert link.note

@@ -14,6 +14,7 @@ from psc.catalog import period_index, period_label
 from psc.events import Event
 from psc.exceptions import (
     InvalidMessage,
+    PscError,
     RightsRequestError,
 )
 from psc.policy.rights import RightsDesk, RightsRequest
@@ -470,17 +471,25 @@ class RightsOffice:
         Every agency first catches up with the logged adjustments; then each open request
         with a recorded order is carried out (its order at most once: see
         :meth:`_carry_out`) and decided; a granted access request missing its
-        ``access-verified`` link gets it.  Returns the ids completed.
+        ``access-verified`` link gets it.  A request that cannot complete (e.g. its order is
+        no longer fresh for the agency) stays open with a ``recovery-failed`` link naming
+        the reason.  Returns the ids completed.
         """
         for a in self.agencies.values():
             a.recover(self._logged_of(a))
         done = []
         for rid in self.desk.pending_intents():
             req = self.desk.get(rid)
-            if req.kind == "repair":
-                self.decide_repair(rid, performance_proven=True)
-            else:
-                self.grant_correction(rid)
+            try:
+                if req.kind == "repair":
+                    self.decide_repair(rid, performance_proven=True)
+                else:
+                    self.grant_correction(rid)
+            except (InvalidMessage, PscError) as exc:
+                # one request that cannot complete must not stop the others: it stays open,
+                # in flight, with the reason on record for the office to act on
+                self._link(rid, "recovery-failed", note=str(exc))
+                continue
             done.append(rid)
         for req in self.desk.requests(status="granted"):
             if req.kind in ("access", "explanation") and not any(
