@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from psc.catalog import load_catalog
+from psc.catalog import load_catalog, period_index, period_label
 from psc.policy import consent_wire
 from psc.policy.consent import _issue_from_parts
 
@@ -24,6 +24,7 @@ SEED = bytes(range(32))
 ISSUED = dt.datetime(2026, 11, 1, 0, 0, tzinfo=dt.UTC)
 EXPIRES = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
 NOW = "2026-11-15T12:00:00+00:00"
+PERIOD = period_index(ISSUED.date())  # the token's period by default: 2026-11
 
 
 def main() -> None:
@@ -44,6 +45,10 @@ def main() -> None:
         }
         signer = kw.pop("key", key)
         return _issue_from_parts(signer, token_id=bytes([n]) * 16, **(base | kw)).encode()
+
+    def resigned(p: dict[str, Any]) -> str:
+        # a correctly signed payload the decoder must still refuse
+        return consent_wire.encode_token(p, key.sign(consent_wire.signing_input(p))).decode()
 
     good = token(1)
     payload, sig = consent_wire.decode_token(good)
@@ -81,7 +86,7 @@ def main() -> None:
         },
         {
             "name": "bad_version",
-            "token": consent_wire.encode_token(payload | {"v": 2}, sig).decode(),
+            "token": consent_wire.encode_token(payload | {"v": 1}, sig).decode(),
             "expect": "invalid",
         },
         {
@@ -121,6 +126,58 @@ def main() -> None:
         },
         {"name": "bad_domain", "token": token(5, domain="education").decode(), "expect": "domain"},
         {
+            "name": "bad_period_other_than_the_token",
+            "token": good.decode(),
+            "period": "2026-10",
+            "expect": "period",
+        },
+        {
+            "name": "good_earlier_period",
+            "token": token(7, period=PERIOD - 3).decode(),
+            "period": "2026-08",
+            "expect": "ok",
+        },
+        {
+            "name": "bad_too_long_without_deployment_maximum",
+            "token": token(8, expires_at=ISSUED + dt.timedelta(days=36500)).decode(),
+            "expect": "too-long",
+        },
+        {
+            "name": "bad_huge_integer",
+            "token": good.decode().replace('"v":2', '"v":' + "9" * 5000),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_deeply_nested",
+            "token": good.decode().replace('"v":2', '"v":' + "[" * 900 + "]" * 900),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_oversized",
+            "token": good.decode().replace('"subject-0017"', '"subject-' + "7" * 3000 + '"'),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_timestamp_out_of_range",
+            "token": resigned(payload | {"issued_at": 10**20}),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_negative_timestamp",
+            "token": resigned(payload | {"issued_at": -5}),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_period_malformed",
+            "token": resigned(payload | {"period": "2026-13"}),
+            "expect": "invalid",
+        },
+        {
+            "name": "bad_subject_trailing_newline",
+            "token": resigned(payload | {"subject": "subject-0017\n"}),
+            "expect": "invalid",
+        },
+        {
             "name": "bad_catalog_version",
             "token": token(6, catalog_hash="0" * 64).decode(),
             "expect": "catalog",
@@ -130,8 +187,9 @@ def main() -> None:
         c.setdefault("relying_party", "city-commercial-bank")
         c.setdefault("purpose", "credit-assessment")
         c.setdefault("now", NOW)
+        c.setdefault("period", period_label(PERIOD))
     doc = {
-        "format": "psc-consent-token-vectors/1",
+        "format": "psc-consent-token-vectors/2",
         "spec": "protocols/consent-token.md",
         "catalog": "builtin:city",
         "catalog_hash": cat.version_hash,

@@ -41,7 +41,7 @@ from psc.protocol import codec
 from psc.protocol.consent_gate import SubjectCredential
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import ClassCiphertext, SignedMessage
-from psc.protocol.rights_flow import Adjustment, RightsAgency, adjustment_bounds, setup_rights
+from psc.protocol.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
 from psc.protocol.roles import read_grades
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.simulation import agency_instances
@@ -153,12 +153,13 @@ def build() -> dict[str, Any]:
             "catalog_hash": catalog.version_hash,
             "issued_at": INGEST_TIME - dt.timedelta(days=1),
             "expires_at": INGEST_TIME + dt.timedelta(days=30),
+            "period": NOW_PERIOD,
         }
         signer = kw.pop("key", alice)
         return _issue_from_parts(signer, token_id=bytes([n]) * 16, **(base | kw)).encode()
 
-    def ask(consent: bytes, who: int = 0) -> str:
-        return d.bank.request_grade(slot(who), d.bank_purpose, NOW_PERIOD, consent).hex()
+    def ask(consent: bytes, who: int = 0, period: int = NOW_PERIOD) -> str:
+        return d.bank.request_grade(slot(who), d.bank_purpose, period, consent).hex()
 
     day = dt.timedelta(days=1)
     requests = [
@@ -189,6 +190,16 @@ def build() -> dict[str, Any]:
         {"name": "bad_domain", "request": ask(token(5, domain="employment")), "expect": "domain"},
         {"name": "bad_signature", "request": ask(token(6, key=rogue)), "expect": "bad-token"},
         {"name": "bad_other_subject", "request": ask(token(7), who=1), "expect": "no-credential"},
+        {
+            "name": "bad_past_period",
+            "request": ask(token(9), period=NOW_PERIOD - 1),
+            "expect": "period",
+        },
+        {
+            "name": "bad_too_long",
+            "request": ask(token(10, expires_at=INGEST_TIME + 36500 * day)),
+            "expect": "too-long",
+        },
         {
             "name": "bad_subject_field",
             "request": ask(token(8, subject="subject-" + "0" * 24)),
@@ -254,7 +265,11 @@ def build() -> dict[str, Any]:
     court.accept_adjustment(good, inclusion)
     state_after_good = d.ledger.state_digest()
     after = {
-        "bad_duplicate_leaf": (twin, "DuplicateSubmission"),
+        # the same leaf under another order (a twin under the same order is idempotent)
+        "bad_duplicate_leaf": (
+            _reseal(court, twin, order=digest(b"another order")),
+            "DuplicateSubmission",
+        ),
         "bad_replayed_nonce": (_reseal(court, good, leaves=(other_leaf,)), "ReplayedNonce"),
     }
     grade_request = r.registry.grade_request(range(N_SUBJECTS), NOW_PERIOD)

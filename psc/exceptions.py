@@ -119,8 +119,10 @@ class LogVerificationFailed(InvalidMessage):
     Unlike a bare ``InvalidMessage`` this names the first problem, because the auditor
     already holds the whole log and gains no oracle from the detail.  ``problem`` is one
     of ``"missing-leaf"``, ``"altered-leaf"``, ``"malformed-row"``, ``"bad-signature"``,
-    ``"root-mismatch"``, ``"inconsistent-heads"``; ``position`` is the leaf index or tree
-    size concerned.
+    ``"root-mismatch"``, ``"inconsistent-heads"``; against heads and receipts parties hold,
+    ``"bad-trusted-head"``, ``"equivocation"``, ``"truncated"``, ``"rewritten"``,
+    ``"bad-receipt"``; from the ledger audit, ``"missing-row"``, ``"unlogged-row"``,
+    ``"accumulator-mismatch"``; ``position`` is the leaf index or tree size concerned.
     """
 
     def __init__(self, problem: str, position: int, message: str) -> None:

@@ -131,7 +131,10 @@ class Ledger(ABC):
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
-        """Context manager: all writes inside commit together or not at all."""
+        """Context manager: all writes inside commit together or not at all.
+
+        An exception inside, or a failed ``COMMIT``, rolls everything back and re-raises.
+        """
 
     # parties and catalogs
     @abstractmethod
@@ -246,7 +249,15 @@ class SQLiteLedger(Ledger):
             self._conn.execute("ROLLBACK")
             raise
         self._depth = 0
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            # COMMIT itself failed (a deferred constraint, SQLITE_FULL, an I/O error): the
+            # transaction may still be open; roll it back so nothing of it stays and the
+            # next BEGIN IMMEDIATE works.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def transaction(self) -> AbstractContextManager[None]:
         return self._transaction()

@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,6 +353,8 @@ class LogReport:
     latest: SignedTreeHead | None
     #: leaves appended after the latest tree head (not yet vouched for by a signature)
     unsigned_leaves: int
+    #: heads held by parties (``trusted_heads``) checked against the log
+    trusted_heads: int = 0
 
 
 def _sth_from_row(row: tuple[Any, ...]) -> SignedTreeHead:
@@ -393,7 +395,11 @@ def _fail(problem: str, position: int, message: str) -> LogVerificationFailed:
     return LogVerificationFailed(problem, position, message)
 
 
-def _audit(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> LogReport:
+def _audit(
+    conn: sqlite3.Connection,
+    public_key: Ed25519PublicKey,
+    trusted_heads: Sequence[SignedTreeHead] = (),
+) -> LogReport:
     # 1. Leaves: contiguous indices, each stored hash re-derived from its entry.  The
     #    tree is rebuilt from the *entries*, never from the stored hashes.
     tree = merkle.MerkleTree()
@@ -473,17 +479,84 @@ def _audit(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> LogReport:
                     f"{prev.size} (history rewritten?)",
                 ) from None
         prev = sth
+    # 3. Heads a party holds (RFC 9162 2.1.4: a client keeps the heads it was shown and
+    #    asks for consistency proofs): each must be signed by the log, agree with every
+    #    other held head of its size, be covered by the log, and be extended by the log's
+    #    latest head (a consistency proof, verified as a leafless party would).
+    _check_held_heads(tree, trusted_heads, prev, public_key)
     return LogReport(
         size=tree.size,
         root=tree.root(),
         tree_heads=count,
         latest=prev,
         unsigned_leaves=tree.size - (prev.size if prev else 0),
+        trusted_heads=len(trusted_heads),
     )
 
 
+def _check_held_heads(
+    tree: merkle.MerkleTree,
+    held: Sequence[SignedTreeHead],
+    latest: SignedTreeHead | None,
+    public_key: Ed25519PublicKey,
+) -> None:
+    by_size: dict[int, SignedTreeHead] = {}
+    for sth in held:
+        try:
+            verify_tree_head_signature(sth, public_key)
+        except InvalidMessage:
+            raise _fail(
+                "bad-trusted-head",
+                sth.size,
+                f"a held tree head at size {sth.size} is not signed by this log's key; "
+                "check --public-key and the head file",
+            ) from None
+        seen = by_size.setdefault(sth.size, sth)
+        if seen.root != sth.root:
+            raise _fail(
+                "equivocation",
+                sth.size,
+                f"the log signed two different roots for size {sth.size} "
+                f"({seen.root.hex()[:16]}... and {sth.root.hex()[:16]}...): it showed parties "
+                "different histories",
+            )
+        if sth.size > tree.size:
+            raise _fail(
+                "truncated",
+                sth.size,
+                f"a held tree head covers {sth.size} leaves; the log holds only {tree.size} "
+                "(truncated?)",
+            )
+        if tree.root(sth.size) != sth.root:
+            raise _fail(
+                "rewritten",
+                sth.size,
+                f"the log's first {sth.size} leaves no longer have the root of a held tree "
+                "head (history rewritten and re-signed?)",
+            )
+        if latest is not None and latest.size >= sth.size:
+            try:
+                merkle.verify_consistency(
+                    sth.size,
+                    latest.size,
+                    sth.root,
+                    latest.root,
+                    tree.consistency_proof(sth.size, latest.size),
+                )
+            except InvalidMessage:
+                raise _fail(
+                    "rewritten",
+                    sth.size,
+                    f"the log's latest head (size {latest.size}) does not extend a held head "
+                    f"at size {sth.size}",
+                ) from None
+
+
 def verify_log(
-    conn_or_path: sqlite3.Connection | str | os.PathLike[str], public_key: Ed25519PublicKey
+    conn_or_path: sqlite3.Connection | str | os.PathLike[str],
+    public_key: Ed25519PublicKey,
+    *,
+    trusted_heads: Sequence[SignedTreeHead] = (),
 ) -> LogReport:
     """Audit a whole log end to end; run by an auditor with the log's public key.
 
@@ -492,28 +565,38 @@ def verify_log(
     size checks the signature, that the log still holds every leaf it covers, that its
     timestamp does not go backwards and it extends the previous head (a consistency proof
     rebuilt from the leaves, verified with RFC 9162 2.1.4.2), and that its root equals
-    the rebuilt root.  A path is opened read-only; a connection is only read.
+    the rebuilt root.  ``trusted_heads`` are heads a party kept (an agency, the key
+    holder, a committee member, an earlier audit): each must verify under the key, no two
+    may differ for one size (``equivocation``), the log must still cover each
+    (``truncated``) with the same root, and its latest head must extend each, by an RFC
+    9162 2.1.4.2 consistency proof (``rewritten``): a log truncated, re-appended and
+    re-signed passes the checks of its own tables, not these.  A path is opened
+    read-only; a connection is only read.
 
     Returns a :class:`LogReport`.  Raises :class:`~psc.exceptions.LogVerificationFailed`
     (an ``InvalidMessage``) naming the first problem found, or
     :class:`~psc.exceptions.LogFormatError` if the database cannot be read as a log.
     Cost: O(n) hashes and memory for ``n`` leaves, plus O(log n) per tree head.
     """
+    held = tuple(trusted_heads)
     if isinstance(conn_or_path, sqlite3.Connection):
-        return _audit_readable(conn_or_path, public_key, "connection")
+        return _audit_readable(conn_or_path, public_key, "connection", held)
     conn = _open_readonly(conn_or_path)
     try:
-        return _audit_readable(conn, public_key, str(conn_or_path))
+        return _audit_readable(conn, public_key, str(conn_or_path), held)
     finally:
         conn.close()
 
 
 def _audit_readable(
-    conn: sqlite3.Connection, public_key: Ed25519PublicKey, where: str
+    conn: sqlite3.Connection,
+    public_key: Ed25519PublicKey,
+    where: str,
+    held: Sequence[SignedTreeHead] = (),
 ) -> LogReport:
     _check_tables(conn, where)
     try:
-        return _audit(conn, public_key)
+        return _audit(conn, public_key, held)
     except sqlite3.DatabaseError as exc:
         raise LogFormatError(f"{where}: cannot read the log: {exc}") from exc
 

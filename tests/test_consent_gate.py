@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import sqlite3
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from psc.catalog import Catalog
+from psc.catalog import Catalog, period_index
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, UnknownParty
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.policy import consent_wire
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import SqliteRefusalLog, issue_consent
 from psc.protocol import codec
@@ -30,6 +32,7 @@ from psc.simulation import agency_instances
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 NOW = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
+CURRENT = period_index(NOW.date())
 N = 12
 ALICE = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
@@ -56,7 +59,7 @@ def public_bytes_of(key: Ed25519PublicKey) -> bytes:
 def request(
     slots: tuple[int, ...], consent: bytes, *, requester: str = "example-bank"
 ) -> GradeRequest:
-    return GradeRequest(requester, "credit-assessment", 0, slots, bytes(16), consent, 0)
+    return GradeRequest(requester, "credit-assessment", CURRENT, slots, bytes(16), consent, 0)
 
 
 def test_credentials_are_registry_signed_pseudonymous_and_rotate(
@@ -164,3 +167,145 @@ def test_every_refusal_has_a_reason_and_is_logged(
     with pytest.raises(PolicyViolation):
         gate.check(request((cred.slot,), token(), requester=REGISTRY_ID))
     assert len(log.entries()) == len(entries)
+
+
+# -- consent as the deployment says (issue 16 items 3-5) ------------------------------------
+
+
+def _gate(
+    city: Catalog, test_keypair: Keypair, **kw: object
+) -> tuple[TokenConsentVerifier, SqliteRefusalLog, SubjectCredential, CredentialRegistry]:
+    d, registry = world(city, test_keypair)
+    directory = ConsentKeyDirectory(d.params)
+    cred = directory.add(registry.certify_consent_key("resident-0000001", public_bytes(ALICE)))
+    log = SqliteRefusalLog(sqlite3.connect(":memory:"))
+    gate = TokenConsentVerifier(city, directory, clock=lambda: NOW, refusals=log, **kw)  # type: ignore[arg-type]
+    return gate, log, cred, registry
+
+
+def _token(city: Catalog, subject: str, **kw: object) -> bytes:
+    args: dict[str, object] = dict(
+        subject=subject,
+        relying_party="example-bank",
+        purpose="credit-assessment",
+        domain=city.scheme.domain,
+        catalog_hash=city.version_hash,
+        issued_at=NOW - dt.timedelta(days=1),
+        expires_at=NOW + dt.timedelta(days=30),
+    )
+    args.update(kw)
+    return issue_consent(ALICE, **args).encode()  # type: ignore[arg-type]
+
+
+def test_a_century_token_is_refused_without_a_configured_maximum(
+    city: Catalog, test_keypair: Keypair
+) -> None:
+    gate, log, cred, _ = _gate(city, test_keypair)
+    century = _token(city, cred.subject, expires_at=NOW + dt.timedelta(days=36500))
+    with pytest.raises(ConsentRefused) as info:
+        gate.check(request((cred.slot,), century))
+    assert info.value.reason == "too-long"
+    assert [e.reason for e in log.entries()] == ["too-long"]
+
+
+@pytest.mark.parametrize("days", [0, 1, 30, 365, 366, 36500])
+def test_lint_and_gate_agree_on_token_life(city: Catalog, test_keypair: Keypair, days: int) -> None:
+    from psc.policy.consent import token_life_limit
+    from psc.policy.deployment import load_deployment
+    from psc.policy.linter import lint
+
+    demo = load_deployment("demo")
+    dep = dataclasses.replace(demo, consent=dataclasses.replace(demo.consent, token_max_days=days))
+    limit = token_life_limit(dep.consent.token_max_days)
+    flagged = [
+        f
+        for f in lint(dep.catalog, dep, today=NOW.date()).findings
+        if f.subject == "consent.token_max_days"
+    ]
+    # lint says something exactly when the gate will not honour the configured figure
+    assert bool(flagged) == (limit != dt.timedelta(days=days))
+    for f in flagged:
+        assert f"{limit.days} days" in f.message
+    gate, _, cred, _ = _gate(city, test_keypair, max_validity=limit)
+    start = NOW - dt.timedelta(hours=1)
+    gate.check(
+        request((cred.slot,), _token(city, cred.subject, issued_at=start, expires_at=start + limit))
+    )
+    with pytest.raises(ConsentRefused, match="too-long"):
+        gate.check(
+            request(
+                (cred.slot,),
+                _token(
+                    city,
+                    cred.subject,
+                    issued_at=start,
+                    expires_at=start + limit + dt.timedelta(days=1),
+                ),
+            )
+        )
+
+
+def test_a_token_is_bound_to_one_evaluation_period(city: Catalog, test_keypair: Keypair) -> None:
+    gate, log, cred, _ = _gate(city, test_keypair)
+    tok = _token(city, cred.subject)  # the current period by default
+    gate.check(request((cred.slot,), tok))
+    for back in range(1, 8):  # a token issued today does not open seven past periods
+        past = dataclasses.replace(request((cred.slot,), tok), period=CURRENT - back)
+        with pytest.raises(ConsentRefused) as info:
+            gate.check(past)
+        assert info.value.reason == "period"
+    assert {e.reason for e in log.entries()} == {"period"} and len(log.entries()) == 7
+    earlier = _token(city, cred.subject, period=CURRENT - 2)
+    gate.check(dataclasses.replace(request((cred.slot,), earlier), period=CURRENT - 2))
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        "huge-integer",
+        "nested-arrays",
+        "nested-objects",
+        "oversized",
+        "timestamp-out-of-range",
+        "negative-timestamp",
+    ],
+)
+def test_every_malformed_token_is_refused_and_logged(
+    city: Catalog, test_keypair: Keypair, mangle: str
+) -> None:
+    gate, log, cred, _ = _gate(city, test_keypair)
+    good = _token(city, cred.subject)
+    payload, _sig = consent_wire.decode_token(good)
+
+    def resigned(**fields: object) -> str:
+        p = payload | fields
+        return consent_wire.encode_token(p, ALICE.sign(consent_wire.signing_input(p))).decode()
+
+    text = good.decode()
+    bad = {
+        "huge-integer": re.sub(r'"v":\d+', '"v":' + "9" * 5000, text),
+        "nested-arrays": re.sub(r'"v":\d+', '"v":' + "[" * 100_000 + "]" * 100_000, text),
+        "nested-objects": re.sub(r'"v":\d+', '"v":' + '{"a":' * 5000 + "1" + "}" * 5000, text),
+        "oversized": text.replace('"domain":"', '"domain":"' + "x" * 100_000),
+        "timestamp-out-of-range": resigned(issued_at=10**20),
+        "negative-timestamp": resigned(issued_at=-5),
+    }[mangle]
+    with pytest.raises(InvalidMessage):
+        gate.check(request((cred.slot,), bad.encode()))
+    assert [e.reason for e in log.entries()] == ["bad-token"]
+
+
+@pytest.mark.parametrize(
+    ("party", "purposes"),
+    [
+        ("registry", ["credit-assessment"]),
+        ("example-bank", ["subject-self-access"]),
+        ("example-bank", ["credit-assessment", "subject-self-access"]),
+    ],
+)
+def test_reserved_identities_and_purposes_refused_at_registration(
+    city: Catalog, test_keypair: Keypair, party: str, purposes: list[str]
+) -> None:
+    _, registry = world(city, test_keypair)
+    with pytest.raises(PolicyViolation, match="reserved"):
+        registry.register_relying_party(party, purposes, public_bytes(new_signing_key()))

@@ -476,3 +476,31 @@ def test_sampler_matches_exact_pmf_at_200k_draws(
     samples = draw(sampler, param, f"{name}/slow", n=200_000)
     assert chi_square_p(samples, exact) > ALPHA
     assert ks_p(samples, exact) > ALPHA
+
+
+# -- Poisson: streamed acceptance factors, a bound on the mean (issue 16) --------------------
+
+
+def test_poisson_streams_its_acceptance_factors() -> None:
+    """A draw at a large mean holds O(1) factors in memory, not O(sqrt(mean)) of them."""
+    import tracemalloc
+
+    lam = 10**10  # w = 10^5 + 1: the list version held ~10^5 big-integer pairs per attempt
+    rng = SeededRandomSource(b"poisson-stream")
+    tracemalloc.start()
+    try:
+        x = sampling.sample_poisson(lam, rng=rng)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert abs(x - lam) < 10 * 10**5  # ten standard deviations
+    assert peak < 2_000_000, f"peak {peak} bytes: factors are not streamed"
+
+
+@pytest.mark.parametrize("sample", [sampling.sample_poisson, sampling.sample_skellam])
+def test_poisson_mean_is_bounded(sample: Callable[..., int]) -> None:
+    too_big = 2 * sampling.MAX_POISSON_MEAN + 2
+    with pytest.raises(ValueError, match="at most"):
+        sample(too_big, rng=SeededRandomSource(b"bound"))
+    with pytest.raises(ValueError, match="at most"):
+        sample(Fraction(10**14), rng=SeededRandomSource(b"bound"))

@@ -302,3 +302,31 @@ def test_vectors_circuit_and_expected_grades_replay(which: str) -> None:
         assert abs(value - row["circuit_float64"]) < 1e-8
         cap = 1 if row["cap_counter"] else len(cat.labels) - 1
         assert int(grades_of(cat, np.array([row["raw"]]), np.array([cap]))[0]) == row["grade"]
+
+
+# -- the noise budget counts the data-level modulus only (issue 16) --------------------------
+
+
+def _doublings_survived(p: BfvParams, times: int) -> bool:
+    """Encryptions of 1 doubled ``times`` times still decrypt to ``2^times mod t``."""
+    secret = generate(p)
+    x = ts.bfv_vector(secret.public.context, [1] * 8)
+    for _ in range(times):
+        x = x + x
+    t, want = p.plain_modulus, pow(2, times, p.plain_modulus)
+    got = [v % t for v in x.decrypt(secret.context.secret_key())]
+    return got == [want] * 8
+
+
+def test_bfv_budget_excludes_the_key_switching_prime() -> None:
+    """SEAL's last coefficient prime is the special (key-switching) prime: it adds nothing to
+    the noise room of a ciphertext, so a large last prime must not buy budget."""
+    t = 40961  # 16 bits, = 1 mod 8192
+    with pytest.raises(ParameterError, match="noise budget"):
+        BfvParams(4096, t, (20, 60))  # a sum of two already fails to decrypt
+    custom = BfvParams(4096, t, (30, 60))
+    assert 2 <= custom.max_doublings <= 8
+    assert _doublings_survived(custom, custom.max_doublings - 1)
+    default = BfvParams(4096, t)  # SEAL's default moduli: the budget measured before
+    assert default.max_doublings == 109 - 44 - 16  # unchanged for the default moduli
+    assert _doublings_survived(default, default.max_doublings - 1)

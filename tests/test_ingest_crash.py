@@ -114,6 +114,8 @@ def _run_child(base: Path, db: Path, kill_after: int | None) -> tuple[list[str],
         [sys.executable, str(base / "child.py"), str(base / "job.json"), str(db)],
         stdout=subprocess.PIPE,
         text=True,
+        # the child imports the psc of this checkout, whatever is installed
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -136,3 +136,30 @@ def test_a_ledger_of_another_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ValueError, match="fresh database"):
         ledger(path)
+
+
+def test_a_failed_commit_rolls_back_and_leaves_the_ledger_usable() -> None:
+    """COMMIT itself can fail (here a deferred foreign key; on disk also SQLITE_FULL or I/O):
+    the transaction is rolled back, nothing of it stays, and the next one works."""
+    led = ledger()
+    conn = led.connection
+    conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    conn.execute(
+        "CREATE TABLE child (id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with led.transaction():
+        led.put_envelope(env(0))
+        led.log.append(b"first")
+        led.log.sign_tree_head()
+    before = led.state_digest()
+    with pytest.raises(sqlite3.IntegrityError), led.transaction():
+        led.put_envelope(env(1, period=101))
+        led.log.append(b"second")
+        conn.execute("INSERT INTO child VALUES (7)")  # only COMMIT sees the violation
+    assert not conn.in_transaction
+    assert led.state_digest() == before and led.log.size == 1
+    with led.transaction():  # BEGIN IMMEDIATE again: no transaction left dangling
+        led.put_envelope(env(2, period=102))
+        led.log.append(b"second")
+        led.log.sign_tree_head()
+    assert led.log.size == 2 and verify_log(conn, KEY.public_key()).size == 2

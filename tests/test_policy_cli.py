@@ -233,9 +233,10 @@ def test_rights_workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_rights_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "r.db")
     assert main(["rights", "--db", db, "open", "repair", "--subject", "S"]) == 1
-    assert "needs ref" in capsys.readouterr().err
+    assert "needs --ref" in capsys.readouterr().err
     assert main(["rights", "--db", db, "decide", "7", "--grant"]) == 1
-    assert main(["rights", "--db", db, "open", "correction", "--subject", "S", "--ref", "E"]) == 0
+    correction = ["open", "correction", "--subject", "S", "--ref", "E", "--rule", "traffic.violation"]
+    assert main(["rights", "--db", db, *correction]) == 0
     assert main(["rights", "--db", db, "decide", "1", "--grant"]) == 1
     assert "--agency, --delta and --period" in capsys.readouterr().err
     assert main(["rights", "--db", str(tmp_path / "no" / "dir" / "r.db"), "list"]) == 2

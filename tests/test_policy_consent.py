@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from psc.catalog import load_catalog
+from psc.catalog import load_catalog, parse_period
 from psc.exceptions import ConsentRefused, InvalidMessage
 from psc.policy import consent_wire
 from psc.policy.consent import (
@@ -57,18 +57,22 @@ def test_vectors(case: dict[str, Any]) -> None:
     pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(VECTORS["subject_public_key"]))
     now = dt.datetime.fromisoformat(case["now"])
     args = (case["token"].encode(), pub, case["relying_party"], case["purpose"], CITY, now)
+    period = parse_period(case["period"])
+    log: list[ConsentRefusal] = []
     if case["expect"] == "ok":
-        tok = verify_consent(*args)
-        assert tok.encode() == case["token"].encode()
-    elif case["expect"] == "invalid":
-        assert case["name"].startswith("bad_")
+        tok = verify_consent(*args, period=period, on_refusal=log.append)
+        assert tok.encode() == case["token"].encode() and log == []
+        return
+    assert case["name"].startswith("bad_")
+    if case["expect"] == "invalid":
         with pytest.raises(InvalidMessage):
-            verify_consent(*args)
+            verify_consent(*args, period=period, on_refusal=log.append)
+        assert [r.reason for r in log] == ["bad-token"]  # refused and logged, never raised
     else:
-        assert case["name"].startswith("bad_")
         with pytest.raises(ConsentRefused) as exc:
-            verify_consent(*args)
+            verify_consent(*args, period=period, on_refusal=log.append)
         assert exc.value.reason == case["expect"]
+        assert [r.reason for r in log] == [case["expect"]]
 
 
 def test_private_seed_reproduces_public_key() -> None:

@@ -164,7 +164,7 @@ def test_deletion(desk: RightsDesk) -> None:
         ("gossip", {}, "unknown request kind"),
         ("correction", {}, "original event"),
         ("repair", {"ref": "E"}, "rule"),
-        ("consent-withdrawal", {"ref": "T"}, "relying_party"),
+        ("consent-withdrawal", {"ref": "T"}, "relying party"),
         ("consent-withdrawal", {}, "consent token id"),
         ("access", {"rule": "no.such"}, "not in catalog"),
     ],
@@ -240,3 +240,56 @@ def test_tables_persist_on_the_given_connection(tmp_path: object, clock: Simulat
         "consent_withdrawals",
     } <= names
     assert [r.kind for r in RightsDesk(conn, clock).requests(status="open")] == ["access"]
+
+
+# -- issue 12 item 6: the desk refuses nonsense and changes nothing ------------------------
+
+
+def test_access_granted_only_with_an_answer(desk: RightsDesk) -> None:
+    a = desk.open("access", "S-1")
+    with pytest.raises(RightsRequestError, match="answer"):
+        desk.answer_access(a.id, {}, by="clerk")
+    assert desk.get(a.id).status == "open"
+
+
+@pytest.mark.parametrize(
+    ("agency", "match"),
+    [("nope", "not an agency of catalog"), ("intermediate-court", "transport-bureau")],
+)
+def test_correction_only_by_the_agency_owning_the_rule(
+    desk: RightsDesk, agency: str, match: str
+) -> None:
+    req = desk.open("correction", "S-1", ref="E", rule="traffic.violation")
+    with pytest.raises(RightsRequestError, match=match):
+        desk.grant_correction(req.id, agency=agency, compensating_delta=5, period="2026-11", by="x")
+    assert desk.get(req.id).status == "open" and desk.corrections() == []
+    # an agency instance of the owning agency (``name#2``) may record it
+    desk.grant_correction(
+        req.id, agency="transport-bureau#2", compensating_delta=5, period="2026-11", by="x"
+    )
+
+
+def test_correction_to_an_unknown_agency_without_rule(desk: RightsDesk) -> None:
+    req = desk.open("appeal", "S-1", ref="E")
+    with pytest.raises(RightsRequestError, match="not an agency of catalog"):
+        desk.grant_correction(req.id, agency="nope", compensating_delta=5, period="2026-11", by="x")
+
+
+def test_decision_cannot_predate_its_request(clock: SimulatedClock) -> None:
+    conn = sqlite3.connect(":memory:")
+    later = RightsDesk(conn, SimulatedClock(START + dt.timedelta(days=3)), catalog=CITY)
+    r = later.open("deletion", "S-1", ref="E")
+    earlier = RightsDesk(conn, clock, catalog=CITY)
+    for decide in (
+        lambda: earlier.grant_deletion(r.id, by="x"),
+        lambda: earlier.refuse(r.id, "no", by="x"),
+    ):
+        with pytest.raises(RightsRequestError, match="before the request was opened"):
+            decide()
+    assert later.get(r.id).status == "open" and later.removals() == []
+
+
+def test_open_errors_name_no_internal_field(desk: RightsDesk) -> None:
+    with pytest.raises(RightsRequestError) as exc:
+        desk.open("consent-withdrawal", "S-1", ref="T")
+    assert "details[" not in str(exc.value) and "relying party" in str(exc.value)

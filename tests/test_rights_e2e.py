@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import AccessResponse
-from psc.protocol.rights_flow import (
+from psc.protocol.rights import (
     AdjustmentEntry,
     RightsDeployment,
     setup_rights,
@@ -154,6 +155,7 @@ def test_grade_queries_need_a_valid_matching_token_and_refusals_are_logged(
             catalog_hash=city.version_hash,
             issued_at=now - dt.timedelta(days=1),
             expires_at=now + dt.timedelta(days=30),
+            period=P1 + 3,
         )
         args.update(kw)
         return issue_consent(key, **args).encode()  # type: ignore[arg-type]
@@ -173,6 +175,8 @@ def test_grade_queries_need_a_valid_matching_token_and_refusals_are_logged(
         (token(relying_party="other-bank"), ConsentRefused, "relying-party"),
         (token(purpose="tenancy-screening"), ConsentRefused, "purpose"),
         (token(domain="employment"), ConsentRefused, "domain"),
+        (token(period=P1 + 2), ConsentRefused, "period"),  # another period's grade
+        (token(expires_at=now + dt.timedelta(days=36500)), ConsentRefused, "too-long"),
         (withdrawn, ConsentRefused, "withdrawn"),
         (token(key=bob_key), InvalidMessage, "bad-token"),  # signed by someone else
         (token(key=bob_key, subject=bob), InvalidMessage, "bad-token"),  # bob's, for alice's slot
@@ -417,3 +421,55 @@ def test_overdue_requests_are_reported_and_late_answers_flagged(
     r.office.answer_access(req.id, first_period=P1, at=P1 + 3)
     assert r.office.desk.get(req.id).late is True
     assert r.office.overdue() == []
+
+
+def test_key_holder_replay_state_survives_a_restart(
+    city: Catalog, test_keypair: Keypair, tmp_path: Path
+) -> None:
+    """A restarted key holder still refuses a request it answered (issue 16 item 5)."""
+    from psc.exceptions import InvalidMessage as Invalid
+    from psc.protocol.replay import AnsweredRequests
+    from psc.protocol.roles import KeyHolder
+
+    r, _ = world(city, test_keypair)
+    d = r.deployment
+    store = tmp_path / "key-holder.sqlite"
+    kh = KeyHolder(
+        d.params,
+        d.key_holder.revealer,
+        d.key_holder._key,
+        clock=d.key_holder._clock,
+        answered=AnsweredRequests(sqlite3.connect(store)),
+    )
+    sealed = d.aggregator.prepare_reveal(r.registry.grade_request([0], P1 + 3))
+    kh.answer(sealed)
+    with pytest.raises(Invalid, match="already answered"):
+        kh.answer(sealed)
+    restarted = KeyHolder(
+        d.params,
+        d.key_holder.revealer,
+        d.key_holder._key,
+        clock=d.key_holder._clock,
+        answered=AnsweredRequests(sqlite3.connect(store)),
+    )
+    with pytest.raises(Invalid, match="already answered"):
+        restarted.answer(sealed)
+    in_memory = KeyHolder(
+        d.params, d.key_holder.revealer, d.key_holder._key, clock=d.key_holder._clock
+    )
+    in_memory.answer(sealed)  # what a key holder without durable state would do
+
+
+def test_recovery_leaves_an_order_that_cannot_complete_open_and_says_why(
+    city: Catalog, test_keypair: Keypair
+) -> None:
+    r, _ = world(city, test_keypair)
+    office = r.office
+    req = office.open_access(ident(5))  # any open request; give it an unusable order
+    office.desk.record_intent(req.id, r.agencies[0].id, b"not a signed order", {"rule": "x"})
+    with pytest.raises(RightsRequestError, match="cannot be refused"):
+        office.desk.refuse(req.id, "no", by="x")
+    assert office.recover() == []
+    assert office.desk.get(req.id).status == "open"
+    (link,) = [k for k in office.links(req.id) if k.action == "recovery-failed"]
+    assert link.note

@@ -29,7 +29,7 @@ from psc.policy.clock import SimulatedClock
 from psc.protocol import codec
 from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import SignedMessage
-from psc.protocol.rights_flow import (
+from psc.protocol.rights import (
     Adjustment,
     AdjustmentOrder,
     RightsAgency,
@@ -208,13 +208,17 @@ def test_aggregator_verifies_adjustments_before_touching_state(
     after = led.state_digest()
     other_leaf = leaves["resident-0000004"]
     replays: list[tuple[bytes, type[Exception]]] = [
-        (twin, DuplicateSubmission),  # the same leaf cancelled twice
+        # the same leaf cancelled again under another order
+        (seal(dataclasses.replace(body(twin), order=bytes(32)), tax._key), DuplicateSubmission),
         (seal(dataclasses.replace(msg, leaves=(other_leaf,)), tax._key), ReplayedNonce),
     ]
     for sealed, error in replays:
         with pytest.raises(error):
             agg.ingest_adjustment(sealed)
         assert led.state_digest() == after
+    # the same order carried out again (a retry after a crash): its first effect, once
+    assert agg.ingest_adjustment(twin) == inclusion
+    assert led.state_digest() == after and agg.adjustment_count() == 1
     tax.accept_adjustment(first, inclusion)
     want = [
         e for e in events if not (e.subject == r.registry.slot_of(a3) and e.rule == "tax.arrears")

@@ -18,7 +18,7 @@ from psc.policy.consent import SqliteRefusalLog
 from psc.protocol.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
 from psc.protocol.driver import SimClock
 from psc.protocol.logview import LedgerLogView
-from psc.protocol.rights_flow import RightsAggregator
+from psc.protocol.rights import RightsAggregator
 from psc.protocol.roles import KeyHolder, ProtocolParameters, TrustedDecryptor, read_grades
 from psc.protocol.signing import _signing_key_from_seed
 

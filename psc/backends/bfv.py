@@ -17,10 +17,12 @@ default 109-bit modulus (36 + 36 + 37 bits) suffices: exactly the HE standard's 
 bound for N = 4096 (109 bits).  N = 8192 (218 bits) is accepted too.  Noise (measured:
 encryptions of zero doubled until they decrypt wrong): a fresh ciphertext survives
 ``66 - bitlen(t)`` doublings at N = 4096 (``167 - bitlen(t)`` at N = 8192); a sum of
-``2^j`` ciphertexts costs ``j`` of them.  The packing keeps at least 20 doublings (city:
-22, so ``2^21`` summands), and every ciphertext counts its ``terms``: a sum beyond
-``max_summands`` is refused.  No
-relinearization or Galois keys are published.
+``2^j`` ciphertexts costs ``j`` of them.  The budget counts the *data-level* modulus only
+(every coefficient prime but SEAL's last, the key-switching prime), so custom moduli in a
+published context get the budget they really have
+(:attr:`~psc.he_params.BfvParams.max_doublings`).  The packing keeps at least 20 doublings
+(city: 22, so ``2^21`` summands), and every ciphertext counts its ``terms``: a sum beyond
+``max_summands`` is refused.  No relinearization or Galois keys are published.
 
 **What leaks** to whoever holds ciphertexts: the vector length, the public bound, the
 context fingerprint; nothing about which slots are non-zero (vectors are dense).  BFV

@@ -33,7 +33,7 @@ from psc.oracle import score
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
 from psc.protocol.driver import demo_keypair, seeded_randbytes
-from psc.protocol.rights_flow import RightsDeployment, setup_rights
+from psc.protocol.rights import RightsDeployment, setup_rights
 from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest, public_bytes
 from psc.simulation import agency_instances
@@ -118,6 +118,7 @@ def run_demo(catalog: Catalog, desk_db: sqlite3.Connection, *, seed: int = 0) ->
             catalog_hash=catalog.version_hash,
             issued_at=issued,
             expires_at=expires,
+            period=now,
         )
         return tok.encode(), tok.token_id
 

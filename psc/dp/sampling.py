@@ -31,12 +31,15 @@ OS CSPRNG).  All raise ``ValueError`` with the offending parameter on bad input.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
+from itertools import chain
 from math import isqrt
 
 from psc.dp.random import RandomSource, resolve
 
 __all__ = [
+    "MAX_POISSON_MEAN",
     "Rational",
     "as_rational",
     "sample_bernoulli",
@@ -141,8 +144,12 @@ def sample_bernoulli_exp(gamma: Rational, *, rng: RandomSource | None = None) ->
     return int(_bern_exp(g.numerator, g.denominator, resolve(rng)))
 
 
-def _bern_product(factors: list[tuple[int, int]], rng: RandomSource) -> bool:
-    """Bernoulli(prod num_i/den_i), each factor in [0, 1], settled chunk by chunk."""
+def _bern_product(factors: Iterable[tuple[int, int]], rng: RandomSource) -> bool:
+    """Bernoulli(prod num_i/den_i), each factor in [0, 1], settled chunk by chunk.
+
+    ``factors`` is consumed lazily, in order, and abandoned at the first failed chunk: a
+    generator keeps memory at one chunk however many factors there are.
+    """
     num, den = 1, 1
     for fnum, fden in factors:
         num *= fnum
@@ -265,6 +272,20 @@ def sample_discrete_gaussian(sigma2: Rational, *, rng: RandomSource | None = Non
 # Poisson and Skellam
 
 
+#: Largest Poisson mean sampled (Skellam: half the variance).  A draw costs O(sqrt(mean))
+#: factor multiplications: about 10^6 here, seconds in Python; noise of a larger mean has a
+#: standard deviation above 10^6 and no use for grades or counts of people.
+MAX_POISSON_MEAN = 10**12
+
+
+def _check_poisson_mean(name: str, mu: Fraction) -> None:
+    if mu > MAX_POISSON_MEAN:
+        raise ValueError(
+            f"{name} must be at most {MAX_POISSON_MEAN:.0e} (a draw costs O(sqrt(mean)) steps), "
+            f"got {float(mu):.3e}; use a larger epsilon or split the release"
+        )
+
+
 def _poisson(a: int, b: int, rng: RandomSource) -> int:
     """Poisson(a/b) by rejection from a flat-top, geometric-tailed envelope.
 
@@ -291,27 +312,28 @@ def _poisson(a: int, b: int, rng: RandomSource) -> int:
     total = body_mass + right_mass + left_mass
     while True:
         u = rng.uniform(total)
-        factors: list[tuple[int, int]] = []
+        tail: Iterable[tuple[int, int]]
         if u < body_mass:
             k = low + rng.uniform(high - low + 1)
-            anchor = k  # the envelope is 1 here: accept with f(k)
+            anchor, tail = k, ()  # the envelope is 1 here: accept with f(k)
         elif u < body_mass + right_mass:
             # t >= 1 with P(t) proportional to rho_R^t; accept with f(R) prod (R+1)/(R+i).
             t = 1 + _count_successes(a, b * (high + 1), rng)
             k, anchor = high + t, high
-            factors.extend((high + 1, high + i) for i in range(2, t + 1))
+            tail = ((high + 1, high + i) for i in range(2, t + 1))
         else:
             # t >= 1 with P(t) proportional to rho_L^t; accept with f(L) prod (L-i)/L.
             t = 1 + _count_successes(low * b, a, rng)
             k, anchor = low - t, low
             if k < 0:
                 continue
-            factors.extend((low - i, low) for i in range(1, t))
+            tail = ((low - i, low) for i in range(1, t))
         if anchor >= m:
-            factors.extend((a, b * (m + i)) for i in range(1, anchor - m + 1))
+            body = ((a, b * (m + i)) for i in range(1, anchor - m + 1))
         else:
-            factors.extend((b * (m - i), a) for i in range(m - anchor))
-        if _bern_product(factors, rng):
+            body = ((b * (m - i), a) for i in range(m - anchor))
+        # streamed in the order the list held them: same draws, O(1) memory
+        if _bern_product(chain(tail, body), rng):
             return k
 
 
@@ -323,10 +345,13 @@ def sample_poisson(mean: Rational, *, rng: RandomSource | None = None) -> int:
     geometric tails; the acceptance probability p(k)/(C h(k)) is a product of rational
     factors in [0, 1], so it is settled with uniform integer draws and no exp() at all.
     Expected cost O(1 + sqrt(mean)) draws; acceptance rate 0.50-0.65 (tabulated in the derivations).
+    The acceptance factors are streamed (O(1) memory).  Raises ``ValueError`` for a mean
+    above :data:`MAX_POISSON_MEAN`.
     """
     mu = as_rational("mean", mean)
     if mu < 0:
         raise ValueError(f"mean must be >= 0, got {mu}")
+    _check_poisson_mean("mean", mu)
     return _poisson(mu.numerator, mu.denominator, resolve(rng))
 
 
@@ -342,6 +367,7 @@ def sample_skellam(variance: Rational, *, rng: RandomSource | None = None) -> in
     if v < 0:
         raise ValueError(f"variance must be >= 0, got {v}")
     half = v / 2
+    _check_poisson_mean("variance / 2", half)
     source = resolve(rng)
     return _poisson(half.numerator, half.denominator, source) - _poisson(
         half.numerator, half.denominator, source

@@ -33,6 +33,7 @@ from psc.policy.check_registry import (
     _years_before,
     check,
 )
+from psc.policy.consent import MAX_TOKEN_DAYS, token_life_limit
 from psc.policy.deployment import MECHANISMS
 
 
@@ -184,14 +185,17 @@ def _p6(ctx: LintContext, out: Sink) -> None:
     if c.token_max_days <= 0:
         out.error(
             "consent.token_max_days",
-            "tokens have no maximum validity",
+            "tokens have no maximum validity; the reveal gate refuses tokens valid longer than "
+            f"{token_life_limit(c.token_max_days).days} days",
             "set consent.token_max_days, e.g. 90",
         )
-    elif c.token_max_days > 365:
+    elif token_life_limit(c.token_max_days).days != c.token_max_days:
         out.warning(
             "consent.token_max_days",
-            f"tokens valid {c.token_max_days} days; consent should be renewed at least yearly",
-            "set token_max_days <= 365",
+            f"tokens valid {c.token_max_days} days; consent should be renewed at least yearly, "
+            f"and the reveal gate refuses tokens valid longer than "
+            f"{token_life_limit(c.token_max_days).days} days",
+            f"set token_max_days <= {MAX_TOKEN_DAYS}",
         )
     out.note(f"model {c.model!r}, withdrawal {c.withdrawal}, max {c.token_max_days} days")
 

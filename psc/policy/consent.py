@@ -7,10 +7,12 @@ key.  Before a grade is revealed, :func:`verify_consent` checks, in this order:
 1. the encoding (``consent_wire``) and the Ed25519 signature under the subject's public
    key: any failure raises :class:`~psc.exceptions.InvalidMessage` and nothing else is
    looked at (unauthenticated fields are never acted on);
-2. withdrawal (the token id), validity window (``issued_at <= now < expires_at``, with
-   ``max_validity`` if the deployment sets one), relying party, purpose (the one
-   requested, and one of the scheme's purposes), domain (the scheme's) and catalog
-   version hash (a changed catalog needs new consent): any mismatch raises
+2. withdrawal (the token id), validity window (``issued_at <= now < expires_at``, and a
+   life of at most :func:`token_life_limit` of the deployment's ``consent.token_max_days``,
+   365 days when none is given), relying party, purpose (the one requested, and one of the
+   scheme's purposes), domain (the scheme's), catalog version hash (a changed catalog
+   needs new consent) and evaluation period (a token opens one period's grade, so a token
+   issued today cannot show when a record appeared in past periods): any mismatch raises
    :class:`~psc.exceptions.ConsentRefused` with a stable ``reason`` code.
 
 Every refusal, including bad signatures, is reported to ``on_refusal`` (e.g. a
@@ -32,12 +34,26 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from psc.catalog import Catalog
+from psc.catalog import Catalog, period_index, period_label
 from psc.exceptions import ConsentRefused, InvalidMessage
 from psc.policy import consent_wire
 
 #: tolerated clock skew for ``issued_at`` in the future
 CLOCK_SKEW = dt.timedelta(minutes=5)
+#: the longest token life any deployment may set (consent renewed at least yearly)
+MAX_TOKEN_DAYS = 365
+
+
+def token_life_limit(token_max_days: int) -> dt.timedelta:
+    """The longest token life the gate accepts under ``consent.token_max_days``.
+
+    The configured days when ``0 < days <= MAX_TOKEN_DAYS``; otherwise (unset, zero,
+    negative, or longer than a year) :data:`MAX_TOKEN_DAYS`.  The one place the limit is
+    computed: the reveal gate enforces it and ``psc lint`` (check ``P6.consent``) reports
+    every deployment whose configured figure differs from it.
+    """
+    days = token_max_days if 0 < token_max_days <= MAX_TOKEN_DAYS else MAX_TOKEN_DAYS
+    return dt.timedelta(days=days)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,7 @@ class ConsentToken:
     catalog_hash: str
     issued_at: int  # Unix seconds, UTC
     expires_at: int  # Unix seconds, UTC
+    period: str  # YYYY-MM: the one evaluation period whose grade the token opens
     signature: bytes
 
     def payload(self) -> dict[str, Any]:
@@ -66,6 +83,7 @@ class ConsentToken:
             "catalog_hash": self.catalog_hash,
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
+            "period": self.period,
         }
 
     def encode(self) -> bytes:
@@ -85,6 +103,7 @@ class ConsentToken:
             catalog_hash=p["catalog_hash"],
             issued_at=p["issued_at"],
             expires_at=p["expires_at"],
+            period=p["period"],
             signature=sig,
         )
 
@@ -117,11 +136,14 @@ def issue_consent(
     catalog_hash: str,
     issued_at: dt.datetime,
     expires_at: dt.datetime,
+    period: int | None = None,
 ) -> ConsentToken:
-    """The subject signs a token for one party, purpose, domain and catalog version.
+    """The subject signs a token for one party, purpose, domain, catalog version and period.
 
-    Raises ``ValueError`` if ``expires_at`` is not after ``issued_at`` or a field is
-    malformed.  The token id is 16 fresh random bytes.
+    ``period`` (a period index) is the evaluation period whose grade the token opens; by
+    default the one ``issued_at`` falls in (UTC).  Raises ``ValueError`` if ``expires_at``
+    is not after ``issued_at`` or a field is malformed.  The token id is 16 fresh random
+    bytes.
     """
     return _issue_from_parts(
         subject_key,
@@ -133,6 +155,7 @@ def issue_consent(
         catalog_hash=catalog_hash,
         issued_at=issued_at,
         expires_at=expires_at,
+        period=period,
     )
 
 
@@ -147,6 +170,7 @@ def _issue_from_parts(
     catalog_hash: str,
     issued_at: dt.datetime,
     expires_at: dt.datetime,
+    period: int | None = None,
 ) -> ConsentToken:
     if len(token_id) != 16:
         raise ValueError("token_id must be 16 bytes")
@@ -161,6 +185,9 @@ def _issue_from_parts(
         catalog_hash,
         _ts(issued_at),
         _ts(expires_at),
+        period_label(
+            period_index(issued_at.astimezone(dt.UTC).date()) if period is None else period
+        ),
         b"",
     )
     payload = unsigned.payload()
@@ -187,14 +214,17 @@ def verify_consent(
     withdrawn: Callable[[str], bool] | None = None,
     on_refusal: RefusalHook | None = None,
     max_validity: dt.timedelta | None = None,
+    period: int | None = None,
 ) -> ConsentToken:
     """Check that ``token`` lets ``relying_party`` obtain a grade for ``purpose`` now.
 
-    Run by the reveal gate before any decryption.  Returns the verified token.  Raises
-    ``InvalidMessage`` (malformed or badly signed) or ``ConsentRefused`` with ``reason``
-    one of ``withdrawn``, ``not-yet-valid``, ``expired``, ``too-long``,
-    ``relying-party``, ``purpose``, ``purpose-not-permitted``, ``domain``, ``catalog``.
-    Every refusal is passed to ``on_refusal`` first.
+    Run by the reveal gate before any decryption.  ``max_validity`` defaults to
+    :func:`token_life_limit` ``(0)`` (a year); ``period``, the evaluation period asked for,
+    must be the token's when given (the gate always gives it).  Returns the verified
+    token.  Raises ``InvalidMessage`` (malformed or badly signed) or ``ConsentRefused``
+    with ``reason`` one of ``withdrawn``, ``not-yet-valid``, ``expired``, ``too-long``,
+    ``relying-party``, ``purpose``, ``purpose-not-permitted``, ``domain``, ``catalog``,
+    ``period``.  Every refusal is passed to ``on_refusal`` first.
     """
     at = now
     tid: str | None = None
@@ -223,10 +253,12 @@ def verify_consent(
         raise refuse(
             "expired", f"the token expired at {_iso(tok.expires_at)}; ask the subject for a new one"
         )
-    if max_validity is not None and tok.expires_at - tok.issued_at > max_validity.total_seconds():
+    limit = token_life_limit(0) if max_validity is None else max_validity
+    if tok.expires_at - tok.issued_at > limit.total_seconds():
         raise refuse(
             "too-long",
-            f"the token is valid longer than the deployment's maximum of {max_validity.days} days",
+            f"the token is valid longer than the deployment's maximum of {limit.days} days; "
+            "ask the subject for a shorter one",
         )
     if tok.relying_party != relying_party:
         raise refuse(
@@ -247,6 +279,12 @@ def verify_consent(
     if tok.catalog_hash != catalog.version_hash:
         raise refuse(
             "catalog", "the catalog changed since consent was given; the subject must consent again"
+        )
+    if period is not None and tok.period != period_label(period):
+        raise refuse(
+            "period",
+            f"the token opens the grade of {tok.period}, not of {period_label(period)}; ask the "
+            "subject for a token for that period",
         )
     return tok
 

@@ -20,8 +20,12 @@ from typing import Any
 from psc.exceptions import InvalidMessage
 
 #: domain separation for the Ed25519 signature
-SIGNING_CONTEXT = b"psc consent token v1\x00"
-VERSION = 1
+SIGNING_CONTEXT = b"psc consent token v2\x00"
+VERSION = 2
+#: longest token accepted on the wire; a well-formed token is under 1 KiB
+MAX_TOKEN_BYTES = 2048
+#: latest timestamp a token may carry (9999-12-31T23:59:59Z); earliest is 0
+MAX_TIMESTAMP = 253_402_300_799
 
 #: payload field -> (type, pattern or None); exactly these fields, all required
 PAYLOAD_FIELDS: dict[str, tuple[type, re.Pattern[str] | None]] = {
@@ -34,6 +38,7 @@ PAYLOAD_FIELDS: dict[str, tuple[type, re.Pattern[str] | None]] = {
     "catalog_hash": (str, re.compile(r"^[0-9a-f]{64}$")),
     "issued_at": (int, None),
     "expires_at": (int, None),
+    "period": (str, re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")),
 }
 _SIG = re.compile(r"^[0-9a-f]{128}$")
 
@@ -78,20 +83,25 @@ def encode_token(payload: Mapping[str, Any], signature: bytes) -> bytes:
 def decode_token(data: bytes) -> tuple[dict[str, Any], bytes]:
     """Parse wire bytes into (payload, signature); raises ``InvalidMessage`` on any defect.
 
-    Checks: UTF-8 JSON, canonical form, exactly the two top-level keys, exactly the payload
-    fields of :data:`PAYLOAD_FIELDS` with their types and shapes, version 1, a 64-byte
-    signature.  It does *not* verify the signature: that is the consent logic's job.
+    Checks: at most :data:`MAX_TOKEN_BYTES` bytes, UTF-8 JSON (integers beyond Python's
+    digit limit and nesting beyond its recursion limit are refused, not raised), canonical
+    form, exactly the two top-level keys, exactly the payload fields of
+    :data:`PAYLOAD_FIELDS` with their types and shapes, timestamps in ``[0,
+    MAX_TIMESTAMP]``, version 2, a 64-byte signature.  It does *not* verify the signature: that is the consent logic's job.
     """
+    if len(data) > MAX_TOKEN_BYTES:
+        raise InvalidMessage(f"consent token is longer than {MAX_TOKEN_BYTES} bytes")
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers past Python's digit limit
         raise InvalidMessage("consent token is not valid JSON") from exc
     if not isinstance(obj, dict) or set(obj) != {"payload", "signature"}:
         raise InvalidMessage("consent token must have exactly payload and signature")
     try:
         if canonical_json(obj) != data:
             raise InvalidMessage("consent token is not canonically encoded")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidMessage("consent token holds a value with no canonical form") from exc
     payload, sig = obj["payload"], obj["signature"]
     if not isinstance(payload, dict) or set(payload) != set(PAYLOAD_FIELDS):
@@ -100,10 +110,12 @@ def decode_token(data: bytes) -> tuple[dict[str, Any], bytes]:
         v = payload[name]
         if isinstance(v, bool) or not isinstance(v, kind):
             raise InvalidMessage(f"consent token field {name} has the wrong type")
-        if pattern is not None and not (isinstance(v, str) and pattern.match(v)):
+        if pattern is not None and not (isinstance(v, str) and pattern.fullmatch(v)):
             raise InvalidMessage(f"consent token field {name} is malformed")
+        if isinstance(v, int) and name != "v" and not 0 <= v <= MAX_TIMESTAMP:
+            raise InvalidMessage(f"consent token field {name} is out of range")
     if payload["v"] != VERSION:
         raise InvalidMessage("unsupported consent token version")
-    if not isinstance(sig, str) or not _SIG.match(sig):
+    if not isinstance(sig, str) or not _SIG.fullmatch(sig):
         raise InvalidMessage("consent token signature is malformed")
     return payload, bytes.fromhex(sig)

@@ -100,6 +100,13 @@ CREATE TABLE IF NOT EXISTS rights_removals (
     original_ref TEXT NOT NULL,
     effective_from TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rights_intents (
+    request_id INTEGER PRIMARY KEY REFERENCES rights_requests(id),
+    agency TEXT NOT NULL,
+    order_blob BLOB NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent_withdrawals (
     token_id TEXT PRIMARY KEY,
     subject TEXT NOT NULL,
@@ -317,6 +324,42 @@ class RightsDesk:
             is not None
         )
 
+    # -- intents (the outbox of ledger effects) ------------------------------------------
+    def record_intent(
+        self, request_id: int, agency: str, order: bytes, params: Mapping[str, Any]
+    ) -> None:
+        """Record, durably and before any ledger write, the signed order a decision sends.
+
+        While an intent exists for an open request the request can only be completed
+        (the order is carried out exactly once), not refused.
+        """
+        self._open_request(request_id, KINDS)
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO rights_intents (request_id, agency, order_blob, params, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (request_id, agency, order, json.dumps(dict(params)), self._now().isoformat()),
+            )
+            self._log(request_id, self._now(), "intent", f"order for {agency} recorded")
+
+    def intent(self, request_id: int) -> tuple[str, bytes, dict[str, Any]] | None:
+        """(agency, sealed order, parameters) of the request's intent, if any."""
+        row = self.conn.execute(
+            "SELECT agency, order_blob, params FROM rights_intents WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]), json.loads(row[2]))
+
+    def pending_intents(self) -> list[int]:
+        """Open requests with an intent: in flight, for the reconciler."""
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT i.request_id FROM rights_intents i JOIN rights_requests q"
+                " ON q.id = i.request_id WHERE q.status = 'open' ORDER BY i.request_id"
+            )
+        ]
+
     # -- opening -----------------------------------------------------------------------
     def open(
         self,
@@ -347,11 +390,13 @@ class RightsDesk:
                 if kind == "consent-withdrawal"
                 else "the original event or envelope id"
             )
-            raise RightsRequestError(f"a {kind} request needs ref = {what}")
+            raise RightsRequestError(f"a {kind} request needs the reference: {what}")
         if kind == "repair" and not rule:
             raise RightsRequestError("a repair request needs the rule (record class) to remove")
         if kind == "consent-withdrawal" and not det.get("relying_party"):
-            raise RightsRequestError("a consent-withdrawal request needs details['relying_party']")
+            raise RightsRequestError(
+                "a consent-withdrawal request needs the relying party the token was given to"
+            )
         if rule is not None and self.catalog is not None and rule not in self.catalog.rule_ids:
             raise RightsRequestError(
                 f"rule {rule!r} is not in catalog {self.catalog.scheme.name!r}"
@@ -398,8 +443,17 @@ class RightsDesk:
     def answer_access(
         self, request_id: int, answer: Mapping[str, Any], *, by: str
     ) -> RightsRequest:
-        """Record the answer to an access or explanation request (stored as JSON)."""
+        """Record the answer to an access or explanation request (stored as JSON).
+
+        Raises :class:`RightsRequestError` for an empty answer: a request is granted only
+        with what the subject was told.
+        """
         req = self._open_request(request_id, ("access", "explanation"))
+        if not answer:
+            raise RightsRequestError(
+                "an access request is granted with the answer given to the subject (its events, "
+                "score and grade); an empty answer grants nothing"
+            )
         with self.conn:
             self._decide(
                 req.id, self._now(), "granted", json.dumps(answer, sort_keys=True), None, by
@@ -411,12 +465,26 @@ class RightsDesk:
     ) -> Correction:
         """Record an agency's compensating delta for a correction or appeal, and grant it.
 
-        ``period`` is ``YYYY-MM``.  With a catalog, the delta must have the opposite sign
-        of the rule's delta and at most its per-period effect.  Raises
-        :class:`RightsRequestError` otherwise.
+        ``period`` is ``YYYY-MM``.  With a catalog, ``agency`` must be one of its agencies
+        (or an instance ``name#k`` of one) and, when the request names a rule, the agency
+        that owns the rule; the delta must have the opposite sign of the rule's delta and
+        at most its per-period effect.  Raises :class:`RightsRequestError` otherwise.
         """
         req = self._open_request(request_id, ("correction", "appeal"))
         parse_period(period)
+        if self.catalog is not None:
+            base = agency.partition("#")[0]
+            if base not in self.catalog.agencies:
+                raise RightsRequestError(
+                    f"{agency!r} is not an agency of catalog {self.catalog.scheme.name!r}; "
+                    f"use one of {', '.join(self.catalog.agencies)}"
+                )
+            if req.rule is not None and self.catalog.rule(req.rule).agency != base:
+                owner = self.catalog.rule(req.rule).agency
+                raise RightsRequestError(
+                    f"rule {req.rule!r} is recorded by {owner}, not {agency}; only the agency "
+                    f"that owns a rule can correct it"
+                )
         if compensating_delta == 0:
             raise RightsRequestError(
                 "a compensating delta of 0 corrects nothing; refuse the request instead"
@@ -486,49 +554,56 @@ class RightsDesk:
         Needs the catalog to know the rule's severity.
         """
         req = self._open_request(request_id, ("repair",))
-        if self.catalog is None:
-            raise RightsRequestError("credit repair needs the catalog to know the rule's severity")
-        assert req.rule is not None
-        rule = self.catalog.rule(req.rule)
-        months = self.repair_policy.min_publication_months.get(rule.severity, 0)
-        earliest = _add_months(event_date, months)
+        refusal = self.repair_refusal(
+            request_id, event_date=event_date, performance_proven=performance_proven
+        )
         now = self._now()
+        assert req.rule is not None
         with self.conn:
-            if not performance_proven:
-                self._decide(
-                    req.id,
-                    now,
-                    "refused",
-                    None,
-                    "performance of the obligation is not proven; repair needs proof of payment or compliance",
-                    by,
-                )
-            elif now.date() < earliest:
-                self._decide(
-                    req.id,
-                    now,
-                    "refused",
-                    None,
-                    f"the minimum publication period for {rule.severity} rules ({months} months) ends on {earliest.isoformat()}; apply again from then",
-                    by,
-                )
+            if refusal is not None:
+                self._decide(req.id, now, "refused", None, refusal, by)
             else:
                 self._remove(req, "repair", now)
                 self._decide(
                     req.id,
                     now,
                     "granted",
-                    f"{rule.id} removed for {req.subject} from {now.date().isoformat()} (credit repair)",
+                    f"{req.rule} removed for {req.subject} from {now.date().isoformat()} (credit repair)",
                     None,
                     by,
                 )
         return self.get(request_id)
+
+    def repair_refusal(
+        self, request_id: int, *, event_date: dt.date, performance_proven: bool
+    ) -> str | None:
+        """Why a repair would be refused now (``None``: it would be granted); records nothing."""
+        req = self._open_request(request_id, ("repair",))
+        if self.catalog is None:
+            raise RightsRequestError("credit repair needs the catalog to know the rule's severity")
+        assert req.rule is not None
+        rule = self.catalog.rule(req.rule)
+        months = self.repair_policy.min_publication_months.get(rule.severity, 0)
+        earliest = _add_months(event_date, months)
+        if not performance_proven:
+            return "performance of the obligation is not proven; repair needs proof of payment or compliance"
+        if self._now().date() < earliest:
+            return (
+                f"the minimum publication period for {rule.severity} rules ({months} months) "
+                f"ends on {earliest.isoformat()}; apply again from then"
+            )
+        return None
 
     def refuse(self, request_id: int, reason: str, *, by: str) -> RightsRequest:
         """Refuse a request; the reason is required and told to the subject (Art. 50)."""
         if not reason.strip():
             raise RightsRequestError("a refusal needs a reason the subject can act on")
         req = self._open_request(request_id, KINDS)
+        if self.intent(request_id) is not None:
+            raise RightsRequestError(
+                f"request {request_id} was granted and its order sent to the agency; it "
+                "completes (run the rights office's reconciler), it cannot be refused now"
+            )
         with self.conn:
             self._decide(req.id, self._now(), "refused", None, reason, by)
         return self.get(request_id)
@@ -542,6 +617,11 @@ class RightsDesk:
             )
         if req.status != "open":
             raise RightsRequestError(f"request {request_id} was already {req.status}")
+        if self._now() < req.opened_at:
+            raise RightsRequestError(
+                f"request {request_id} was opened at {req.opened_at.isoformat()}; it cannot be "
+                f"decided at {self._now().isoformat()}, before the request was opened"
+            )
         return req
 
     def _remove(self, req: RightsRequest, kind: str, now: dt.datetime) -> None:

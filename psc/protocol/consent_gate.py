@@ -34,18 +34,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from psc.catalog import Catalog
-from psc.exceptions import ConsentRefused, InvalidMessage, UnknownParty
+from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, UnknownParty
 from psc.policy.consent import ConsentRefusal, RefusalHook, verify_consent
 from psc.protocol.messages import KEY_BYTES, GradeRequest, Message
 from psc.protocol.roles import (
     REGISTRY_ID,
+    SELF_ACCESS_PURPOSE,
     Clock,
     ConsentVerifier,
     NoConsentTokens,
@@ -60,6 +61,10 @@ from psc.protocol.signing import open_signed, seal
 PSEUDONYM_BYTES = 12
 
 _PSEUDONYM = re.compile(rf"subject-[0-9a-f]{{{2 * PSEUDONYM_BYTES}}}")
+
+#: identities and purposes no relying party may register under
+RESERVED_PARTIES = frozenset({REGISTRY_ID})
+RESERVED_PURPOSES = frozenset({SELF_ACCESS_PURPOSE})
 
 #: Refusal reason codes of the gate itself (``verify_consent`` adds its own, e.g. ``expired``).
 REASON_MISSING = "missing"
@@ -110,6 +115,28 @@ class CredentialRegistry(Registry):
     ) -> None:
         super().__init__(catalog, signing_key, clock=clock, randbytes=randbytes)
         self._pseudonyms: dict[str, str] = {}
+
+    def register_relying_party(
+        self, party: str, purposes: Sequence[str], public_key: bytes
+    ) -> bytes:
+        """Registry, at setup: admit a relying party (see :meth:`Registry.register_relying_party`).
+
+        Also raises :class:`PolicyViolation` for a reserved identity (the registry's own,
+        under which subjects' self-access requests travel without a token) or a reserved
+        purpose (``subject-self-access``, only the registry's): a relying party holding
+        either could pass for the subject.
+        """
+        if party.strip().lower() in RESERVED_PARTIES:
+            raise PolicyViolation(
+                f"{party!r} is a reserved identity; register the relying party under its own name"
+            )
+        reserved = [p for p in purposes if p in RESERVED_PURPOSES]
+        if reserved:
+            raise PolicyViolation(
+                f"purposes {reserved} are reserved for subjects' own access; a relying party "
+                "declares the purposes it asks for grades for"
+            )
+        return super().register_relying_party(party, purposes, public_key)
 
     def pseudonym_of(self, identity: str) -> str:
         """The consent pseudonym of a certified identity; raises :class:`UnknownParty`."""
@@ -187,7 +214,9 @@ class TokenConsentVerifier(ConsentVerifier):
     ``withdrawn(token_id)`` says whether the subject withdrew a token (e.g.
     :meth:`psc.policy.rights.RightsDesk.is_withdrawn`, as published by the rights office);
     ``refusals`` receives every refusal; ``max_validity`` is the deployment's longest token
-    life (``consent.token_max_days``).  ``clock`` is the key holder's.
+    life, :func:`psc.policy.consent.token_life_limit` of ``consent.token_max_days`` (a year
+    when not given).  A token opens the grade of the one period it names: the request's
+    period must be the token's.  ``clock`` is the key holder's.
 
     :meth:`check` raises :class:`~psc.exceptions.InvalidMessage` for a token that does not
     verify (one opaque error) and :class:`~psc.exceptions.ConsentRefused` (a
@@ -265,6 +294,7 @@ class TokenConsentVerifier(ConsentVerifier):
             withdrawn=self._withdrawn,
             on_refusal=self._refusals,
             max_validity=self._max_validity,
+            period=request.period,
         )
         if token.subject != subject:
             raise self._refuse(
@@ -282,6 +312,8 @@ __all__ = [
     "REASON_NO_CREDENTIAL",
     "REASON_ONE_SUBJECT",
     "REASON_SUBJECT",
+    "RESERVED_PARTIES",
+    "RESERVED_PURPOSES",
     "ConsentKeyDirectory",
     "CredentialRegistry",
     "SubjectCredential",

@@ -354,7 +354,7 @@ def setup(
 
     Identities are ``resident-0000000`` ... in population order.  All keys, nonces, salts and
     slot permutations come from ``randbytes``; times from ``clock``.  The ``*_cls`` hooks
-    take role subclasses (the rights workflows' :mod:`psc.protocol.rights_flow`), and
+    take role subclasses (the rights workflows' :mod:`psc.protocol.rights`), and
     ``consent`` makes the key holder's consent gate from the parameters (e.g. a
     :class:`psc.protocol.consent_gate.TokenConsentVerifier`; default: no tokens).
     ``revealer`` makes the key holder's reveal step from the parameters and a fresh

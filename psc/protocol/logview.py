@@ -296,7 +296,7 @@ def _adjustment_contributions(
     encrypted vector amending the accumulators of its original envelope's period, counted
     from its effective period on.  The sealed adjustment must be stored next to the ledger,
     hash to the leaf's digest and carry its agency's signature."""
-    from psc.protocol.rights_flow import Adjustment, AdjustmentEntry  # no import cycle
+    from psc.protocol.rights.messages import Adjustment, AdjustmentEntry  # no import cycle
 
     entry = codec.decode(leaf, AdjustmentEntry)
     if not isinstance(led, SQLiteLedger):

@@ -60,6 +60,7 @@ from psc.oracle import grades_of
 from psc.packing import SlotLayout, worst_case_sum
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.protocol import codec, validity
+from psc.protocol.heads import HeadKeeper, Prover
 from psc.protocol.messages import (
     NONCE_BYTES,
     SALT_BYTES,
@@ -85,6 +86,7 @@ from psc.protocol.messages import (
     Submission,
     TreeHead,
 )
+from psc.protocol.replay import AnsweredRequests
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.translog import SignedTreeHead, verify_tree_head_signature
 
@@ -726,9 +728,6 @@ def trivial_zero(params: ProtocolParameters) -> PackedCiphertext:
     return PackedCiphertext(pk.fingerprint, params.layout, params.n_subjects, 0, blocks)
 
 
-_trivial_zero = trivial_zero  # the name psc.protocol.rights_flow imports
-
-
 class Aggregator:
     """The scoring authority: verifies envelopes, keeps the encrypted accumulators and the log.
 
@@ -1326,6 +1325,7 @@ class KeyHolder:
         log_view: LogViewLike,
         consent: ConsentVerifier | None = None,
         clock: Clock = system_clock,
+        answered: AnsweredRequests | None = None,
     ) -> None:
         if public_bytes(signing_key) != params.key_holder_key:
             raise KeyMismatch("this signing key is not the key holder key in the parameters")
@@ -1336,7 +1336,10 @@ class KeyHolder:
         self._consent = consent if consent is not None else NoConsentTokens()
         self._clock = clock
         self._parties: dict[str, RelyingPartyRegistration] = {}
-        self._answered: set[bytes] = set()
+        self._answered = answered if answered is not None else AnsweredRequests()
+        # every head the log shows the key holder, kept and cross-checked (heads.py)
+        self.heads = HeadKeeper(Ed25519PublicKey.from_public_bytes(params.aggregator_key))
+        self.prove: Prover | None = None
         self._backend = params.backend(RandomnessPool(params.public_key))
 
     def register_relying_party(self, sealed: bytes) -> None:
@@ -1436,6 +1439,7 @@ class KeyHolder:
         entry = _logged_entry(self.params, sealed_inclusion)
         if entry.kind != "reveal" or entry.digest != digest(answer.response):
             raise InvalidMessage("the log does not hold this reveal")
+        self.heads.observe_inclusion(sealed_inclusion, self.prove)
 
 
 def _logged_entry(params: ProtocolParameters, data: bytes) -> LogEntry:
