@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import format_table
+from benchmarks.report import Column, format_table
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -25,7 +25,7 @@ END = "<!-- results:end -->"
 
 
 def _env_line(doc: dict[str, Any]) -> str:
-    e = doc.get("env") or {}
+    e = doc.get("env") or doc.get("environment") or {}  # validity writes "environment"
     git = e.get("git") or {}
     commit = (git.get("commit") or "?")[:12] + (
         " plus uncommitted work" if git.get("dirty") else ""
@@ -35,6 +35,43 @@ def _env_line(doc: dict[str, Any]) -> str:
         f"{e.get('cpu_count', '?')} CPUs; load average {e.get('load_average_1_5_15min', '?')} at "
         f"the start, {e.get('load_average_at_end', 'not recorded')} at the end"
     )
+
+
+VALIDITY_COLUMNS = (
+    Column("technique", "technique"),
+    Column("range", "range"),
+    Column("digit_bits", "digit bits"),
+    Column("precompute_us_per_subject", "precompute us/subj", "{:.2f}"),
+    Column("prove_online_us_per_subject", "prove us/subj", "{:.2f}"),
+    Column("verify_us_per_subject", "verify us/subj", "{:.2f}"),
+    Column("proof_bytes_per_subject", "proof B/subj", "{:.1f}"),
+)
+
+
+def _validity(doc: dict[str, Any]) -> str:
+    """The validity suite writes no table of its own: one row per technique point and the
+    plaintext-knowledge floor, then the targets and the ingest figures."""
+    p = doc["parameters"]
+    rows = [{"technique": name, **t} for name, t in doc["techniques"].items()]
+    rows.append({"technique": "plaintext-knowledge-only", **doc["plaintext_knowledge_only"]})
+    lines = [
+        f"validity: {p['subjects']} subject slots, {p['key_bits']}-bit key, slot_bits "
+        f"{p['slot_bits']}, {p['slots_per_block']} slots per block; the protocol's technique: "
+        f"{p['technique_used_by_the_protocol']}",
+        "",
+        format_table(rows, VALIDITY_COLUMNS),
+        "",
+    ]
+    for k, target in doc["targets"].items():
+        met = doc["targets_met"][k]
+        lines.append(f"{'MET   ' if met else 'MISSED'} {k}: {doc[k]} (target <= {target:g})")
+    i = doc["ingest"]
+    lines.append(
+        f"ingest ({i['agency']}, {i['envelope_bytes']} bytes): {i['ingest_ms_with_verification']} ms "
+        f"with verification, {i['ingest_ms_without_verification']} ms without "
+        f"(verification {i['verification_share_of_ingest']:.0%} of it)"
+    )
+    return "\n".join(lines)
 
 
 def _table(doc: dict[str, Any]) -> str:
@@ -47,9 +84,21 @@ def _table(doc: dict[str, Any]) -> str:
         from benchmarks.grade import COLUMNS as grade_columns
 
         return format_table(doc["results"], grade_columns)
-    from benchmarks.reveal import COLUMNS as reveal_columns
+    if suite == "reveal":
+        from benchmarks.reveal import COLUMNS as reveal_columns
 
-    return format_table(doc["results"], reveal_columns)
+        return format_table(doc["results"], reveal_columns)
+    if suite == "validity":
+        return _validity(doc)
+    if suite == "scale":
+        from benchmarks.scale import render as render_scale
+
+        return render_scale(doc)
+    if suite == "compliance":
+        from benchmarks.compliance import render as render_compliance
+
+        return render_compliance(doc)
+    raise ValueError(f"no table for suite {suite!r} (add it to benchmarks/readme_results.py)")
 
 
 def section() -> str:

@@ -438,6 +438,7 @@ def test_key_holder_replay_state_survives_a_restart(
         d.params,
         d.key_holder.revealer,
         d.key_holder._key,
+        log_view=d.key_holder._log,
         clock=d.key_holder._clock,
         answered=AnsweredRequests(sqlite3.connect(store)),
     )
@@ -449,13 +450,18 @@ def test_key_holder_replay_state_survives_a_restart(
         d.params,
         d.key_holder.revealer,
         d.key_holder._key,
+        log_view=d.key_holder._log,
         clock=d.key_holder._clock,
         answered=AnsweredRequests(sqlite3.connect(store)),
     )
     with pytest.raises(Invalid, match="already answered"):
         restarted.answer(sealed)
     in_memory = KeyHolder(
-        d.params, d.key_holder.revealer, d.key_holder._key, clock=d.key_holder._clock
+        d.params,
+        d.key_holder.revealer,
+        d.key_holder._key,
+        log_view=d.key_holder._log,
+        clock=d.key_holder._clock,
     )
     in_memory.answer(sealed)  # what a key holder without durable state would do
 
