@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from psc import merkle
 from psc.exceptions import InvalidMessage, LogVerificationFailed
 from psc.protocol import codec
-from psc.protocol.messages import IngestReceipt, LogInclusion, TreeHead
+from psc.protocol.messages import IngestReceipt, LogInclusion, RevealRequest, TreeHead
 from psc.protocol.signing import open_signed
 from psc.translog import SignedTreeHead, verify_tree_head_signature
 
@@ -163,6 +163,17 @@ class HeadKeeper:
         r = open_signed(sealed, IngestReceipt, lambda m: self._key)
         self._observe(Statement(r.tree_size, r.tree_root, "receipt", sealed), prove)
         return r
+
+    def observe_reveal_request(self, sealed: bytes, prove: Prover | None = None) -> RevealRequest:
+        """Keep an aggregator-signed reveal request's tree head (``tree_size``, ``tree_root``)
+        as the statement it makes: committee members check every task against it.
+
+        Raises :class:`InvalidMessage` if it is not the aggregator's, and the errors of
+        :meth:`observe_head`.
+        """
+        rr = open_signed(sealed, RevealRequest, lambda m: self._key)
+        self._observe(Statement(rr.tree_size, rr.tree_root, "reveal-request", sealed), prove)
+        return rr
 
     def _observe(self, st: Statement, prove: Prover | None) -> None:
         held = self.statements()

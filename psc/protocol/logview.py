@@ -36,6 +36,7 @@ from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import InvalidMessage, KeyMismatch, ParameterError, UnknownParty
 from psc.ledger import Ledger, SQLiteLedger
 from psc.protocol import codec
+from psc.protocol.heads import Prover
 from psc.protocol.messages import LogEntry, RelyingPartyRegistration, Submission
 from psc.protocol.roles import (
     REGISTRY_ID,
@@ -107,6 +108,11 @@ class LogView(ABC):
         """The live sums of ``period`` from the first ``tree_size`` log leaves, which must
         hash to ``tree_root``.  Raises :class:`InvalidMessage`."""
 
+    def prover(self) -> Prover | None:
+        """Consistency proofs between two sizes of the log, if this view can make them
+        (``None``: heads are then only checked for equivocation)."""
+        return None
+
     def check_blocks(
         self,
         period: int,
@@ -175,6 +181,12 @@ class LedgerLogView(LogView):
             )
         self._ledger, self._pid = SQLiteLedger(self._path), os.getpid()
         return self._ledger
+
+    def prover(self) -> Prover | None:
+        def prove(old: int, new: int) -> list[bytes]:
+            return list(self._open().log.consistency_proof(old, new))
+
+        return prove
 
     # -- keys ------------------------------------------------------------------------------
     def requester(self, name: str) -> Requester:

@@ -310,3 +310,21 @@ def test_a_restarted_member_still_refuses_a_second_release(city, tmp_path) -> No
     with pytest.raises(PolicyViolation, match="already released"):
         restarted.decryption_share(req)
     assert answer.response
+
+
+def test_a_member_refuses_a_log_that_shows_it_two_roots_for_one_size(city) -> None:  # type: ignore[no-untyped-def]
+    """The aggregator (with the combiner) signs a second reveal request naming another
+    root for a tree size the member was already shown: equivocation, refused, the two
+    signed statements kept as evidence (issue 16: members keep every head they see)."""
+    from psc.exceptions import LogVerificationFailed
+    from tests.attacks._deployment import world
+
+    w = world(city)
+    rr = w.d.aggregator.prepare_reveal(w.d.registry.grade_request([5], w.period))
+    member = _member(w)
+    member.noise_share(_task_from(w, rr))  # the honest head is now held
+    honest = codec.decode(codec.decode(rr, SignedMessage).body, RevealRequest)
+    lie = seal(dataclasses.replace(honest, tree_root=b"\x07" * 32), w.d.aggregator._key)
+    with pytest.raises(LogVerificationFailed, match="two roots"):
+        member.noise_share(_task_from(w, lie))
+    assert member.heads.conflicts

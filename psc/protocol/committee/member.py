@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from psc.backends.base import IntArray
 from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
@@ -35,8 +36,9 @@ from psc.protocol.committee_messages import (
     NoiseShare,
     StatisticRequest,
 )
+from psc.protocol.heads import HeadKeeper
 from psc.protocol.logview import LogView
-from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest
+from psc.protocol.messages import BlockCiphertext, GradeRequest
 from psc.protocol.roles import check_purpose
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.threshold import KeyShare, encode_packed_share, encode_share
@@ -107,6 +109,17 @@ class CommitteeMember:
             raise KeyMismatch("the log view's parameters are for another key")
         # what this member sent and released; durable when given a file (MemberStore)
         self._store = store if store is not None else MemberStore()
+        self._heads: tuple[int, HeadKeeper] | None = None
+
+    @property
+    def heads(self) -> HeadKeeper:
+        """Every tree head an authorization showed this member, kept with its store and
+        cross-checked: a log that equivocates or is rewritten is refused.  Opened in the
+        process that uses it (a member may run in its own process)."""
+        if self._heads is None or self._heads[0] != os.getpid():
+            key = Ed25519PublicKey.from_public_bytes(self._log.params.aggregator_key)
+            self._heads = (os.getpid(), HeadKeeper(key, self._store.connection))
+        return self._heads[1]
 
     def _authorize(self, task: _Task) -> None:
         """Member: refuse a task the combiner made up.  Release, period and targets must
@@ -123,7 +136,7 @@ class CommitteeMember:
         t = task.task
         agg = self._log.params.aggregator_key
         if t.release == "grade":
-            rr = open_signed(t.authorization, RevealRequest, lambda m: agg)
+            rr = self.heads.observe_reveal_request(t.authorization, self._log.prover())
             req = open_signed(
                 rr.request, GradeRequest, lambda m: self._log.requester(m.requester).public_key
             )

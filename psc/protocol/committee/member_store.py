@@ -67,6 +67,11 @@ class MemberStore:
             raise
         self._conn.execute("COMMIT")
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's connection (the member's head keeper keeps its table there)."""
+        return self._conn
+
     def close(self) -> None:
         self._db.close()
 
