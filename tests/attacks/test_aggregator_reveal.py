@@ -25,7 +25,7 @@ from tests.attacks._deployment import world
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 
 
-def _forged(w, sealed_rr: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+def _forged(w, sealed_rr: bytes, change) -> bytes:
     """The aggregator re-signs its own reveal request with every block passed through
     ``change`` (it holds the aggregator key)."""
     rr = codec.decode(codec.decode(sealed_rr, SignedMessage).body, RevealRequest)

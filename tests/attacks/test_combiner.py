@@ -43,7 +43,7 @@ from tests.attacks._deployment import world
 REQUEST = b"\x31" * 32
 
 
-def _blocks(c):  # type: ignore[no-untyped-def]
+def _blocks(c):
     sums = np.array(SUMS, dtype=np.int64)
     caps = {k: np.array(v, dtype=np.int64) for k, v in CAPS.items()}
     return live_blocks(c, sums, caps)
@@ -88,7 +88,7 @@ def _accepts_a_set_of(r: int) -> bool:
                     verdict.append(False)
             return self.inner.decryption_share(sealed_request)
 
-    def links(members):  # type: ignore[no-untyped-def]
+    def links(members):
         recs.append(Probe(LocalLink(members[0])))
         recs.extend(Recorder(LocalLink(m)) for m in members[1:])
         return list(recs)
@@ -166,7 +166,7 @@ def test_the_budget_is_spent_durably_before_any_decryption_share_is_asked() -> N
 
         def decryption_share(self, sealed_request: bytes) -> bytes:
             conn = holder["store"]
-            row = conn.execute(  # type: ignore[attr-defined]
+            row = conn.execute(
                 "SELECT COUNT(*) FROM dp_spends WHERE key = ?", (subject_key(TARGET),)
             ).fetchone()
             seen_budget.append(Fraction(row[0]))
@@ -199,7 +199,7 @@ def test_setup_refuses_a_tolerated_coalition_that_could_decrypt_alone(
 # -- attack 2: the task is no longer the combiner's word -------------------------------------
 
 
-def _task_from(w, sealed_rr: bytes, **change):  # type: ignore[no-untyped-def]
+def _task_from(w, sealed_rr: bytes, **change):
     """The combiner's honest task for an aggregator-signed reveal request, with fields
     replaced as a dishonest combiner would (it holds the combiner key)."""
 
@@ -224,11 +224,11 @@ def _task_from(w, sealed_rr: bytes, **change):  # type: ignore[no-untyped-def]
     return seal(dataclasses.replace(task, **change), w.committee.committee._key)
 
 
-def _member(w, i: int = 1):  # type: ignore[no-untyped-def]
+def _member(w, i: int = 1):
     return w.committee.links[i - 1].member
 
 
-def test_members_refuse_scaled_blocks_under_an_authentic_request(city) -> None:  # type: ignore[no-untyped-def]
+def test_members_refuse_scaled_blocks_under_an_authentic_request(city) -> None:
     """Attack 2: the combiner keeps the aggregator's signed request but sends ``c^K``."""
 
     w = world(city)
@@ -256,7 +256,7 @@ def test_members_refuse_scaled_blocks_under_an_authentic_request(city) -> None: 
         ({"request_hash": b"\x01" * 32}, "another request"),
     ],
 )
-def test_members_derive_period_release_and_targets_from_the_signed_request(  # type: ignore[no-untyped-def]
+def test_members_derive_period_release_and_targets_from_the_signed_request(
     city, change, match
 ) -> None:
     """Attack 2: a combiner that changes the period, invents a release label, adds
@@ -271,7 +271,7 @@ def test_members_derive_period_release_and_targets_from_the_signed_request(  # t
         _member(w).noise_share(task)
 
 
-def test_an_invented_statistic_is_refused_even_with_the_aggregators_signature(city) -> None:  # type: ignore[no-untyped-def]
+def test_an_invented_statistic_is_refused_even_with_the_aggregators_signature(city) -> None:
     """Attack 2: ``statistic:a``, ``statistic:b``... would decrypt the same slot again and
     again; members release only the statistics the committee publishes, once a period."""
 
@@ -285,7 +285,7 @@ def test_an_invented_statistic_is_refused_even_with_the_aggregators_signature(ci
         _member(w).noise_share(seal(task, w.committee.committee._key))
 
 
-def test_a_restarted_member_still_refuses_a_second_release(city, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restarted_member_still_refuses_a_second_release(city, tmp_path) -> None:
     """A member's record of what it helped release is durable: after a restart (a new
     member object on the same store file) it refuses a second request for the slot."""
 
@@ -312,7 +312,7 @@ def test_a_restarted_member_still_refuses_a_second_release(city, tmp_path) -> No
     assert answer.response
 
 
-def test_a_member_refuses_a_log_that_shows_it_two_roots_for_one_size(city) -> None:  # type: ignore[no-untyped-def]
+def test_a_member_refuses_a_log_that_shows_it_two_roots_for_one_size(city) -> None:
     """The aggregator (with the combiner) signs a second reveal request naming another
     root for a tree size the member was already shown: equivocation, refused, the two
     signed statements kept as evidence (issue 16: members keep every head they see)."""

@@ -33,7 +33,7 @@ from tests.attacks._committee_fixtures import ScalingMember, opened
 def test_a_scaled_noise_share_is_refused_and_its_member_named(factor: int) -> None:
     public = make_committee(draw=lambda: 0)  # the public parameters the member holds
 
-    def links(members):  # type: ignore[no-untyped-def]
+    def links(members):
         out = [LocalLink(m) for m in members]
         out[4] = ScalingMember(out[4], public, factor)
         return out
@@ -68,7 +68,7 @@ class CopyingMember(LocalLink):
 
 
 def test_a_copied_noise_share_fails_its_proof_and_its_sender_is_named() -> None:
-    def links(members):  # type: ignore[no-untyped-def]
+    def links(members):
         out = [LocalLink(m) for m in members]
         out[4] = CopyingMember(out[4], out[3])
         return out
