@@ -431,11 +431,13 @@ def test_backend_refuses_insecure_keys_and_oversized_layouts(test_keypair: Keypa
 # randomness pool
 
 
+@pytest.mark.parametrize("kind", [RandomnessPool, ShortExponentPool])
 @pytest.mark.parametrize(("ahead", "online"), [(0, 5), (7, 0), (20, 13)])
 def test_randomness_pool_never_hands_out_a_value_twice(
-    test_keypair: Keypair, ahead: int, online: int
+    test_keypair: Keypair, ahead: int, online: int, kind: type[RandomnessPool]
 ) -> None:
-    pool = RandomnessPool(test_keypair[0])
+    """Full-exponent and short-exponent pools alike."""
+    pool = kind(test_keypair[0])
     pool.fill(ahead)
     assert len(pool) == ahead
     taken = [int(pool.take()) for _ in range(ahead + online)]
@@ -556,23 +558,6 @@ def test_encrypt_with_openings_opens_every_block(pool_kind: type[RandomnessPool]
 
 # ----------------------------------------------------------------------------------------
 # short-exponent (Damgard-Jurik-Nielsen) randomness
-
-
-@pytest.mark.parametrize(("ahead", "online"), [(0, 5), (7, 0), (20, 13)])
-def test_short_exponent_pool_never_hands_out_a_value_twice(
-    test_keypair: Keypair, ahead: int, online: int
-) -> None:
-    pool = ShortExponentPool(test_keypair[0])
-    pool.fill(ahead)
-    assert len(pool) == ahead
-    taken = [int(pool.take()) for _ in range(ahead + online)]
-    assert len(set(taken)) == len(taken)
-    assert (pool.made_ahead, pool.made_online, pool.taken, len(pool)) == (
-        ahead,
-        online,
-        ahead + online,
-        0,
-    )
 
 
 def test_short_exponent_pool_openings_are_valid_pairs(test_keypair: Keypair) -> None:
