@@ -24,6 +24,8 @@ TINY = scale.ScaleConfig(
     dask_subjects=3000,
     quick=True,
     base_blocks=3,
+    reveal_subjects=600,
+    repeats=2,
 )
 
 
@@ -51,9 +53,21 @@ def test_tiny_run_document(tmp_path: Path) -> None:
     assert [x["workers"] for x in d["runs"]] == [1, 2] and "numpy" in d["checked"]
     assert d["subjects"] >= 3000 and d["subjects"] % d["slots_per_ciphertext"] == 0
     assert d["efficiency"] == pytest.approx(d["runs"][0]["seconds"] / (2 * d["runs"][1]["seconds"]))
+    assert d["runs"][0]["seconds"] == min(d["seconds_all"]["1"])  # fastest of the rounds
+    assert [len(d["seconds_all"][w]) for w in ("1", "2")] == [2, 2]
     assert d["machine_control"]["efficiency"] > 0
+    assert len(d["load_average_before"]) == 3 and len(d["load_average_after"]) == 3
+    r = d["reveal"]
+    assert [x["workers"] for x in r["runs"]] == [1, 2] and "reference scorer" in r["checked"]
+    assert r["subjects"] >= 600 and r["subjects"] % d["slots_per_ciphertext"] == 0
+    assert r["efficiency"] == pytest.approx(r["runs"][0]["seconds"] / (2 * r["runs"][1]["seconds"]))
+    # at most two shards in flight per worker: 4 shards per worker, window 2 per worker
+    per_shard = -(-r["blocks"] // 4)
+    assert 0 < r["peak_blocks_in_flight"]["1"] <= 2 * per_shard * r["labels"]
+    assert e2e[1]["peak_rss_ratio_to_smallest"] > 0 and e2e[1]["subjects_ratio_to_smallest"] == 2
     targets = [a["target"] for a in doc["acceptance"]]
-    assert targets[0].startswith("cost per subject at 300") and "Dask" in targets[1]
+    assert targets[0].startswith("cost per subject at 300")
+    assert "aggregation" in targets[1] and "sharded reveal" in targets[2]
     text = scale.render(doc)
     assert "efficiency" in text and "peak RSS" in text
 
@@ -71,13 +85,37 @@ def test_a_wrong_merged_sum_aborts_before_writing(monkeypatch: pytest.MonkeyPatc
         scale.dask_scaling(TINY, quiet())
 
 
+def test_a_wrong_grade_in_the_sharded_reveal_aborts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reveal's grades are checked against the reference scorer (here made to disagree
+    in this process; the workers run the real one)."""
+    import psc.oracle
+
+    real = psc.oracle.grades_of
+
+    def off(*a: Any, **k: Any) -> Any:
+        out = real(*a, **k).copy()
+        out[-1] = (out[-1] + 1) % 3
+        return out
+
+    monkeypatch.setattr(psc.oracle, "grades_of", off)
+    with pytest.raises(scale.CorrectnessError, match="grade is wrong"):
+        scale.dask_scaling(TINY, quiet())
+
+
 def test_acceptance_lines() -> None:
     def rec(n: int, total: float) -> dict[str, Any]:
         return {"subjects": n, "us_per_subject": {"total": total}}
 
-    doc = {"end_to_end": [rec(10, 100.0), rec(100, 151.0)], "dask": {"efficiency": 0.8}}
+    doc = {
+        "end_to_end": [rec(10, 100.0), rec(100, 151.0)],
+        "dask": {"efficiency": 0.8, "reveal": {"efficiency": 0.79}},
+    }
     got = scale.acceptance(doc)
-    assert [(a["met"], round(a["value"], 2)) for a in got] == [(False, 1.51), (True, 0.8)]
+    assert [(a["met"], round(a["value"], 2)) for a in got] == [
+        (False, 1.51),
+        (True, 0.8),
+        (False, 0.79),
+    ]
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
