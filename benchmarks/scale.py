@@ -76,6 +76,14 @@ class ScaleConfig:
             raise ValueError("subjects must be one or more sizes of at least 100")
         if self.agencies < 1 or self.periods < 1:
             raise ValueError("agencies and periods must be positive")
+        from psc.catalog import load_catalog
+
+        named = len(load_catalog(self.catalog).agencies)
+        if self.agencies < named:
+            raise ValueError(
+                f"catalog {self.catalog!r} names {named} agencies: agencies must be at least "
+                f"{named} (more are further instances, e.g. district courts)"
+            )
         if self.reveal not in ("trusted", "committee"):
             raise ValueError(f"reveal must be 'trusted' or 'committee', got {self.reveal!r}")
         if self.dask_subjects < 1000:
@@ -91,11 +99,11 @@ class ScaleConfig:
     def quick_preset(cls) -> ScaleConfig:
         # every agency proves every slot in range (validity proofs, issue 11): at 10
         # agencies and 3 periods the 100k run alone takes about 25 minutes on 2 cores, so
-        # the quick run keeps the sizes and cuts agencies x periods (cost per subject
-        # scales with both; the full run has 10 x 3)
+        # the quick run keeps the sizes and cuts agencies x periods to the catalog's 7 x 1
+        # (cost per subject scales with both; the full run has 10 x 3)
         return cls(
             subjects=(10_000, 100_000),
-            agencies=3,
+            agencies=7,
             periods=1,
             key_bits=2048,
             reveal="trusted",

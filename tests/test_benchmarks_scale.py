@@ -4,6 +4,7 @@ computed from the figures, exit codes, and nothing written when a check fails.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from benchmarks import report, scale
+from psc.catalog import load_catalog
 from psc.packing import SlotLayout
 
 pytestmark = pytest.mark.timeout(600)
@@ -122,6 +124,8 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert scale.main(["--quick", "--subjects", "5", "--quiet"]) == 2
     assert "at least 100" in capsys.readouterr().err
     assert scale.main(["--reveal", "nope"]) == 2
+    with pytest.raises(ValueError, match="at least 7"):
+        dataclasses.replace(TINY, agencies=3)
 
 
 def test_national_plan_is_computed_from_the_results_fields(tmp_path: Path) -> None:
@@ -160,3 +164,26 @@ def test_national_plan_is_computed_from_the_results_fields(tmp_path: Path) -> No
     assert figures["bytes on the wire per period (submissions)"] == pytest.approx(blocks * 520)
     text = national_plan.render(p, "x.json")
     assert "x.json: end_to_end[1].phase_seconds.precompute" in text
+    assert not any("sharded" in name for name in figures)  # a first-version file: no reveal
+    doc["dask"]["reveal"] = {"runs": [{"decryptions_per_worker_second": 400.0}], "efficiency": 1}
+    figures = {name: value for name, value, _ in national_plan.plan(doc, "x.json")["plan"]}
+    labels = 1 + len(load_catalog("city").cap_labels())
+    assert figures["key-holder workers, sharded trusted reveal at the Dask rate"] == (
+        pytest.approx(per_vector * labels / (400.0 * 86400))
+    )
+
+
+def test_national_plan_reads_the_newer_results_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from papers import national_plan
+
+    for name, stamp in (
+        ("scale-full.json", "2026-12-01T00:00:00"),
+        ("scale-quick.json", "2026-12-03T00:00:00"),
+    ):
+        (tmp_path / name).write_text(json.dumps({"env": {"timestamp_utc": stamp}}))
+    monkeypatch.setattr(national_plan, "RESULTS", tmp_path)
+    assert national_plan._default_results().name == "scale-quick.json"
+    (tmp_path / "scale-full.json").write_text(json.dumps({"env": {"timestamp_utc": "2027"}}))
+    assert national_plan._default_results().name == "scale-full.json"
