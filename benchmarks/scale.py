@@ -274,7 +274,48 @@ def run(config: ScaleConfig, *, progress: Progress) -> dict[str, Any]:
         "elapsed_s": round(progress.elapsed_s, 1),
     }
     doc["acceptance"] = acceptance(doc)
+    doc["extrapolation_740k"] = extrapolate(doc)
     return doc
+
+
+#: how each driver phase grows: with subjects x agencies x periods (every envelope is
+#: dense and proven), with subjects (enrolment; the one batch reveal), or not at all
+_GROWS = {
+    "precompute": "envelope",
+    "submit": "envelope",
+    "ingest": "envelope",
+    "setup": "subjects",
+    "reveal": "subjects",
+    "audit": "envelope",
+    "access": "fixed",
+}
+
+
+def extrapolate(
+    doc: dict[str, Any], subjects: int = 740_000, agencies: int = 10, periods: int = 3
+) -> dict[str, Any]:
+    """**Extrapolated, not measured**: phase times at ``subjects x agencies x periods``
+    from the largest measured size's, each phase scaled by what it grows with
+    (:data:`_GROWS`), on the same machine under the same load.  Peak memory scaled with
+    subjects x agencies x periods, since the reference driver precomputes every period's
+    randomizers before the first period (``protocols/scale.md`` section 4.3)."""
+    r = max(doc["end_to_end"], key=lambda x: x["subjects"])
+    env_scale = (subjects * agencies * periods) / (r["subjects"] * r["agencies"] * r["periods"])
+    factor = {"envelope": env_scale, "subjects": subjects / r["subjects"], "fixed": 1.0}
+    phases = {k: v * factor[_GROWS.get(k, "envelope")] for k, v in r["phase_seconds"].items()}
+    return {
+        "extrapolated": True,
+        "from": f"end_to_end at {r['subjects']} subjects, {r['agencies']} agencies, "
+        f"{r['periods']} periods",
+        "subjects": subjects,
+        "agencies": agencies,
+        "periods": periods,
+        "reveal": r["reveal"],
+        "phase_seconds": phases,
+        "total_seconds": sum(phases.values()),
+        "peak_rss_bytes": (r["peak_rss_bytes"] + r["peak_rss_children_bytes"]) * env_scale,
+        "scaling": dict(_GROWS),
+    }
 
 
 TABLE = (
@@ -318,6 +359,16 @@ def render(doc: dict[str, Any]) -> str:
         *_render_dask(d),
         "",
     ]
+    x = doc.get("extrapolation_740k")
+    if x is not None:
+        lines.append(
+            f"EXTRAPOLATED (not measured) from the {x['from']}: {x['subjects']:,} subjects, "
+            f"{x['agencies']} agencies, {x['periods']} periods, {x['reveal']} reveal: "
+            f"{x['total_seconds'] / 60:.0f} min ("
+            + ", ".join(f"{k} {v / 60:.1f}" for k, v in x["phase_seconds"].items())
+            + f" min), peak memory {x['peak_rss_bytes'] / 2**30:.1f} GiB"
+        )
+        lines.append("")
     for a in doc["acceptance"]:
         lines.append(
             f"{'MET   ' if a['met'] else 'MISSED'} {a['target']}: {a['value']:.2f} "

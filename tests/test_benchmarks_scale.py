@@ -72,6 +72,7 @@ def test_tiny_run_document(tmp_path: Path) -> None:
     assert "aggregation" in targets[1] and "sharded reveal" in targets[2]
     text = scale.render(doc)
     assert "efficiency" in text and "peak RSS" in text
+    assert doc["extrapolation_740k"]["extrapolated"] is True and "EXTRAPOLATED" in text
 
 
 def test_a_wrong_merged_sum_aborts_before_writing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,6 +119,26 @@ def test_acceptance_lines() -> None:
         (True, 0.8),
         (False, 0.79),
     ]
+
+
+def test_extrapolation_scales_each_phase_by_what_it_grows_with() -> None:
+    rec = {
+        "subjects": 1000,
+        "agencies": 7,
+        "periods": 1,
+        "reveal": "trusted",
+        "phase_seconds": {"precompute": 7.0, "reveal": 2.0, "access": 3.0},
+        "peak_rss_bytes": 100,
+        "peak_rss_children_bytes": 40,
+    }
+    x = scale.extrapolate({"end_to_end": [{**rec, "subjects": 10}, rec]}, 7000, 10, 3)
+    assert x["extrapolated"] is True and "1000 subjects" in x["from"]
+    envelopes = (7000 * 10 * 3) / (1000 * 7 * 1)
+    assert x["phase_seconds"] == pytest.approx(
+        {"precompute": 7.0 * envelopes, "reveal": 2.0 * 7, "access": 3.0}
+    )
+    assert x["total_seconds"] == pytest.approx(sum(x["phase_seconds"].values()))
+    assert x["peak_rss_bytes"] == pytest.approx(140 * envelopes)
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
