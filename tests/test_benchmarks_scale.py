@@ -208,3 +208,12 @@ def test_national_plan_reads_the_newer_results_file(
     assert national_plan._default_results().name == "scale-quick.json"
     (tmp_path / "scale-full.json").write_text(json.dumps({"env": {"timestamp_utc": "2027"}}))
     assert national_plan._default_results().name == "scale-full.json"
+
+
+def test_a_run_that_raises_stops_the_suite_with_its_reason() -> None:
+    """A 128-bit key cannot hold the catalog's slots: the run stops in its process and the
+    suite raises :class:`RunFailed` naming the size and the error (``main`` prints it in one
+    line and exits 1)."""
+    bad = dataclasses.replace(TINY, subjects=(150,), key_bits=128)
+    with pytest.raises(scale.RunFailed, match="at 150 subjects stopped"):
+        scale.end_to_end(bad, 150)
