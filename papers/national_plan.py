@@ -246,6 +246,11 @@ def render(p: dict[str, Any], source: str) -> str:
         "machine; it is not in this results file, so it is not planned here.",
         "- Agency cores count the precompute phase's wall time on 2 processes as 2 cores: an "
         "upper bound on a shared machine.",
+        "- The plan assumes agencies submit in chunks. Today an agency submits one envelope "
+        "per period (its dense vectors with per-slot validity proofs), and at 100,000 subjects "
+        "the largest one already exceeds the codec's 64 MiB message limit "
+        "(`protocols/scale.md` section 4.3): chunked envelopes are specified there as the "
+        "fix, not built, so none of these figures is reachable with today's submission format.",
         "- The whole-ingest aggregator figure includes per-envelope verification, per-block "
         "ciphertext validation and SQLite writes of the single-process aggregator; with "
         "sharding those per-block steps run on the shards, so the product-only figure is the "
