@@ -24,6 +24,7 @@ from protocols.gen_reveal_dp import (
     CLOCK,
     COMBINER_SEED,
     Committee,
+    corrupt_decryption_share,
     live_blocks,
     make_committee,
 )
@@ -32,7 +33,7 @@ from psc.dp.accounting import ApproxDP
 from psc.events import Event
 from psc.exceptions import InsufficientShares, ParameterError
 from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.committee import subject_key
+from psc.protocol.committee import CommitteeMember, LocalLink, MemberLink, subject_key
 from psc.protocol.committee_messages import CommitteeGrades
 from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.roles import KeyHolder, read_grades
@@ -186,3 +187,38 @@ def test_members_refuse_a_slot_another_shard_task_released() -> None:
     c.combiner = _sharded(c, 3)
     with pytest.raises(InsufficientShares, match="already released"):
         c.reveal(PERIOD, [4], score, caps)
+
+
+class _BadInSecondTask(MemberLink):
+    """A member whose decryption share is corrupted (and re-signed) from its second task on."""
+
+    def __init__(self, inner: MemberLink) -> None:
+        self.index = inner.index
+        self.inner = inner
+        self.tasks = 0
+
+    def noise_share(self, sealed_task: bytes) -> bytes:
+        return self.inner.noise_share(sealed_task)
+
+    def decryption_share(self, sealed_request: bytes) -> bytes:
+        self.tasks += 1
+        out = self.inner.decryption_share(sealed_request)
+        return corrupt_decryption_share(out, self.index) if self.tasks >= 2 else out
+
+    def known_answer_share(self) -> bytes:
+        return self.inner.known_answer_share()
+
+
+def test_a_member_bad_in_one_shard_is_named_and_the_others_reveal() -> None:
+    def links(ms: list[CommitteeMember]) -> list[MemberLink]:
+        return [_BadInSecondTask(LocalLink(m)) if m.index == 2 else LocalLink(m) for m in ms]
+
+    one = make_committee(seed="sharded-bad", draw=lambda: 0)
+    two = make_committee(seed="sharded-bad", draw=lambda: 0, links=links)
+    two.combiner = _sharded(two, 3)
+    everyone = list(range(N))
+    want = one.reveal(PERIOD, everyone, *live_blocks(one, SUMS, CAPS)).grades
+    got = two.reveal(PERIOD, everyone, *live_blocks(two, SUMS, CAPS))
+    assert got.grades == want  # zero noise: the exact grades, every shard
+    assert list(got.excluded) == [2] and "proof" in got.excluded[2]
+    assert 4 in got.members  # the fourth member stood in where member 2 failed
