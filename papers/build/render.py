@@ -1,0 +1,93 @@
+"""Markdown to HTML (Python-Markdown) and HTML to PDF (fpdf2), and PDF pages to PNGs (pypdfium2).
+
+All three are maintained, pip-installable and pure Python or shipped as wheels, so a fresh
+clone renders the report with no system package (no pango, no browser).  The PDF uses the
+DejaVu fonts matplotlib ships, which cover the report's Greek letters and symbols.  These
+imports live here only: the consistency check does not need them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+CSS = """
+body { font-family: "DejaVu Sans", sans-serif; max-width: 60em; margin: 2em auto; line-height: 1.45; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
+th { background: #f0f0f0; }
+code { font-size: 0.9em; background: #f6f6f6; }
+img { max-width: 100%; }
+h1, h2, h3 { color: #1f3f5b; }
+"""
+
+
+def to_html(markdown_text: str, title: str) -> str:
+    """A standalone HTML page of ``markdown_text`` (tables, fenced code, attribute lists)."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code", "sane_lists"])
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _pdf_html(html: str, base: Path, width_mm: float) -> str:
+    """The HTML body adapted to fpdf2's subset: absolute image paths sized to the page."""
+    body = html.split("<body>", 1)[-1].split("</body>", 1)[0]
+
+    def img(m: re.Match[str]) -> str:
+        src = (base / m.group(1)).resolve()
+        return f'<img src="{src}" width="{int(width_mm * 3)}">'
+
+    body = re.sub(r'<img alt="[^"]*" src="([^"]+)"\s*/?>', img, body)
+
+    def cell(m: re.Match[str]) -> str:  # fpdf2 takes plain text in table cells only
+        return m.group(1) + re.sub(r"<[^>]+>", "", m.group(2)) + m.group(3)
+
+    return re.sub(r"(<t[dh](?:\s[^>]*)?>)(.*?)(</t[dh]>)", cell, body, flags=re.S)
+
+
+def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
+    """Render ``html`` (from :func:`to_html`, images relative to ``base``) to ``out``."""
+    import matplotlib
+    from fpdf import FPDF
+
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))  # a fixed date: same inputs, same bytes
+    pdf.set_title(title)
+    pdf.set_author("psc")
+    for family, stem in (("DejaVu", "DejaVuSans"), ("DejaVuMono", "DejaVuSansMono")):
+        for style, suffix in (("", ""), ("B", "-Bold"), ("I", "-Oblique"), ("BI", "-BoldOblique")):
+            pdf.add_font(family, style, ttf / f"{stem}{suffix}.ttf")
+    pdf.set_margins(15, 15, 15)
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.set_font("DejaVu", size=9)
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    pdf.write_html(
+        _pdf_html(html, base, width),
+        font_family="DejaVu",
+        pre_code_font="DejaVuMono",
+        table_line_separators=True,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(out))
+
+
+def pages_to_png(pdf_path: Path, out_dir: Path, scale: float = 1.2) -> list[Path]:
+    """Each page of ``pdf_path`` as ``out_dir/page-NN.png`` (to look at what a reader sees)."""
+    import pypdfium2 as pdfium
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = pdfium.PdfDocument(str(pdf_path))
+    paths = []
+    for i in range(len(doc)):
+        p = out_dir / f"page-{i + 1:02d}.png"
+        doc[i].render(scale=scale).to_pil().save(p)
+        paths.append(p)
+    doc.close()
+    return paths
