@@ -53,7 +53,7 @@ def _pdf_html(html: str, base: Path, width_mm: float) -> str:
 def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
     """Render ``html`` (from :func:`to_html`, images relative to ``base``) to ``out``."""
     import matplotlib
-    from fpdf import FPDF
+    from fpdf import FPDF, FontFace, TextStyle
 
     ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     pdf = FPDF(orientation="P", unit="mm", format="A4")
@@ -68,11 +68,19 @@ def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
     pdf.add_page()
     pdf.set_font("DejaVu", size=9)
     width = pdf.w - pdf.l_margin - pdf.r_margin
+    heading = "#1f3f5b"
     pdf.write_html(
         _pdf_html(html, base, width),
         font_family="DejaVu",
-        pre_code_font="DejaVuMono",
         table_line_separators=True,
+        tag_styles={
+            "code": FontFace(family="DejaVuMono"),
+            "pre": TextStyle(font_family="DejaVuMono", t_margin=2),
+            "h1": TextStyle(color=heading, font_size_pt=18, t_margin=4, b_margin=2),
+            "h2": TextStyle(color=heading, font_size_pt=14, t_margin=5, b_margin=1),
+            "h3": TextStyle(color=heading, font_size_pt=11, t_margin=4, b_margin=1),
+            "p": TextStyle(t_margin=2),
+        },
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(out))

@@ -40,7 +40,7 @@ def records_table(
     cols = [c for c in columns if any(_has(r, c[1]) for r in records)]
     lines = [
         "| " + " | ".join(h for h, _, _ in cols) + " |",
-        "|" + "|".join("---" if f == "str" else "---:" for _, _, f in cols) + "|",
+        "|" + "|".join("---" if f in ("str", "yesno") else "---:" for _, _, f in cols) + "|",
     ]
     for i, r in enumerate(records):
         if where is not None and not where(r):
@@ -92,15 +92,15 @@ REVEAL: list[Column] = [
     ("subjects", "subjects", "int"),
     ("k", "k", "str"),
     ("n", "n", "str"),
-    ("epsilon", "epsilon", "auto"),
-    ("epsilon charged", "epsilon_total", "auto"),
+    ("epsilon", "epsilon", "g"),
+    ("epsilon charged", "epsilon_total", "g"),
     ("ms/subject", "ms_per_subject", "auto"),
     ("proof ms/subject", "proof_ms_per_subject", "auto"),
     ("verify ms/subject", "verify_ms_per_subject", "auto"),
     ("misgrade rate", "misgrade_rate", "auto"),
 ]
 MISGRADE: list[Column] = [
-    ("epsilon", "epsilon", "auto"),
+    ("epsilon", "epsilon", "g"),
     ("subjects", "subjects", "int"),
     ("noise s.d.", "noise_sd", "auto"),
     ("misgrade rate", "misgrade_rate", "auto"),
@@ -207,15 +207,26 @@ def env_line(source: str) -> Callable[[Sources], str]:
     return lambda s: _env_line(source, s) + "\n"
 
 
-def _acceptance(source: str, sources: Sources) -> str:
+def _acceptance(source: str, sources: Sources, *, only_missed: bool = False) -> str:
     doc = sources.load(source)
     if "acceptance" in doc:
-        return records_table(source, "acceptance", ACCEPTANCE, sources)
+        if only_missed and all(r.get("met") for r in doc["acceptance"]):
+            return ""
+        return records_table(
+            source,
+            "acceptance",
+            ACCEPTANCE,
+            sources,
+            where=(lambda r: not r.get("met")) if only_missed else None,
+        )
     if "targets" in doc:  # the validity suite: targets and targets_met by field name
+        missed = [k for k in doc["targets"] if not (only_missed and doc["targets_met"][k])]
+        if not missed:
+            return ""
         lines = ["| target | value | threshold | met |", "|---|---:|---:|---|"]
-        for k in doc["targets"]:
+        for k in missed:
             lines.append(
-                f"| `{k}` | {{{{{source}:{k} | auto}}}} | <= {{{{{source}:targets.{k} | auto}}}} | {{{{{source}:targets_met.{k} | yesno}}}} |"
+                f"| `{k}` | {{{{{source}:{k} | auto}}}} | <= {{{{{source}:targets.{k} | g}}}} | {{{{{source}:targets_met.{k} | yesno}}}} |"
             )
         return "\n".join(lines) + "\n"
     return ""
@@ -303,15 +314,16 @@ def _anchors_table(sources: Sources) -> str:
         if a.get("kind") != "benchmark":
             continue
         lines.append(
-            f"| {a['what']} | {{{{anchors:{key}.value | auto}}}} | {a['unit']} | {a['cite']} |"
+            f"| {a['what']} | {{{{anchors:{key}.value | g}}}} | {a['unit']} | {a['cite']} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _acceptance_all(sources: Sources) -> str:
+def _missed_all(sources: Sources) -> str:
+    """Every acceptance line, across results files, that its run did not meet."""
     lines: list[str] = []
     for name in result_names(sources):
-        acc = _acceptance(name, sources)
+        acc = _acceptance(name, sources, only_missed=True)
         if acc:
             lines += [f"`{name}.json`:", "", acc]
     return "\n".join(lines)
@@ -331,7 +343,7 @@ TABLES: dict[str, Callable[[Sources], str]] = {
     "compliance-quick": lambda s: records_table("compliance-quick", "steps", COMPLIANCE, s),
     "scale-full": lambda s: records_table("scale-full", "end_to_end", SCALE, s),
     "anchors": _anchors_table,
-    "acceptance": _acceptance_all,
+    "missed": _missed_all,
     **{
         f"env-{n}": env_line(n)
         for n in (
