@@ -45,9 +45,37 @@ def _pdf_html(html: str, base: Path, width_mm: float) -> str:
     body = re.sub(r'<img alt="[^"]*" src="([^"]+)"\s*/?>', img, body)
 
     def cell(m: re.Match[str]) -> str:  # fpdf2 takes plain text in table cells only
-        return m.group(1) + re.sub(r"<[^>]+>", "", m.group(2)) + m.group(3)
+        tag = m.group(1)
+        if tag.startswith("<td"):  # fpdf2 reads align=, not CSS, and justifies by default
+            side = "right" if "text-align: right" in tag else "left"
+            tag = f'<td align="{side}">'
+        return tag + re.sub(r"<[^>]+>", "", m.group(2)) + m.group(3)
 
-    return re.sub(r"(<t[dh](?:\s[^>]*)?>)(.*?)(</t[dh]>)", cell, body, flags=re.S)
+    body = re.sub(r"(<t[dh](?:\s[^>]*)?>)(.*?)(</t[dh]>)", cell, body, flags=re.S)
+    return re.sub(r"<table>.*?</table>", _column_widths, body, flags=re.S)
+
+
+def _column_widths(m: re.Match[str]) -> str:
+    """Width of each column in proportion to its longest cell (fpdf2 splits evenly otherwise),
+    with a floor so a short header still fits."""
+    table = m.group(0)
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, flags=re.S) for r in rows]
+    ncol = max((len(c) for c in cells), default=0)
+    if ncol == 0:
+        return table
+
+    def need(i: int) -> int:  # data cells do not wrap well; headers wrap at spaces
+        data = max((len(c[i]) for c in cells[1:] if i < len(c)), default=0)
+        words = max((len(w) for w in cells[0][i].split()), default=0) if i < len(cells[0]) else 0
+        return min(max(data, words, 4) + 3, 60)
+
+    weights = [need(i) for i in range(ncol)]
+    shares = [max(1, round(100 * w / sum(weights))) for w in weights]
+    header = iter(shares)
+    return re.sub(
+        r"<th(?:\s[^>]*)?>", lambda _: f'<th width="{next(header, 1)}%">', table, count=ncol
+    )
 
 
 def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
