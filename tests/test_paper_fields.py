@@ -147,6 +147,10 @@ def test_reveal_table_and_prose_include_threshold_exact_records_when_present(
     with_exact = build(Sources(results, ANCHORS)).markdown
     assert "| threshold-exact | batch | 680 | 3 | 5 |" in with_exact
     assert "12.50\nms per subject in its first record" in with_exact
+    from papers.build import figures
+
+    figures.draw("reveal", Sources(results, ANCHORS), tmp_path / "figures")
+    assert (tmp_path / "figures" / "reveal.png").stat().st_size > 1000
 
 
 def test_generated_tables_are_fields_not_literals(tmp_path: Path) -> None:

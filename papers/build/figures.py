@@ -90,6 +90,8 @@ def reveal(sources: Sources, out: Path) -> list[str]:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     pts: dict[str, float] = {}
     for r in doc["results"]:
+        if not r.get("ms_per_subject"):
+            continue
         label = f"{r['protocol']} {r['mode']}" + (
             f" eps {r['epsilon']:g}" if r.get("epsilon") else ""
         )
