@@ -9,7 +9,9 @@ imports live here only: the consistency check does not need them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 CSS = """
@@ -34,8 +36,9 @@ def to_html(markdown_text: str, title: str) -> str:
     )
 
 
-def _pdf_html(html: str, base: Path, width_mm: float) -> str:
-    """The HTML body adapted to fpdf2's subset: absolute image paths sized to the page."""
+def _pdf_html(html: str, base: Path, width_mm: float, measure: Callable[[str], float]) -> str:
+    """The HTML body adapted to fpdf2's subset: absolute image paths sized to the page, plain
+    text in table cells, and column widths from ``measure`` (a string's width in mm)."""
     body = html.split("<body>", 1)[-1].split("</body>", 1)[0]
 
     def img(m: re.Match[str]) -> str:
@@ -52,23 +55,28 @@ def _pdf_html(html: str, base: Path, width_mm: float) -> str:
         return tag + re.sub(r"<[^>]+>", "", m.group(2)) + m.group(3)
 
     body = re.sub(r"(<t[dh](?:\s[^>]*)?>)(.*?)(</t[dh]>)", cell, body, flags=re.S)
-    return re.sub(r"<table>.*?</table>", _column_widths, body, flags=re.S)
+    return re.sub(
+        r"<table>.*?</table>",
+        lambda m: _column_widths(m.group(0), width_mm, measure),
+        body,
+        flags=re.S,
+    )
 
 
-def _column_widths(m: re.Match[str]) -> str:
-    """Width of each column in proportion to its longest cell (fpdf2 splits evenly otherwise),
-    with a floor so a short header still fits."""
-    table = m.group(0)
+def _column_widths(table: str, width_mm: float, measure: Callable[[str], float]) -> str:
+    """Width of each column in proportion to the widest of its data cells and of its header's
+    words (fpdf2 splits evenly otherwise; data cells wrap badly, headers wrap at spaces)."""
     rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
     cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, flags=re.S) for r in rows]
     ncol = max((len(c) for c in cells), default=0)
     if ncol == 0:
         return table
 
-    def need(i: int) -> int:  # data cells do not wrap well; headers wrap at spaces
-        data = max((len(c[i]) for c in cells[1:] if i < len(c)), default=0)
-        words = max((len(w) for w in cells[0][i].split()), default=0) if i < len(cells[0]) else 0
-        return min(max(data, words, 4) + 3, 60)
+    def need(i: int) -> float:
+        data = max((measure(unescape(c[i])) for c in cells[1:] if i < len(c)), default=0.0)
+        head = cells[0][i].split() if i < len(cells[0]) else []
+        words = max((1.25 * measure(unescape(w)) for w in head), default=0.0)  # bold
+        return min(max(data, words, 5.0) + 4.5, 0.45 * width_mm)
 
     weights = [need(i) for i in range(ncol)]
     shares = [max(1, round(100 * w / sum(weights))) for w in weights]
@@ -98,7 +106,7 @@ def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
     width = pdf.w - pdf.l_margin - pdf.r_margin
     heading = "#1f3f5b"
     pdf.write_html(
-        _pdf_html(html, base, width),
+        _pdf_html(html, base, width, pdf.get_string_width),
         font_family="DejaVu",
         table_line_separators=True,
         tag_styles={
