@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
-from psc.packing import SlotLayout
-from psc.paillier import _keypair_from_primes
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import _keypair_from_primes
 from psc.threshold import (
     _combine_values,
     _generate_safe_prime,

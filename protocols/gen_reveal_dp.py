@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from protocols.gen_threshold import Drbg
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.catalog import Catalog, load_catalog
 from psc.dp.accounting import ApproxDP, Loss
 from psc.dp.random import SeededRandomSource
@@ -44,7 +43,8 @@ from psc.exceptions import (
     PolicyViolation,
     UnknownParty,
 )
-from psc.protocol.committee import (
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.parties.committee import (
     CommitteeMember,
     CommitteeParameters,
     KeyCommittee,
@@ -54,7 +54,7 @@ from psc.protocol.committee import (
     RevealPolicy,
     reveal_layout,
 )
-from psc.protocol.committee.combiner import CommitteeReveal
+from psc.parties.committee.combiner import CommitteeReveal
 from psc.protocol.committee_messages import NoiseShare, StatisticRequest
 from psc.protocol.logview import LiveSums, LogView, Requester
 from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
-from psc.packing import SlotLayout
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
 from psc.threshold import (
     DecryptionShare,
     PackedDecryptionShare,

@@ -17,8 +17,8 @@ Key generation by a trusted dealer (:func:`deal`)::
     s_i = f(i) mod nm                              (key share of party i = 1..N)
     v = r^2 mod n^2,  v_i = v^(Delta s_i) mod n^2  (public verification keys)
 
-The public side is an ordinary :class:`~psc.paillier.PaillierPublicKey` (``n``, ``g = n+1``):
-anything encrypted by :class:`~psc.backends.paillier.PackedPaillier` or by ``phe`` under it
+The public side is an ordinary :class:`~psc.hazmat.paillier.PaillierPublicKey` (``n``, ``g = n+1``):
+anything encrypted by :class:`~psc.hazmat.backends.paillier.PackedPaillier` or by ``phe`` under it
 decrypts with the committee.
 
 Decryption of ``c = (1+n)^M r^n mod n^2``::
@@ -98,15 +98,15 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
-from psc.backends.base import IntArray
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import (
     InsufficientShares,
     InvalidMessage,
     KeyMismatch,
     ParameterError,
 )
-from psc.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, PaillierPublicKey, RandBelow
+from psc.hazmat.backends.base import IntArray
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, PaillierPublicKey, RandBelow
 
 __all__ = [
     "CHALLENGE_BITS",
@@ -628,7 +628,7 @@ def deal(
 
     ``randbelow`` supplies every random choice (primes, polynomial, ``v``), so a fixed
     source gives a fixed key.  ``_primes`` is the private seam for fixed test safe primes.
-    Raises :class:`ParameterError` for ``bits`` below :data:`~psc.paillier.MIN_KEY_BITS`
+    Raises :class:`ParameterError` for ``bits`` below :data:`~psc.hazmat.paillier.MIN_KEY_BITS`
     (unless ``allow_insecure``, for tests), a modulus of the wrong size, non-safe primes,
     or ``k``/``parties`` out of range.  Safe-prime search is slow in Python (tens of
     seconds to minutes at 2048 bits).
@@ -786,7 +786,7 @@ def decrypt_packed(
 ) -> CommitteeDecryption[IntArray]:
     """Combiner: the int64 vector of a packed ciphertext from ``k`` good packed shares.
 
-    Returns what :meth:`~psc.backends.paillier.PackedPaillier.decrypt` returns with the
+    Returns what :meth:`~psc.hazmat.backends.paillier.PackedPaillier.decrypt` returns with the
     full key (blocks unpacked with ``ct.layout``), plus which parties were used and which
     were excluded as bad.  Raises :class:`KeyMismatch` for a ciphertext under another key,
     :class:`InsufficientShares` with fewer than ``k`` good shares, and

@@ -141,16 +141,16 @@ def _run(fn: Callable[[], int]) -> tuple[int | str, str]:
 
 @pytest.fixture
 def no_expensive_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import psc.protocol.driver
-    import psc.simulation
+    import psc.sim.city
+    import psc.sim.driver
 
     monkeypatch.chdir(tmp_path)  # relative paths drawn by the fuzzer land here
 
     def stop(*args: Any, **kwargs: Any) -> Any:
         raise Accepted
 
-    monkeypatch.setattr(psc.simulation, "simulate_city", stop)
-    monkeypatch.setattr(psc.protocol.driver, "run", stop)
+    monkeypatch.setattr(psc.sim.city, "simulate_city", stop)
+    monkeypatch.setattr(psc.sim.driver, "run", stop)
     monkeypatch.delenv("PSC_TRACEBACK", raising=False)
 
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from psc.ledger import (
+from psc.ledger.store import (
     AccumulatorRecord,
     EnvelopeRecord,
     PartyRecord,
     RevealRecord,
     SQLiteLedger,
 )
+from psc.ledger.translog import verify_log
 from psc.protocol.signing import _signing_key_from_seed
-from psc.translog import verify_log
 
 KEY = _signing_key_from_seed(bytes(32))
 

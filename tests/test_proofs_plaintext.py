@@ -1,4 +1,4 @@
-"""Proof of plaintext knowledge (psc.proofs.plaintext): completeness, soundness checks,
+"""Proof of plaintext knowledge (psc.hazmat.proofs.plaintext): completeness, soundness checks,
 encoding, and the attack it exists for (a ciphertext derived from someone else's)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidMessage, InvalidProof
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.proofs.multiexp import multi_exp
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.hazmat.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.proofs.multiexp import multi_exp
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
 from psc.testing import insecure_keypair, paillier_keypairs
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]

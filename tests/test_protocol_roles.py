@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import RandomnessPool
 from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable
 from psc.exceptions import (
@@ -23,10 +22,10 @@ from psc.exceptions import (
     PscError,
     UnknownParty,
 )
+from psc.hazmat.backends.paillier import RandomnessPool
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.protocol import codec
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.messages import (
     AccessResponse,
     BlockCiphertext,
@@ -46,7 +45,8 @@ from psc.protocol.roles import (
     read_grades,
 )
 from psc.protocol.signing import digest, new_signing_key, seal
-from psc.simulation import agency_instances, simulate_city
+from psc.sim.city import agency_instances, simulate_city
+from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)

@@ -15,27 +15,22 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import PackedCiphertext
 from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, RightsRequestError
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.translog import verify_log
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.rights import AdjustmentEntry, RightsDeployment, setup_rights, verify_adjustment
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
-from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import AccessResponse
-from psc.protocol.rights import (
-    AdjustmentEntry,
-    RightsDeployment,
-    setup_rights,
-    verify_adjustment,
-)
 from psc.protocol.roles import Revealer, read_grades
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.simulation import agency_instances
-from psc.translog import verify_log
+from psc.sim.city import agency_instances
+from psc.sim.driver import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

@@ -20,10 +20,10 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.exceptions import InsufficientShares, InvalidMessage, KeyMismatch, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, _keypair_from_primes
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, _keypair_from_primes
 from psc.threshold import (
     DecryptionShare,
     KeyShare,

@@ -12,9 +12,8 @@ import pytest
 from protocols import gen_protocol
 from psc import exceptions
 from psc.catalog import load_catalog
-from psc.ledger import SQLiteLedger
-from psc.paillier import _keypair_from_primes
-from psc.protocol.driver import SimClock
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.ledger.store import SQLiteLedger
 from psc.protocol.logview import LedgerLogView
 from psc.protocol.roles import (
     Aggregator,
@@ -25,6 +24,7 @@ from psc.protocol.roles import (
     read_grades,
 )
 from psc.protocol.signing import _signing_key_from_seed
+from psc.sim.driver import SimClock
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "protocol.json"
 

@@ -16,10 +16,10 @@ import pytest
 from gmpy2 import mpz
 
 from protocols.gen_threshold import SUITES, Drbg, safe_test_primes
-from psc.backends.paillier import PackedPaillier
 from psc.exceptions import InsufficientShares, InvalidMessage
-from psc.packing import SlotLayout
-from psc.paillier import _keypair_from_primes
+from psc.hazmat.backends.paillier import PackedPaillier
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import _keypair_from_primes
 from psc.threshold import (
     KeyShare,
     ThresholdPublicKey,

@@ -109,7 +109,7 @@ class NoiseShare(Message):
     member: int  # the member's index, 1..n
     task_hash: bytes  # SHA-256 of the sealed RevealTask
     shares: tuple[BlockCiphertext, ...]  # one per task block, same (label, block) order
-    # psc.proofs.plaintext proof of knowledge of every share block's plaintext, in share
+    # psc.hazmat.proofs.plaintext proof of knowledge of every share block's plaintext, in share
     # order, bound to (task hash, member): no share can be derived from another's ciphertext
     proof: bytes
 
@@ -154,7 +154,7 @@ class MemberDecryptionShare(Message):
 @dataclass(frozen=True)
 class KnownAnswerShare(Message):
     """Member -> combiner, at setup: a proved decryption share of the public known-answer
-    ciphertext (:func:`psc.protocol.committee.known_answer.known_answer`)."""
+    ciphertext (:func:`psc.parties.committee.known_answer.known_answer`)."""
 
     TYPE: ClassVar[str] = "committee-known-answer-share"
 

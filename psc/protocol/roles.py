@@ -39,8 +39,6 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from gmpy2 import mpz
 
-from psc import merkle
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable, IntArray
 from psc.exceptions import (
@@ -55,10 +53,13 @@ from psc.exceptions import (
     StalePeriod,
     UnknownParty,
 )
-from psc.ledger import AccumulatorRecord, EnvelopeRecord, Ledger, PartyRecord, RevealRecord
+from psc.hazmat import merkle
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout, worst_case_sum
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.store import AccumulatorRecord, EnvelopeRecord, Ledger, PartyRecord, RevealRecord
+from psc.ledger.translog import SignedTreeHead, verify_tree_head_signature
 from psc.oracle import grades_of
-from psc.packing import SlotLayout, worst_case_sum
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.protocol import codec, validity
 from psc.protocol.heads import HeadKeeper, Prover
 from psc.protocol.messages import (
@@ -88,7 +89,6 @@ from psc.protocol.messages import (
 )
 from psc.protocol.replay import AnsweredRequests
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.translog import SignedTreeHead, verify_tree_head_signature
 
 Clock = Callable[[], dt.datetime]
 RandBytes = Callable[[int], bytes]
@@ -182,7 +182,7 @@ class ProtocolParameters:
     the subject count and the three infrastructure keys.
 
     ``allow_insecure_key`` is a local decision (tests and small demos): it lets keys below
-    2048 bits through :class:`~psc.backends.paillier.PackedPaillier`.
+    2048 bits through :class:`~psc.hazmat.backends.paillier.PackedPaillier`.
     """
 
     catalog: Catalog
@@ -348,7 +348,7 @@ class Registry:
         Pre-condition: subjects enrolled; the key holder's Paillier key and the aggregator's
         and key holder's Ed25519 keys exist.  ``layout`` may widen the slots beyond
         :func:`protocol_layout` (the committee's DP reveal needs headroom for noise and
-        masks: :func:`psc.protocol.committee.reveal_layout`); narrower is refused with
+        masks: :func:`psc.parties.committee.reveal_layout`); narrower is refused with
         :class:`ParameterError`.  Leaks: the subject count (public anyway).
         """
         if not self._slots:
@@ -731,7 +731,7 @@ def trivial_zero(params: ProtocolParameters) -> PackedCiphertext:
 class Aggregator:
     """The scoring authority: verifies envelopes, keeps the encrypted accumulators and the log.
 
-    Holds the :class:`~psc.ledger.Ledger` (ciphertexts, hashes, public metadata) and its
+    Holds the :class:`~psc.ledger.store.Ledger` (ciphertexts, hashes, public metadata) and its
     signing key (receipts, reveal requests, tree heads).  Never holds a decryption key, an
     identity, or an event.
     """
@@ -1182,7 +1182,7 @@ class ConsentVerifier(ABC):
     """The key holder's consent gate: may ``request`` be answered?
 
     Implementations: :class:`NoConsentTokens` (baseline default) and
-    :class:`psc.protocol.consent_gate.TokenConsentVerifier` (consent tokens, refusal log).
+    :class:`psc.parties.consent_gate.TokenConsentVerifier` (consent tokens, refusal log).
     """
 
     @abstractmethod
@@ -1194,7 +1194,7 @@ class NoConsentTokens(ConsentVerifier):
     """Baseline (the key holder's default): requests carry no consent token.
 
     The declared and registered purpose (:func:`check_purpose`) is the only gate;
-    :class:`psc.protocol.consent_gate.TokenConsentVerifier` is the gate with consent tokens.
+    :class:`psc.parties.consent_gate.TokenConsentVerifier` is the gate with consent tokens.
     """
 
     def check(self, request: GradeRequest) -> None:
@@ -1239,7 +1239,7 @@ class Revealer(ABC):
     ) -> dict[int, int]:
         """What :meth:`KeyHolder.answer` calls: :meth:`grades`, told which request (its
         hash) and period it serves, for reveals that account per release (the committee's
-        DP reveal, :class:`psc.protocol.committee.CommitteeRevealer`).  ``authorization``
+        DP reveal, :class:`psc.parties.committee.CommitteeRevealer`).  ``authorization``
         is the aggregator-signed :class:`RevealRequest` the blocks came in, which parties
         that decrypt (committee members) check against the log themselves."""
         return self.grades(slots, score, caps)
@@ -1484,7 +1484,7 @@ class RelyingParty:
     """A bank, landlord or employer: asks for one subject's grade for a declared purpose.
 
     Holds its signing key and the grades it receives.  Gets a grade label, never a score.
-    The subject's slot (and, under :class:`~psc.protocol.consent_gate.TokenConsentVerifier`, a consent token) comes from the
+    The subject's slot (and, under :class:`~psc.parties.consent_gate.TokenConsentVerifier`, a consent token) comes from the
     subject itself.
     """
 
@@ -1511,7 +1511,7 @@ class RelyingParty:
         """Relying party: a sealed :class:`GradeRequest` for one slot.
 
         ``consent`` is the subject's encoded consent token where the key holder requires
-        one (:class:`~psc.protocol.consent_gate.TokenConsentVerifier`).  Raises :class:`PolicyViolation` early for a purpose
+        one (:class:`~psc.parties.consent_gate.TokenConsentVerifier`).  Raises :class:`PolicyViolation` early for a purpose
         outside the scheme's.
         """
         if purpose not in self.params.catalog.scheme.purposes:

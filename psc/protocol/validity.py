@@ -3,7 +3,7 @@
 The agency proves, for every ciphertext of its :class:`~psc.protocol.messages.Submission`
 (each retention class's dense delta vector, each cap counter), that every subject slot
 lies in the range the catalog allows that agency in one period, and that the padding
-slots of the last block are zero (:mod:`psc.proofs.range`, ``protocols/proofs.md`` section
+slots of the last block are zero (:mod:`psc.hazmat.proofs.range`, ``protocols/proofs.md`` section
 3).  The aggregator verifies every proof before anything touches its state
 (``protocols/ingest.md``).  Each proof is bound by Fiat-Shamir to a context naming the
 agency, period, catalog version, nonce, the envelope's other header fields and the
@@ -23,13 +23,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.catalog import Catalog
 from psc.events import IntArray
 from psc.exceptions import InvalidMessage, InvalidProof
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPublicKey, RandBelow
-from psc.proofs.range import (
+from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPublicKey, RandBelow
+from psc.hazmat.proofs.range import (
     RangeProof,
     locate_failure,
     pool_demand,

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from gmpy2 import mpz
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import KeyMismatch, OverflowRisk
-from psc.paillier import PaillierPublicKey
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import PaillierPublicKey
 from psc.scale.shards import ShardPlan
 
 if TYPE_CHECKING:

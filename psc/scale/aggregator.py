@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import InvalidMessage
-from psc.ledger import Ledger
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.ledger.store import Ledger
 from psc.protocol.messages import Submission
 from psc.protocol.roles import Aggregator, Clock, ProtocolParameters, system_clock
 from psc.scale.accumulators import ShardedAccumulators

@@ -15,7 +15,7 @@ import pytest
 
 from psc.catalog import Catalog
 from psc.exceptions import InvalidMessage
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.protocol import codec
 from psc.protocol.messages import BlockCiphertext, RevealRequest, SignedMessage
 from psc.protocol.roles import read_grades

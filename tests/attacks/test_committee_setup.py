@@ -17,7 +17,7 @@ from protocols.gen_reveal_dp import make_committee
 from protocols.gen_reveal_dp import test_primes as shipped_test_primes
 from protocols.gen_threshold import Drbg
 from psc.exceptions import InvalidMessage, ParameterError
-from psc.protocol.committee import CommitteeMember, KeyCommittee, LocalLink
+from psc.parties.committee import CommitteeMember, KeyCommittee, LocalLink
 from psc.threshold import KeyShare, ThresholdPublicKey, deal
 
 
