@@ -206,7 +206,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     from psc.hazmat.backends.paillier import PackedPaillier, ShortExponentPool
     from psc.hazmat.packing import SlotLayout
     from psc.hazmat.paillier import MIN_KEY_BITS
-    from psc.protocol.roles import cap_bounds, delta_bounds
+    from psc.protocol.parameters import cap_bounds, delta_bounds
     from psc.sim.driver import demo_keypair
 
     city = _city(config)
@@ -216,7 +216,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     insecure = pk.bits < MIN_KEY_BITS
     t0 = time.perf_counter()
     # the protocol's data without the protocol: the same layout, classes, cap counters and
-    # public catalog bounds as an agency's envelope (psc.protocol.roles.Agency.submit)
+    # public catalog bounds as an agency's envelope (psc.parties.agency.Agency.submit)
     layout = SlotLayout.for_catalog(cat, pk.bits, multiplicity=city.multiplicity)
     live: dict[str, list[Any]] = {"": []}
     shipped = 0

@@ -5,7 +5,7 @@
 Records (``results``), one per (protocol, mode, epsilon):
 
 * ``protocol``: ``trusted-baseline`` (one key holder decrypts whole blocks with the full
-  Paillier key, :class:`~psc.protocol.roles.TrustedDecryptor`'s algebra, baseline layout)
+  Paillier key, :class:`~psc.parties.key_holder.TrustedDecryptor`'s algebra, baseline layout)
   or ``threshold-dp`` (:class:`~psc.parties.committee.KeyCommittee`, members in separate
   processes, the reveal layout with noise and mask headroom);
 * ``mode``: ``batch`` (every subject of a population graded in one pass; ``ms_per_subject``
@@ -58,7 +58,7 @@ from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
 from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import caps_from_counts, grades_of, live_mask, raw_sums, score
 from psc.parties.committee import MemberProcess, parallel, prepare_processes
-from psc.protocol.roles import protocol_layout
+from psc.protocol.parameters import protocol_layout
 from psc.sim.city import simulate_city
 
 SUITE = "reveal"

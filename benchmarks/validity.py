@@ -41,7 +41,7 @@ from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, generate_
 from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
 from psc.hazmat.proofs.range import RangeProof, pool_demand, prove_slot_ranges, verify_slot_ranges
 from psc.protocol import validity
-from psc.protocol.roles import protocol_layout
+from psc.protocol.parameters import protocol_layout
 from psc.testing import insecure_keypair
 
 TARGETS = {

@@ -40,9 +40,10 @@ from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, Randomn
 from psc.hazmat.paillier import _keypair_from_primes
 from psc.hazmat.proofs.range import _prove
 from psc.hazmat.proofs.range_statement import DEFAULT_DIGIT_BITS
+from psc.parties.agency import Agency
+from psc.parties.relying_party import read_grades
 from psc.protocol import codec, validity
 from psc.protocol.messages import AccessResponse, ClassCiphertext, SignedMessage, Submission
-from psc.protocol.roles import Agency, read_grades
 from psc.protocol.signing import (
     _signing_key_from_seed,
     digest,

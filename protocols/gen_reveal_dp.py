@@ -58,7 +58,12 @@ from psc.parties.committee.combiner import CommitteeReveal
 from psc.protocol.committee_messages import NoiseShare, StatisticRequest
 from psc.protocol.logview import LiveSums, LogView, Requester
 from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest
-from psc.protocol.roles import REGISTRY_ID, SCORE_LABEL, SELF_ACCESS_PURPOSE, ProtocolParameters
+from psc.protocol.parameters import (
+    REGISTRY_ID,
+    SCORE_LABEL,
+    SELF_ACCESS_PURPOSE,
+    ProtocolParameters,
+)
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.threshold import KeyShare, ThresholdPublicKey, deal
 

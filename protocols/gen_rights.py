@@ -36,12 +36,12 @@ from psc.hazmat.backends.paillier import RandomnessPool
 from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import score
 from psc.parties.consent_gate import SubjectCredential
+from psc.parties.relying_party import read_grades
 from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import _issue_from_parts
 from psc.protocol import codec
 from psc.protocol.messages import ClassCiphertext, SignedMessage
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.sim.city import agency_instances
 from psc.sim.driver import seeded_randbytes

@@ -372,7 +372,8 @@ def test_layout_sizes_noise_and_masks_and_refuses_what_cannot_fit(city) -> None:
 def test_published_committee_layout_is_accepted_and_narrower_refused(city) -> None:  # type: ignore[no-untyped-def]
     from psc.hazmat.packing import SlotLayout
     from psc.parties.committee import CommitteeRevealer
-    from psc.protocol.roles import ProtocolParameters, Registry
+    from psc.parties.registry import Registry
+    from psc.protocol.parameters import ProtocolParameters
     from psc.protocol.signing import public_bytes
 
     c = make_committee(catalog=city)

@@ -25,7 +25,7 @@ from psc.policy.clock import SimulatedClock
 from psc.policy.consent import SqliteRefusalLog, issue_consent
 from psc.protocol import codec
 from psc.protocol.messages import GradeRequest, SignedMessage
-from psc.protocol.roles import REGISTRY_ID
+from psc.protocol.parameters import REGISTRY_ID
 from psc.protocol.signing import new_signing_key, public_bytes, seal
 from psc.sim.city import agency_instances
 from psc.sim.driver import Deployment, seeded_randbytes, setup

@@ -44,7 +44,7 @@ CHILD = """
 import datetime as dt, json, sys
 from psc.catalog import load_catalog
 from psc.ledger.store import SQLiteLedger
-from psc.protocol.roles import Aggregator, ProtocolParameters
+from psc.parties.aggregator import Aggregator, ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed, digest
 
 job = json.load(open(sys.argv[1]))

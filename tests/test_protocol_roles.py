@@ -25,6 +25,10 @@ from psc.exceptions import (
 from psc.hazmat.backends.paillier import RandomnessPool
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
+from psc.parties.agency import Agency
+from psc.parties.registry import Registry
+from psc.parties.relying_party import read_grades
+from psc.parties.subject import Subject
 from psc.protocol import codec
 from psc.protocol.messages import (
     AccessResponse,
@@ -35,15 +39,7 @@ from psc.protocol.messages import (
     SignedMessage,
     Submission,
 )
-from psc.protocol.roles import (
-    Agency,
-    ProtocolParameters,
-    Registry,
-    Subject,
-    delta_bounds,
-    protocol_layout,
-    read_grades,
-)
+from psc.protocol.parameters import ProtocolParameters, delta_bounds, protocol_layout
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
 from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup

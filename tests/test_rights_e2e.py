@@ -22,12 +22,13 @@ from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.ledger.translog import verify_log
 from psc.oracle import score
+from psc.parties.key_holder import Revealer
+from psc.parties.relying_party import read_grades
 from psc.parties.rights import AdjustmentEntry, RightsDeployment, setup_rights, verify_adjustment
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
 from psc.protocol.messages import AccessResponse
-from psc.protocol.roles import Revealer, read_grades
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.sim.city import agency_instances
 from psc.sim.driver import seeded_randbytes
@@ -423,8 +424,8 @@ def test_key_holder_replay_state_survives_a_restart(
 ) -> None:
     """A restarted key holder still refuses a request it answered (issue 16 item 5)."""
     from psc.exceptions import InvalidMessage as Invalid
+    from psc.parties.key_holder import KeyHolder
     from psc.protocol.replay import AnsweredRequests
-    from psc.protocol.roles import KeyHolder
 
     r, _ = world(city, test_keypair)
     d = r.deployment

@@ -25,6 +25,7 @@ from psc.exceptions import (
 )
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
+from psc.parties.relying_party import read_grades
 from psc.parties.rights import (
     Adjustment,
     AdjustmentOrder,
@@ -37,7 +38,6 @@ from psc.parties.rights import (
 from psc.policy.clock import SimulatedClock
 from psc.protocol import codec
 from psc.protocol.messages import SignedMessage
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
 from psc.sim.driver import seeded_randbytes

@@ -16,7 +16,8 @@ from psc.catalog import Catalog, period_start
 from psc.events import Event
 from psc.exceptions import InvalidMessage
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.roles import Aggregator, read_grades
+from psc.parties.aggregator import Aggregator
+from psc.parties.relying_party import read_grades
 from psc.scale.accumulators import ShardedAccumulators
 from psc.scale.aggregator import ShardedAggregator
 from psc.scale.cluster import dask_client

@@ -14,15 +14,12 @@ from psc import exceptions
 from psc.catalog import load_catalog
 from psc.hazmat.paillier import _keypair_from_primes
 from psc.ledger.store import SQLiteLedger
+from psc.parties.aggregator import Aggregator
+from psc.parties.key_holder import KeyHolder, TrustedDecryptor
+from psc.parties.relying_party import read_grades
+from psc.parties.subject import Subject
 from psc.protocol.logview import LedgerLogView
-from psc.protocol.roles import (
-    Aggregator,
-    KeyHolder,
-    ProtocolParameters,
-    Subject,
-    TrustedDecryptor,
-    read_grades,
-)
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed
 from psc.sim.driver import SimClock
 

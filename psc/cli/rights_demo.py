@@ -31,10 +31,10 @@ from psc.events import Event, EventTable
 from psc.exceptions import PolicyViolation
 from psc.ledger.translog import verify_log
 from psc.oracle import score
+from psc.parties.relying_party import read_grades
 from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest, public_bytes
 from psc.sim.city import agency_instances
 from psc.sim.driver import demo_keypair, seeded_randbytes

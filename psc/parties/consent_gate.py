@@ -13,7 +13,7 @@ Where subjects' consent keys live
     because the registry signed it.
 
 What the gate checks (:class:`TokenConsentVerifier`, run by the key holder in
-:meth:`~psc.protocol.roles.KeyHolder.answer` before anything is decrypted)
+:meth:`~psc.parties.key_holder.KeyHolder.answer` before anything is decrypted)
     A relying party's request names exactly one slot and carries, in ``consent``, a token
     the slot's certified subject signed for this relying party, this purpose, the scheme's
     domain and catalog version, valid now and not withdrawn
@@ -42,20 +42,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from psc.catalog import Catalog
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, UnknownParty
+from psc.parties.key_holder import ConsentVerifier, NoConsentTokens
+from psc.parties.registry import Registry
 from psc.policy.consent import ConsentRefusal, RefusalHook, verify_consent
 from psc.protocol.messages import KEY_BYTES, GradeRequest, Message
-from psc.protocol.roles import (
-    REGISTRY_ID,
-    SELF_ACCESS_PURPOSE,
-    Clock,
-    ConsentVerifier,
-    NoConsentTokens,
-    ProtocolParameters,
-    RandBytes,
-    Registry,
-    system_clock,
-)
+from psc.protocol.parameters import REGISTRY_ID, SELF_ACCESS_PURPOSE, ProtocolParameters
 from psc.protocol.signing import open_signed, seal
+from psc.seams import Clock, RandBytes, system_clock
 
 #: Random bytes in a subject's pseudonym (``"subject-" + hex``).
 PSEUDONYM_BYTES = 12

@@ -35,16 +35,16 @@ from dataclasses import dataclass
 from psc.exceptions import InvalidMessage, KeyMismatch, ParameterError, UnknownParty
 from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.ledger.store import Ledger, SQLiteLedger
+from psc.parties.registry import open_agency_registration
 from psc.protocol import codec
 from psc.protocol.heads import Prover
 from psc.protocol.messages import LogEntry, RelyingPartyRegistration, Submission
-from psc.protocol.roles import (
+from psc.protocol.parameters import (
     REGISTRY_ID,
     SCORE_LABEL,
     ProtocolParameters,
     cap_bounds,
     delta_bounds,
-    open_agency_registration,
     trivial_zero,
 )
 from psc.protocol.signing import digest, open_signed

@@ -9,7 +9,7 @@ Products are taken block by block, so for every block ``j`` in shard ``i``::
 
 is the very integer the single-process accumulator holds for block ``j``; merging the
 shards' live sums (:meth:`ShardedAccumulators.live_sums`) gives ciphertexts identical,
-bit for bit, to :meth:`psc.protocol.roles.Aggregator.live_sums`.
+bit for bit, to :meth:`psc.parties.aggregator.Aggregator.live_sums`.
 
 State is immutable on the workers: every update is a task that takes a shard's state and
 returns the next one (:func:`_apply`), pinned to that shard's worker so ciphertexts do not

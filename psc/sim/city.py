@@ -17,7 +17,7 @@ Model (plausible, not calibrated: see ``protocols/README.md``):
   each instance serving the districts ``d`` with ``d % instances == k``.
 
 Subjects here are addressed by *population index*; the driver maps them to pseudonymous
-slots through the :class:`~psc.protocol.roles.Registry`.
+slots through the :class:`~psc.parties.registry.Registry`.
 """
 
 from __future__ import annotations

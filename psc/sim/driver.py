@@ -1,7 +1,7 @@
 """The reference driver: one deployment, several scoring periods, end to end.
 
 Readable first: each phase below is a comment and a few calls on the role objects of
-:mod:`psc.protocol.roles`; every message is sealed by its sender, travels as bytes and is
+:mod:`psc.parties.aggregator`; every message is sealed by its sender, travels as bytes and is
 opened (decoded, verified) by its receiver.  The parties live in one process here (separate
 processes are a later issue); nothing but bytes passes between them.
 
@@ -73,6 +73,8 @@ from psc.hazmat.paillier import (
 from psc.ledger.store import SQLiteLedger
 from psc.ledger.translog import verify_log
 from psc.oracle import cap_counts, caps_from_counts, grades_of, score
+from psc.parties.agency import Agency
+from psc.parties.aggregator import Aggregator
 from psc.parties.committee import (
     CommitteeMember,
     CommitteeParameters,
@@ -91,21 +93,12 @@ from psc.parties.committee import (
     subject_key,
 )
 from psc.parties.committee.member_store import MemberStore
+from psc.parties.key_holder import ConsentVerifier, KeyHolder, Revealer, TrustedDecryptor
+from psc.parties.registry import Registry
+from psc.parties.relying_party import RelyingParty, read_grades
+from psc.parties.subject import Subject
 from psc.protocol.logview import LedgerLogView, LogView
-from psc.protocol.roles import (
-    SELF_ACCESS_PURPOSE,
-    Agency,
-    Aggregator,
-    ConsentVerifier,
-    KeyHolder,
-    ProtocolParameters,
-    Registry,
-    RelyingParty,
-    Revealer,
-    Subject,
-    TrustedDecryptor,
-    read_grades,
-)
+from psc.protocol.parameters import SELF_ACCESS_PURPOSE, ProtocolParameters
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.sim.city import AgencyInstance, City
 from psc.threshold import KeyShare, ThresholdPublicKey, deal

@@ -25,9 +25,10 @@ from gmpy2 import mpz
 from psc.catalog import load_catalog, period_index
 from psc.exceptions import InvalidMessage
 from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
+from psc.parties.agency import Agency
 from psc.protocol import codec
 from psc.protocol.messages import SignedMessage, Submission
-from psc.protocol.roles import Agency, cap_bounds, delta_bounds
+from psc.protocol.parameters import cap_bounds, delta_bounds
 from psc.protocol.signing import seal
 from psc.sim.city import agency_instances
 from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup

@@ -24,11 +24,11 @@ from psc.exceptions import LogVerificationFailed
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.ledger.store import SQLiteLedger
 from psc.ledger.translog import TransparencyLog, verify_log
+from psc.parties.relying_party import read_grades
 from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.protocol.heads import HeadKeeper, gossip
 from psc.protocol.log_audit import audit_ledger, verify_receipts
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances
 from psc.sim.driver import seeded_randbytes

@@ -14,7 +14,7 @@ Roles (each method's docstring names the role that runs it):
   maps ``base + sum + noise`` to a grade and discards the noisy value.  Sees: for each
   revealed slot its noisy score and its exact live cap counts; for every other slot of a
   decrypted block a value within statistical distance ``2^-mask_bits`` of uniform.
-* :class:`CommitteeRevealer`: the :class:`~psc.protocol.roles.Revealer` a key holder
+* :class:`CommitteeRevealer`: the :class:`~psc.parties.key_holder.Revealer` a key holder
   plugs the committee into.
 
 Transport: a :class:`MemberLink` per member (:class:`LocalLink` in process,

@@ -29,6 +29,7 @@ from psc.parties.committee.task import (
     _verify_share_proofs,
     share_context,
 )
+from psc.parties.key_holder import check_purpose
 from psc.protocol.committee_messages import (
     DecryptionRequest,
     KnownAnswerShare,
@@ -39,7 +40,6 @@ from psc.protocol.committee_messages import (
 from psc.protocol.heads import HeadKeeper
 from psc.protocol.logview import LogView
 from psc.protocol.messages import BlockCiphertext, GradeRequest
-from psc.protocol.roles import check_purpose
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.threshold import KeyShare, encode_packed_share, encode_share
 

@@ -19,10 +19,10 @@ from psc.exceptions import (
 )
 from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
 from psc.hazmat.packing import MAX_SLOT_BITS, SlotLayout
-from psc.protocol.roles import protocol_layout
+from psc.protocol.parameters import protocol_layout
 from psc.threshold import ThresholdPublicKey, is_known_test_modulus
 
-#: The label of the score sum (equals :data:`psc.protocol.roles.SCORE_LABEL`).
+#: The label of the score sum (equals :data:`psc.protocol.parameters.SCORE_LABEL`).
 SCORE_LABEL = "score"
 #: The mechanism name reported with every release.
 MECHANISM = "distributed-discrete-laplace"
@@ -128,7 +128,7 @@ def reveal_layout(
 ) -> SlotLayout:
     """Slot layout with room for the committee's noise and masks (``protocols/reveal-dp.md``).
 
-    ``V`` = the widest lawful live value (:func:`~psc.protocol.roles.protocol_layout`),
+    ``V`` = the widest lawful live value (:func:`~psc.protocol.parameters.protocol_layout`),
     ``B`` = :func:`noise_share_bound` at ``min_epsilon``, ``m`` = the mask range; slots are
     ``w = bitlen(V + n max(B, m - 1)) + 1`` bits.  Raises :class:`ParameterError` beyond
     :data:`~psc.hazmat.packing.MAX_SLOT_BITS` (lower ``mask_bits`` or raise ``min_epsilon``).

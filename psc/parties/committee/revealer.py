@@ -1,4 +1,4 @@
-"""The :class:`~psc.protocol.roles.Revealer` seam: a key holder plugs the committee in."""
+"""The :class:`~psc.parties.key_holder.Revealer` seam: a key holder plugs the committee in."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 
 from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.parties.committee.combiner import CommitteeReveal, KeyCommittee
-from psc.protocol.roles import Revealer
+from psc.parties.key_holder import Revealer
 
 
 class CommitteeRevealer(Revealer):
-    """Plugs a :class:`KeyCommittee` into the key holder (:class:`~psc.protocol.roles.KeyHolder`).
+    """Plugs a :class:`KeyCommittee` into the key holder (:class:`~psc.parties.key_holder.KeyHolder`).
 
     The key holder calls :meth:`grades_for` with the request's hash and period (needed
     for the budget); :attr:`last` keeps the last :class:`CommitteeReveal` so the caller can

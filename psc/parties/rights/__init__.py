@@ -7,7 +7,7 @@ outcome is something the protocol did and the log shows:
 access, explanation
     answered with the verified access protocol: each agency's events come with Merkle
     inclusion proofs against the commitments in its logged envelopes
-    (:meth:`~psc.protocol.roles.Subject.verify_access`), logged adjustments are verified and
+    (:meth:`~psc.parties.subject.Subject.verify_access`), logged adjustments are verified and
     applied, the subject's score and grade are recomputed with the oracle and compared with
     the grade the key holder reveals to the subject.  A failed check leaves the request open
     (and is recorded); only a verified answer closes it.

@@ -19,6 +19,7 @@ from psc.exceptions import (
     RightsRequestError,
 )
 from psc.hazmat.backends.paillier import RandomnessPool
+from psc.parties.agency import Agency
 from psc.parties.rights.messages import (
     Adjustment,
     AdjustmentEntry,
@@ -36,15 +37,9 @@ from psc.protocol.messages import (
     LogEntry,
     Submission,
 )
-from psc.protocol.roles import (
-    Agency,
-    Clock,
-    ProtocolParameters,
-    RandBytes,
-    _fresh,
-    system_clock,
-)
+from psc.protocol.parameters import ProtocolParameters, _fresh
 from psc.protocol.signing import digest, open_signed, seal
+from psc.seams import Clock, RandBytes, system_clock
 
 
 class RightsAgency(Agency):
@@ -111,7 +106,7 @@ class RightsAgency(Agency):
         """Agency: check the aggregator still serves, as logged, every envelope it receipted.
 
         ``inclusion_of(envelope_hash)`` is the aggregator's
-        :meth:`~psc.protocol.roles.Aggregator.log_inclusion`.  For each receipt held: the
+        :meth:`~psc.parties.aggregator.Aggregator.log_inclusion`.  For each receipt held: the
         inclusion must be served (else ``missing-row``: the envelope was dropped while its
         leaf stayed), prove the receipted entry at the receipted index (else ``rewritten``),
         and its tree head must be consistent with every head this agency holds (see

@@ -24,6 +24,7 @@ from psc.exceptions import (
 )
 from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.ledger.store import Ledger, SQLiteLedger
+from psc.parties.aggregator import Aggregator
 from psc.parties.rights.messages import Adjustment, AdjustmentEntry, adjustment_bounds
 from psc.protocol import codec
 from psc.protocol.messages import (
@@ -32,15 +33,9 @@ from psc.protocol.messages import (
     Submission,
     TreeHead,
 )
-from psc.protocol.roles import (
-    Aggregator,
-    Clock,
-    ProtocolParameters,
-    delta_bounds,
-    system_clock,
-    trivial_zero,
-)
+from psc.protocol.parameters import ProtocolParameters, delta_bounds, trivial_zero
 from psc.protocol.signing import digest, open_signed
+from psc.seams import Clock, system_clock
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS adjustments ("

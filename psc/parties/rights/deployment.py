@@ -19,11 +19,9 @@ from psc.policy.clock import Clock as PolicyClock
 from psc.policy.clock import WorkingCalendar
 from psc.policy.consent import SqliteRefusalLog
 from psc.policy.rights import DeadlinePolicy, RightsDesk
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.replay import AnsweredRequests
-from psc.protocol.roles import (
-    ProtocolParameters,
-    RandBytes,
-)
+from psc.seams import RandBytes
 from psc.sim.city import AgencyInstance
 from psc.sim.driver import Deployment, setup
 

@@ -28,11 +28,7 @@ from psc.protocol.messages import (
     LogInclusion,
     Message,
 )
-from psc.protocol.roles import (
-    ProtocolParameters,
-    cap_bounds,
-    delta_bounds,
-)
+from psc.protocol.parameters import ProtocolParameters, cap_bounds, delta_bounds
 from psc.protocol.signing import digest, open_signed
 
 #: What an adjustment does, by the rights-request kind it carries out.

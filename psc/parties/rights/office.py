@@ -17,20 +17,18 @@ from psc.exceptions import (
     PscError,
     RightsRequestError,
 )
+from psc.parties.key_holder import KeyHolder
+from psc.parties.registry import open_agency_registration
+from psc.parties.relying_party import read_grades
 from psc.parties.rights.agency import RightsAgency
 from psc.parties.rights.aggregator import AdjustmentRecord, RightsAggregator
 from psc.parties.rights.messages import verify_adjustment
 from psc.parties.rights.registry import RightsRegistry
+from psc.parties.subject import Subject
 from psc.policy.rights import RightsDesk, RightsRequest
 from psc.protocol.messages import (
     HASH_BYTES,
     AccessResponse,
-)
-from psc.protocol.roles import (
-    KeyHolder,
-    Subject,
-    open_agency_registration,
-    read_grades,
 )
 from psc.protocol.signing import digest, open_signed
 
@@ -131,7 +129,7 @@ class RightsOffice:
 
     Run by the scheme operator next to the registry (it knows identities, as the registry
     does).  It talks to the agencies, the aggregator and the key holder only through their
-    protocol methods, and checks answers with a :class:`~psc.protocol.roles.Subject` client,
+    protocol methods, and checks answers with a :class:`~psc.parties.subject.Subject` client,
     as the subject's own software would.  ``registrations`` are the registry-signed agency
     registrations (public).  The desk's connection also holds ``rights_ledger_links``: per
     request, the adjustments logged and the access attempts, failed ones included.
