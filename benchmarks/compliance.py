@@ -207,7 +207,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     from psc.hazmat.packing import SlotLayout
     from psc.hazmat.paillier import MIN_KEY_BITS
     from psc.protocol.parameters import cap_bounds, delta_bounds
-    from psc.sim.driver import demo_keypair
+    from psc.sim.sources import demo_keypair
 
     city = _city(config)
     cat = city.catalog

@@ -247,7 +247,7 @@ def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
     from psc.scale.accumulators import ShardedAccumulators
     from psc.scale.cluster import dask_client
     from psc.scale.shards import ShardPlan
-    from psc.sim.driver import demo_keypair
+    from psc.sim.sources import demo_keypair
 
     catalog = load_catalog(config.catalog)
     pk, sk = demo_keypair(config.key_bits)  # below 2048 bits: insecure, for tests only

@@ -136,7 +136,8 @@ def measure_ingest(keys: Any, n: int, seed: int) -> dict[str, Any]:
     """One intermediate-court envelope ingested by two identical aggregators: with the
     validity check, and with it replaced by a no-op."""
     from psc.sim.city import agency_instances
-    from psc.sim.driver import SimClock, seeded_randbytes, setup
+    from psc.sim.deployment import setup
+    from psc.sim.sources import SimClock, seeded_randbytes
 
     catalog = load_catalog("city")
     now = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)

@@ -1,7 +1,7 @@
 """Write ``protocols/vectors/protocol.json``: submit, ingest, reveal and access vectors.
 
 Deterministic: a fixed insecure 512-bit Paillier key given by its primes, every Ed25519 key,
-nonce, salt and slot permutation from :func:`psc.sim.driver.seeded_randbytes`, Paillier
+nonce, salt and slot permutation from :func:`psc.sim.sources.seeded_randbytes`, Paillier
 randomness from a seeded ``random.Random``, and a fixed clock.  Regenerating leaves the file
 byte-identical unless the protocol changed.  Replayed by ``tests/test_vectors_protocol.py``.
 
@@ -53,7 +53,8 @@ from psc.protocol.signing import (
     sign,
 )
 from psc.sim.city import agency_instances
-from psc.sim.driver import SimClock, seeded_randbytes, setup
+from psc.sim.deployment import setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "protocol.json"
 SEED = "psc/protocol-vectors/v1"

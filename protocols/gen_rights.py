@@ -1,7 +1,7 @@
 """Write ``protocols/vectors/rights.json``: consent-gate and adjustment vectors, good and ``bad_*``.
 
 Deterministic: a fixed insecure 512-bit Paillier key given by its primes, every Ed25519 key,
-nonce, salt, slot permutation and pseudonym from :func:`psc.sim.driver.seeded_randbytes`,
+nonce, salt, slot permutation and pseudonym from :func:`psc.sim.sources.seeded_randbytes`,
 Paillier randomness from a seeded ``random.Random``, and a fixed clock.  Spec:
 ``protocols/rights.md``.  Replayed by ``tests/test_vectors_rights.py``.
 
@@ -44,7 +44,7 @@ from psc.protocol import codec
 from psc.protocol.messages import ClassCiphertext, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.sim.city import agency_instances
-from psc.sim.driver import seeded_randbytes
+from psc.sim.sources import seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "rights.json"
 SEED = "psc/rights-vectors/v1"

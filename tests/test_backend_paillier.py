@@ -619,7 +619,7 @@ def test_short_exponent_ciphertexts_decrypt_with_psc_and_phe(vector: np.ndarray,
 def test_driver_precompute_gives_each_agency_its_own_valid_short_exponents(
     test_keypair: Keypair, workers: int
 ) -> None:
-    from psc.sim.driver import PrecomputedPool, precompute
+    from psc.sim.sources import PrecomputedPool, precompute
 
     pk = test_keypair[0]
     parts = precompute(pk, [3, 0, 5], workers)

@@ -28,7 +28,8 @@ from psc.protocol.messages import GradeRequest, SignedMessage
 from psc.protocol.parameters import REGISTRY_ID
 from psc.protocol.signing import new_signing_key, public_bytes, seal
 from psc.sim.city import agency_instances
-from psc.sim.driver import Deployment, seeded_randbytes, setup
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 NOW = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)

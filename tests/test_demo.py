@@ -15,7 +15,8 @@ from psc.events import IntArray
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.sim import driver
 from psc.sim.city import simulate_city
-from psc.sim.driver import SimulationNoiseWitness, run
+from psc.sim.deployment import SimulationNoiseWitness
+from psc.sim.driver import run
 
 
 def test_driver_small(

@@ -32,7 +32,8 @@ from psc.protocol import codec
 from psc.protocol.messages import LogEntry, SignedMessage, Submission
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances, simulate_city
-from psc.sim.driver import SimClock, seeded_randbytes, setup
+from psc.sim.deployment import setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)
 P1 = period_index(START.date())

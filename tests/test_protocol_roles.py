@@ -42,7 +42,8 @@ from psc.protocol.messages import (
 from psc.protocol.parameters import ProtocolParameters, delta_bounds, protocol_layout
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
-from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)

@@ -31,7 +31,7 @@ from psc.protocol import codec
 from psc.protocol.messages import AccessResponse
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.sim.city import agency_instances
-from psc.sim.driver import seeded_randbytes
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

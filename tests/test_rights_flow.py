@@ -40,7 +40,7 @@ from psc.protocol import codec
 from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
-from psc.sim.driver import seeded_randbytes
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

@@ -22,7 +22,8 @@ from psc.scale.accumulators import ShardedAccumulators
 from psc.scale.aggregator import ShardedAggregator
 from psc.scale.cluster import dask_client
 from psc.sim.city import City, simulate_city
-from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 distributed = pytest.importorskip("distributed")
 

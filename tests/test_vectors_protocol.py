@@ -21,7 +21,7 @@ from psc.parties.subject import Subject
 from psc.protocol.logview import LedgerLogView
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed
-from psc.sim.driver import SimClock
+from psc.sim.sources import SimClock
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "protocol.json"
 

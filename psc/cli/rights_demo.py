@@ -37,7 +37,7 @@ from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
 from psc.protocol.signing import digest, public_bytes
 from psc.sim.city import agency_instances
-from psc.sim.driver import demo_keypair, seeded_randbytes
+from psc.sim.sources import demo_keypair, seeded_randbytes
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 OPEN = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)

@@ -1,4 +1,4 @@
-"""Markdown report and plot of a demo run (:class:`psc.sim.driver.RunResult`).
+"""Markdown report and plot of a demo run (:class:`psc.sim.results.RunResult`).
 
 Writes ``report.md`` and ``grades.png`` (matplotlib, Agg backend: no display needed) into
 an output directory.  The report states parameters (key bits, slot layout, sizes) next to
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from psc.sim.driver import RunResult
+    from psc.sim.results import RunResult
 
 
 def _fmt_bytes(n: int) -> str:

@@ -22,7 +22,8 @@ from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.parties.committee import RevealPolicy, reveal_layout
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances
-from psc.sim.driver import CommitteeSetup, Deployment, SimClock, seeded_randbytes, setup
+from psc.sim.deployment import CommitteeSetup, Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 from psc.threshold import deal
 
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)

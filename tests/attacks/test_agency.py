@@ -31,7 +31,8 @@ from psc.protocol.messages import SignedMessage, Submission
 from psc.protocol.parameters import cap_bounds, delta_bounds
 from psc.protocol.signing import seal
 from psc.sim.city import agency_instances
-from psc.sim.driver import Deployment, SimClock, seeded_randbytes, setup
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 from psc.testing import insecure_keypair
 
 N_SUBJECTS = 40

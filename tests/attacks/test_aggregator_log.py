@@ -31,7 +31,7 @@ from psc.protocol.heads import HeadKeeper, gossip
 from psc.protocol.log_audit import audit_ledger, verify_receipts
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances
-from psc.sim.driver import seeded_randbytes
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

@@ -28,7 +28,7 @@ from psc.policy.clock import SimulatedClock
 from psc.protocol.log_audit import audit_ledger
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances
-from psc.sim.driver import demo_keypair, seeded_randbytes
+from psc.sim.sources import demo_keypair, seeded_randbytes
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)

@@ -23,12 +23,12 @@ from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.replay import AnsweredRequests
 from psc.seams import RandBytes
 from psc.sim.city import AgencyInstance
-from psc.sim.driver import Deployment, setup
+from psc.sim.deployment import Deployment, setup
 
 
 @dataclass
 class RightsDeployment:
-    """A reference deployment (:func:`psc.sim.driver.setup`) with rights workflows.
+    """A reference deployment (:func:`psc.sim.deployment.setup`) with rights workflows.
 
     ``directory`` is the key holder's consent-key directory (add registry-signed
     credentials to it), ``refusals`` the key holder's consent refusal log, ``office`` the
