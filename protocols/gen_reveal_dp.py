@@ -44,6 +44,8 @@ from psc.exceptions import (
     UnknownParty,
 )
 from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 from psc.parties.committee import (
     CommitteeMember,
     CommitteeParameters,
@@ -65,7 +67,6 @@ from psc.protocol.parameters import (
     ProtocolParameters,
 )
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
-from psc.threshold import KeyShare, ThresholdPublicKey, deal
 
 OUT = Path(__file__).parent / "vectors" / "reveal_dp.json"
 THRESHOLD = Path(__file__).parent / "vectors" / "threshold.json"

@@ -20,16 +20,10 @@ from psc.exceptions import InsufficientShares, InvalidMessage
 from psc.hazmat.backends.paillier import PackedPaillier
 from psc.hazmat.packing import SlotLayout
 from psc.hazmat.paillier import _keypair_from_primes
-from psc.threshold import (
-    KeyShare,
-    ThresholdPublicKey,
-    combine,
-    deal,
-    decode_packed_share,
-    decode_share,
-    decrypt_packed,
-    decrypt_with_committee,
-)
+from psc.hazmat.threshold.combine import combine, decrypt_packed, decrypt_with_committee
+from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.threshold.encoding import decode_packed_share, decode_share
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "protocols" / "vectors" / "threshold.json").read_text()

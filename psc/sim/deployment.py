@@ -32,6 +32,7 @@ from psc.hazmat.paillier import (
     PaillierPrivateKey,
     PaillierPublicKey,
 )
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 from psc.ledger.store import SQLiteLedger
 from psc.parties.agency import Agency
 from psc.parties.aggregator import Aggregator
@@ -55,7 +56,6 @@ from psc.protocol.logview import LedgerLogView, LogView
 from psc.protocol.parameters import SELF_ACCESS_PURPOSE, ProtocolParameters
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.sim.city import AgencyInstance
-from psc.threshold import KeyShare, ThresholdPublicKey
 
 
 @dataclass

@@ -57,6 +57,7 @@ from psc.hazmat.paillier import (
     PaillierPrivateKey,
     PaillierPublicKey,
 )
+from psc.hazmat.threshold.dealer import deal
 from psc.ledger.translog import verify_log
 from psc.oracle import cap_counts, caps_from_counts, grades_of, score
 from psc.parties.committee import (
@@ -71,7 +72,6 @@ from psc.sim.deployment import CommitteeSetup, SimulationNoiseWitness, setup
 from psc.sim.god_view import _committee_result, _he_result, _noisy_grade
 from psc.sim.results import RunResult
 from psc.sim.sources import PrecomputedPool, SimClock, demo_keypair, precompute
-from psc.threshold import deal
 
 
 def run(

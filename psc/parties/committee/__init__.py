@@ -3,7 +3,7 @@
 Roles (each method's docstring names the role that runs it):
 
 * :class:`CommitteeMember` (``n`` of them): holds one key share of
-  :mod:`psc.threshold` and an Ed25519 signing key.  Contributes an encrypted **noise
+  :mod:`psc.hazmat.threshold` and an Ed25519 signing key.  Contributes an encrypted **noise
   share** at every revealed slot and an encrypted **mask share** at every other slot of
   the blocks it is asked about, then one proved decryption share of the noised, masked
   blocks, which it recomputes itself.  Sees: ciphertexts, target slot numbers, the other

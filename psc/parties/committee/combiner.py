@@ -25,6 +25,14 @@ from psc.exceptions import (
 )
 from psc.hazmat.backends.base import IntArray
 from psc.hazmat.backends.paillier import PackedCiphertext, RandomnessPool
+from psc.hazmat.threshold.combine import (
+    CommitteeDecryption,
+    _combine_values,
+    combine,
+    decrypt_packed,
+)
+from psc.hazmat.threshold.encoding import decode_packed_share, decode_share
+from psc.hazmat.threshold.keys import DecryptionShare, PackedDecryptionShare, ThresholdPublicKey
 from psc.oracle import grades_of
 from psc.parties.committee.known_answer import known_answer
 from psc.parties.committee.member import _open_noise_share
@@ -49,17 +57,6 @@ from psc.protocol.committee_messages import (
 )
 from psc.protocol.messages import BlockCiphertext, SlotGrade
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.threshold import (
-    CommitteeDecryption,
-    DecryptionShare,
-    PackedDecryptionShare,
-    ThresholdPublicKey,
-    _combine_values,
-    combine,
-    decode_packed_share,
-    decode_share,
-    decrypt_packed,
-)
 
 
 def open_committee_store(path: str) -> sqlite3.Connection:
@@ -183,7 +180,7 @@ class KeyCommittee:
         self, ct: PackedCiphertext, shares: Sequence[PackedDecryptionShare]
     ) -> CommitteeDecryption[IntArray]:
         """Verify every share (in the verification pool if there is one) and combine ``k``
-        good ones; what :func:`psc.threshold.decrypt_packed` does, with the proofs checked
+        good ones; what :func:`psc.hazmat.threshold.combine.decrypt_packed` does, with the proofs checked
         in parallel.  Raises :class:`InsufficientShares` (with ``.bad``)."""
         pk = self.params.public
         if self._verify is None:

@@ -15,7 +15,7 @@ import hashlib
 import gmpy2
 from gmpy2 import mpz
 
-from psc.threshold import ThresholdPublicKey
+from psc.hazmat.threshold.keys import ThresholdPublicKey
 
 _DOMAIN = b"psc/committee/known-answer/v1"
 

@@ -19,6 +19,8 @@ from psc.hazmat.backends.base import IntArray
 from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.hazmat.paillier import RandBelow
 from psc.hazmat.proofs.plaintext import prove_plaintexts
+from psc.hazmat.threshold.encoding import encode_packed_share, encode_share
+from psc.hazmat.threshold.keys import KeyShare
 from psc.parties.committee.known_answer import known_answer
 from psc.parties.committee.member_store import MemberStore
 from psc.parties.committee.params import SCORE_LABEL, CommitteeParameters
@@ -41,7 +43,6 @@ from psc.protocol.heads import HeadKeeper
 from psc.protocol.logview import LogView
 from psc.protocol.messages import BlockCiphertext, GradeRequest
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.threshold import KeyShare, encode_packed_share, encode_share
 
 # ----------------------------------------------------------------------------------------
 # member

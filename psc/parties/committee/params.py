@@ -19,8 +19,8 @@ from psc.exceptions import (
 )
 from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
 from psc.hazmat.packing import MAX_SLOT_BITS, SlotLayout
+from psc.hazmat.threshold.keys import ThresholdPublicKey, is_known_test_modulus
 from psc.protocol.parameters import protocol_layout
-from psc.threshold import ThresholdPublicKey, is_known_test_modulus
 
 #: The label of the score sum (equals :data:`psc.protocol.parameters.SCORE_LABEL`).
 SCORE_LABEL = "score"
