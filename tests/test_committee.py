@@ -29,7 +29,8 @@ from protocols.gen_reveal_dp import (
     make_committee,
     resign_noise_share,
 )
-from psc.dp.accounting import ApproxDP, DiscreteLaplace
+from psc.dp.accounting import ApproxDP
+from psc.dp.mechanisms import DiscreteLaplace
 from psc.exceptions import (
     BudgetExhausted,
     InsufficientShares,

@@ -30,7 +30,7 @@ from protocols.gen_reveal_dp import (
     live_blocks,
     make_committee,
 )
-from psc.dp.accounting import sensitivity
+from psc.dp.calibration import sensitivity
 from psc.exceptions import InsufficientShares, InvalidMessage, ParameterError, PolicyViolation
 from psc.parties.committee import CommitteeMember, LocalLink, MemberLink, subject_key
 from psc.parties.committee.member_store import MemberStore

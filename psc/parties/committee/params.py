@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from psc.catalog import Catalog
-from psc.dp.accounting import ApproxDP, DiscreteLaplace, scale_for_epsilon, sensitivity
+from psc.dp.accounting import ApproxDP
+from psc.dp.calibration import scale_for_epsilon, sensitivity
 from psc.dp.distributed import ShareParameters, share_parameters
+from psc.dp.mechanisms import DiscreteLaplace
 from psc.exceptions import (
     ParameterError,
 )
