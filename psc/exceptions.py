@@ -114,7 +114,7 @@ class InsufficientShares(PscError, ValueError):
 
 
 class LogVerificationFailed(InvalidMessage):
-    """An audit of a transparency log found a problem (raised by ``psc.ledger.translog.verify_log``).
+    """An audit of a transparency log found a problem (raised by ``psc.ledger.log_verify.verify_log``).
 
     Unlike a bare ``InvalidMessage`` this names the first problem, because the auditor
     already holds the whole log and gains no oracle from the detail.  ``problem`` is one

@@ -26,8 +26,8 @@ import pytest
 from psc.catalog import Catalog, period_index
 from psc.events import Event
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.log_verify import verify_log
 from psc.ledger.store import SQLiteLedger
-from psc.ledger.translog import verify_log
 from psc.protocol import codec
 from psc.protocol.messages import LogEntry, SignedMessage, Submission
 from psc.protocol.signing import digest

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from psc.ledger.log_verify import verify_log
 from psc.ledger.store import (
     AccumulatorRecord,
     EnvelopeRecord,
@@ -14,7 +15,6 @@ from psc.ledger.store import (
     RevealRecord,
     SQLiteLedger,
 )
-from psc.ledger.translog import verify_log
 from psc.protocol.signing import _signing_key_from_seed
 
 KEY = _signing_key_from_seed(bytes(32))

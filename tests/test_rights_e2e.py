@@ -20,7 +20,7 @@ from psc.events import Event, EventTable
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, RightsRequestError
 from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.ledger.translog import verify_log
+from psc.ledger.log_verify import verify_log
 from psc.oracle import score
 from psc.parties.key_holder import Revealer
 from psc.parties.relying_party import read_grades

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from psc.exceptions import InvalidMessage, LogFormatError, LogVerificationFailed
 from psc.hazmat import merkle
+from psc.ledger.log_verify import verify_log
 from psc.ledger.translog import (
     TREE_HEAD_DOMAIN,
     SignedTreeHead,
     TransparencyLog,
     tree_head_bytes,
-    verify_log,
     verify_tree_head_signature,
 )
 

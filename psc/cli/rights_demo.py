@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psc.catalog import Catalog, period_index, period_label
 from psc.events import Event, EventTable
 from psc.exceptions import PolicyViolation
-from psc.ledger.translog import verify_log
+from psc.ledger.log_verify import verify_log
 from psc.oracle import score
 from psc.parties.relying_party import read_grades
 from psc.parties.rights import RightsDeployment, setup_rights

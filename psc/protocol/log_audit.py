@@ -2,7 +2,7 @@
 
 Normative: ``protocols/log.md`` (sections on receipts and the ledger audit).
 
-:func:`psc.ledger.translog.verify_log` checks the log's own tables; a dishonest aggregator that
+:func:`psc.ledger.log_verify.verify_log` checks the log's own tables; a dishonest aggregator that
 rewrites them consistently (truncate, re-append, re-sign) or edits the state *next to* the
 log (delete an envelope row while its leaf and its contribution stay) passes that.  This
 module adds the two checks that catch it:

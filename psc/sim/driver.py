@@ -58,7 +58,7 @@ from psc.hazmat.paillier import (
     PaillierPublicKey,
 )
 from psc.hazmat.threshold.dealer import deal
-from psc.ledger.translog import verify_log
+from psc.ledger.log_verify import verify_log
 from psc.oracle import cap_counts, caps_from_counts, grades_of, score
 from psc.parties.committee import (
     RevealPolicy,

@@ -22,8 +22,9 @@ from psc.cli.main import main
 from psc.events import Event
 from psc.exceptions import LogVerificationFailed
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.log_verify import verify_log
 from psc.ledger.store import SQLiteLedger
-from psc.ledger.translog import TransparencyLog, verify_log
+from psc.ledger.translog import TransparencyLog
 from psc.parties.relying_party import read_grades
 from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from psc.catalog import load_catalog, period_index
 from psc.events import Event
-from psc.ledger.translog import verify_log
+from psc.ledger.log_verify import verify_log
 from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.protocol.log_audit import audit_ledger
