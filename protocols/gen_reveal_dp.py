@@ -56,7 +56,7 @@ from psc.parties.committee import (
     RevealPolicy,
     reveal_layout,
 )
-from psc.parties.committee.combiner import CommitteeReveal
+from psc.parties.committee.outcomes import CommitteeReveal
 from psc.protocol.committee_messages import NoiseShare, StatisticRequest
 from psc.protocol.logview import LiveSums, LogView, Requester
 from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest

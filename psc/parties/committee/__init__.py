@@ -55,13 +55,9 @@ so even a dishonest combiner gets at most one noisy value per subject and period
 """
 
 from psc.parties.committee.accuracy import expected_misgrade_rate, total_noise_pmf
-from psc.parties.committee.combiner import (
-    CommitteeReveal,
-    KeyCommittee,
-    StatisticRelease,
-    open_committee_store,
-)
+from psc.parties.committee.combiner import KeyCommittee
 from psc.parties.committee.member import CommitteeMember, NoiseWitness
+from psc.parties.committee.outcomes import CommitteeReveal, StatisticRelease, open_committee_store
 from psc.parties.committee.params import (
     MECHANISM,
     SCORE_LABEL,

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from fractions import Fraction
 
 import gmpy2
@@ -31,11 +30,12 @@ from psc.hazmat.threshold.combine import (
     combine,
     decrypt_packed,
 )
-from psc.hazmat.threshold.encoding import decode_packed_share, decode_share
-from psc.hazmat.threshold.keys import DecryptionShare, PackedDecryptionShare, ThresholdPublicKey
+from psc.hazmat.threshold.encoding import decode_share
+from psc.hazmat.threshold.keys import DecryptionShare, PackedDecryptionShare
 from psc.oracle import grades_of
 from psc.parties.committee.known_answer import known_answer
 from psc.parties.committee.member import _open_noise_share
+from psc.parties.committee.outcomes import CommitteeReveal, StatisticRelease
 from psc.parties.committee.params import (
     MECHANISM,
     SCORE_LABEL,
@@ -45,54 +45,18 @@ from psc.parties.committee.params import (
     release_id,
     subject_key,
 )
+from psc.parties.committee.replies import _key_of, _open_member_share, _share_is_valid
 from psc.parties.committee.task import _noised, _read_task, _verify_share_proofs
 from psc.parties.committee.transport import MapMembers, MemberLink, _sequential
 from psc.protocol.committee_messages import (
     CommitteeGrades,
     DecryptionRequest,
     KnownAnswerShare,
-    MemberDecryptionShare,
     NoiseShare,
     RevealTask,
 )
 from psc.protocol.messages import BlockCiphertext, SlotGrade
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-
-
-def open_committee_store(path: str) -> sqlite3.Connection:
-    """The combiner's store (budget ledger and signed answers): SQLite, autocommit mode so
-    :class:`KeyCommittee` runs explicit ``BEGIN IMMEDIATE`` transactions."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-@dataclass(frozen=True)
-class CommitteeReveal:
-    """The combiner's result for one request: grade indices and the signed answer.
-
-    ``answer`` is a sealed :class:`CommitteeGrades`; ``spent`` maps each newly released
-    slot to its cost (empty when everything came from earlier releases).
-    """
-
-    grades: dict[int, int]
-    answer: bytes
-    stored: tuple[int, ...]
-    spent: dict[int, Loss]
-    members: tuple[int, ...]
-    excluded: dict[int, str]
-
-
-@dataclass(frozen=True)
-class StatisticRelease:
-    """A released DP statistic: one noisy sum per cell, and what it cost."""
-
-    name: str
-    period: int
-    sums: tuple[int, ...]  # noisy sum of each cell (the release)
-    stored: bool  # answered from an earlier release (nothing spent)
-    cost: Loss
 
 
 class KeyCommittee:
@@ -545,35 +509,6 @@ class KeyCommittee:
         return noisy_of, counts_of, out.used, excluded
 
 
-def _open_member_share(
-    params: CommitteeParameters,
-    link: MemberLink,
-    reply: bytes | Exception,
-    task_hash: bytes,
-    req_hash: bytes,
-    excluded: dict[int, str],
-) -> PackedDecryptionShare | None:
-    """Combiner: open one member's reply to a decryption request (signature, binding,
-    framing); the share's proof is checked when it is combined.  A failure excludes the
-    member, with the reason."""
-    if isinstance(reply, Exception):
-        excluded[link.index] = f"no decryption share: {reply}"
-        return None
-    try:
-        msg = open_signed(
-            reply, MemberDecryptionShare, _constant(params.member_keys[link.index - 1])
-        )
-        if (msg.member, msg.task_hash, msg.request_hash) != (link.index, task_hash, req_hash):
-            raise InvalidMessage("decryption share answers another request")
-        share = decode_packed_share(params.public, msg.share)
-        if share.index != link.index:
-            raise InvalidMessage("decryption share carries another member's index")
-    except InvalidMessage as exc:
-        excluded[link.index] = f"bad decryption share: {exc}"
-        return None
-    return share
-
-
 def _grades(
     catalog: Catalog, noisy: Mapping[int, int], counts: Mapping[str, Mapping[int, int]]
 ) -> dict[int, int]:
@@ -587,25 +522,6 @@ def _grades(
     raw = catalog.scheme.base_score + np.array([noisy[s] for s in slots], dtype=np.int64)
     g = grades_of(catalog, raw, cap)
     return {s: int(x) for s, x in zip(slots, g.tolist(), strict=True)}
-
-
-def _share_is_valid(
-    pk: ThresholdPublicKey, blocks: Sequence[int], share: PackedDecryptionShare
-) -> bool:
-    """Verification pool worker: does a packed share's proof verify?"""
-    try:
-        pk.verify_packed_share(blocks, share)
-    except InvalidMessage:
-        return False
-    return True
-
-
-def _key_of(key: bytes) -> Callable[[KnownAnswerShare], bytes]:
-    return lambda m: key
-
-
-def _constant(key: bytes) -> Callable[[MemberDecryptionShare], bytes]:
-    return lambda m: key
 
 
 def _frac(q: Fraction) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from psc.hazmat.backends.paillier import PackedCiphertext
-from psc.parties.committee.combiner import CommitteeReveal, KeyCommittee
+from psc.parties.committee.combiner import KeyCommittee
+from psc.parties.committee.outcomes import CommitteeReveal
 from psc.parties.key_holder import Revealer
 
 
