@@ -18,7 +18,8 @@ from psc.parties.rights.registry import RightsRegistry
 from psc.policy.clock import Clock as PolicyClock
 from psc.policy.clock import WorkingCalendar
 from psc.policy.consent import SqliteRefusalLog
-from psc.policy.rights import DeadlinePolicy, RightsDesk
+from psc.policy.requests import DeadlinePolicy
+from psc.policy.rights import RightsDesk
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.replay import AnsweredRequests
 from psc.seams import RandBytes

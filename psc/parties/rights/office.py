@@ -25,7 +25,8 @@ from psc.parties.rights.aggregator import AdjustmentRecord, RightsAggregator
 from psc.parties.rights.messages import verify_adjustment
 from psc.parties.rights.registry import RightsRegistry
 from psc.parties.subject import Subject
-from psc.policy.rights import RightsDesk, RightsRequest
+from psc.policy.requests import RightsRequest
+from psc.policy.rights import RightsDesk
 from psc.protocol.messages import (
     HASH_BYTES,
     AccessResponse,
