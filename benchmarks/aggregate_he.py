@@ -35,7 +35,8 @@ import tenseal as ts
 from benchmarks.report import time_call
 from psc.hazmat.backends.bfv import BfvBackend, TensealBackend
 from psc.hazmat.backends.ckks import AGGREGATION_PARAMS, CkksBackend
-from psc.hazmat.he.params import BfvParams, SecretContext, generate
+from psc.hazmat.he.contexts import SecretContext, generate
+from psc.hazmat.he.params import BfvParams
 
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str], None]

@@ -27,7 +27,8 @@ import numpy as np
 from psc.catalog import load_catalog, parse_catalog
 from psc.hazmat.backends.bfv import BfvBackend
 from psc.hazmat.he.circuit import GradingCircuit
-from psc.hazmat.he.params import BfvParams, generate
+from psc.hazmat.he.contexts import generate
+from psc.hazmat.he.params import BfvParams
 from psc.oracle import grades_of
 from psc.sim.he_driver import SMALL_TEST_CATALOG
 

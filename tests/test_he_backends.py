@@ -14,14 +14,12 @@ from psc.catalog import load_catalog
 from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
 from psc.hazmat.backends.bfv import BfvBackend
 from psc.hazmat.backends.ckks import AGGREGATION_PARAMS, CkksBackend
+from psc.hazmat.he.contexts import SecretContext, generate, load_public
 from psc.hazmat.he.params import (
     MAX_MODULUS_BITS,
     BfvParams,
     CkksParams,
-    SecretContext,
     check_security,
-    generate,
-    load_public,
     seal_primes,
 )
 from psc.hazmat.packing import worst_case_sum

@@ -207,7 +207,7 @@ def test_the_grader_refuses_bad_masks_and_partial_parts(
 def test_grader_refuses_a_context_without_relinearization_keys(
     small: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader],
 ) -> None:
-    from psc.hazmat.he.params import generate
+    from psc.hazmat.he.contexts import generate
 
     circuit, _, _ = small
     bare = generate(circuit.params, relin_keys=False)

@@ -68,10 +68,10 @@ from psc.exceptions import (
 )
 from psc.hazmat.backends.bfv import TensealCiphertext
 from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.contexts import PublicContext, SecretContext, generate
 from psc.hazmat.he.evaluator import HomomorphicGrader, _Prepared
 from psc.hazmat.he.flooding import DEFAULT_MAX_QUERIES, FLOOD_SIGMA, sample_flooding
 from psc.hazmat.he.histogram import encrypted_histogram, histogram_rotation_steps
-from psc.hazmat.he.params import PublicContext, SecretContext, generate
 from psc.protocol import codec
 from psc.protocol.he_messages import HeSubmission
 from psc.protocol.messages import GradeRequest, SignedMessage

@@ -18,7 +18,7 @@ from psc.exceptions import InvalidMessage
 from psc.protocol.messages import HASH_BYTES, NONCE_BYTES, Message
 from psc.protocol.signing import seal
 
-#: 16-byte context fingerprints (:class:`psc.hazmat.he.params.PublicContext`)
+#: 16-byte context fingerprints (:class:`psc.hazmat.he.contexts.PublicContext`)
 FINGERPRINT_BYTES = 16
 _ID = re.compile(r"^[a-z0-9][a-z0-9._#:-]{0,127}$")
 _COUNTER = re.compile(r"^(score|cap:[A-Za-z0-9+-]{1,16})$")

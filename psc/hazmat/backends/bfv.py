@@ -45,7 +45,8 @@ import tenseal as ts
 from psc.catalog import Catalog
 from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
 from psc.hazmat.backends.base import Backend, IntArray
-from psc.hazmat.he.params import BfvParams, PublicContext, SecretContext
+from psc.hazmat.he.contexts import PublicContext, SecretContext
+from psc.hazmat.he.params import BfvParams
 from psc.hazmat.packing import worst_case_sum
 
 _VERSION = 1
@@ -201,7 +202,7 @@ class TensealBackend(Backend[TensealCiphertext]):
             )
 
     def decrypt(self, ct: TensealCiphertext, secret_key: SecretContext) -> IntArray:
-        """Decrypt with the key holder's :class:`~psc.hazmat.he.params.SecretContext`.
+        """Decrypt with the key holder's :class:`~psc.hazmat.he.contexts.SecretContext`.
 
         Raises :class:`KeyMismatch` for a foreign ciphertext or a secret context of another
         key, :class:`InvalidMessage` if a value does not decode within its bound.
@@ -280,7 +281,7 @@ class BfvBackend(TensealBackend):
 
     Build the parameters with :meth:`BfvParams.for_bound` or :meth:`for_catalog`, the keys
     with :meth:`BfvParams.new_secret_context` (key holder) and publish with
-    :func:`psc.hazmat.he.params.publish` (``relin_keys=False``).
+    :func:`psc.hazmat.he.contexts.publish` (``relin_keys=False``).
     """
 
     name = "bfv"

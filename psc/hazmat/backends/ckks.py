@@ -35,7 +35,8 @@ import tenseal as ts
 from psc.exceptions import InvalidMessage, KeyMismatch, ParameterError
 from psc.hazmat.backends.base import IntArray
 from psc.hazmat.backends.bfv import TensealBackend, TensealCiphertext
-from psc.hazmat.he.params import CkksParams, PublicContext
+from psc.hazmat.he.contexts import PublicContext
+from psc.hazmat.he.params import CkksParams
 
 __all__ = ["AGGREGATION_PARAMS", "CkksBackend", "TensealCiphertext"]
 

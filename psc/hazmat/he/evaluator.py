@@ -30,7 +30,8 @@ from psc.hazmat.backends.bfv import TensealCiphertext
 from psc.hazmat.backends.ckks import CkksBackend
 from psc.hazmat.he.circuit import GradingCircuit
 from psc.hazmat.he.composites import FloatArray, SignComposite
-from psc.hazmat.he.params import CkksParams, PublicContext
+from psc.hazmat.he.contexts import PublicContext
+from psc.hazmat.he.params import CkksParams
 
 
 @dataclass

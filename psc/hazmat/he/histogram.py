@@ -23,8 +23,8 @@ import numpy as np
 
 from psc.exceptions import ParameterError
 from psc.hazmat.backends.bfv import TensealCiphertext
+from psc.hazmat.he.contexts import ckks_vector_with_size
 from psc.hazmat.he.evaluator import HomomorphicGrader
-from psc.hazmat.he.params import ckks_vector_with_size
 
 
 def histogram_rotation_steps(slots: int) -> tuple[int, ...]:
