@@ -37,13 +37,14 @@ from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import score
 from psc.parties.consent_gate import SubjectCredential
 from psc.parties.relying_party import read_grades
-from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
+from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import _issue_from_parts
 from psc.protocol import codec
 from psc.protocol.messages import ClassCiphertext, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
 from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import setup_rights
 from psc.sim.sources import seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "rights.json"

@@ -24,13 +24,14 @@ from psc.ledger.log_verify import verify_log
 from psc.oracle import score
 from psc.parties.key_holder import Revealer
 from psc.parties.relying_party import read_grades
-from psc.parties.rights import AdjustmentEntry, RightsDeployment, setup_rights, verify_adjustment
+from psc.parties.rights import AdjustmentEntry, verify_adjustment
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
 from psc.protocol.messages import AccessResponse
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
 from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
 from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]

@@ -30,16 +30,15 @@ from psc.parties.rights import (
     Adjustment,
     AdjustmentOrder,
     RightsAgency,
-    RightsDeployment,
     adjustment_bounds,
     parse_ref,
-    setup_rights,
 )
 from psc.policy.clock import SimulatedClock
 from psc.protocol import codec
 from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
 from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]

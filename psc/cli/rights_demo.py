@@ -32,11 +32,11 @@ from psc.exceptions import PolicyViolation
 from psc.ledger.log_verify import verify_log
 from psc.oracle import score
 from psc.parties.relying_party import read_grades
-from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
 from psc.protocol.signing import digest, public_bytes
 from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
 from psc.sim.sources import demo_keypair, seeded_randbytes
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

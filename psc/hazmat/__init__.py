@@ -16,7 +16,9 @@ Contents: :mod:`~psc.hazmat.paillier` (phe-compatible keys, short-exponent rando
 :mod:`~psc.hazmat.merkle` (RFC 9162 trees and proofs).
 
 Dependencies point downwards only: modules here import :mod:`psc.exceptions`, each other
-and third-party libraries; the exceptions are :mod:`psc.hazmat.packing` and the CKKS
-circuit, which read the public bounds of a :class:`~psc.catalog.Catalog`, and
-:mod:`psc.hazmat.he.flooding`, which draws from the exact samplers of :mod:`psc.dp`.
+and third-party libraries.  The exceptions, listed in ``tests/test_layout.py``:
+:mod:`psc.hazmat.packing`, :mod:`psc.hazmat.backends.bfv` and the CKKS circuit size
+themselves from the public bounds of a :class:`~psc.catalog.Catalog` (the circuit also
+from the oracle's raw-score range), and :mod:`psc.hazmat.he.flooding` draws from the
+exact samplers of :mod:`psc.dp`.
 """

@@ -1,6 +1,6 @@
-"""The psc protocol: roles, messages, encoding and signatures (normative: ``protocols/``).
+"""The psc protocol: public parameters, messages, encoding, signatures, log views (``protocols/``).
 
-The front door is :mod:`psc.parties.aggregator` (Registry, Agency, Aggregator, KeyHolder,
+The front door is :mod:`psc.parties` (Registry, Agency, Aggregator, KeyHolder,
 RelyingParty, Subject) and the reference driver :mod:`psc.sim.driver`.  Messages
 (:mod:`~psc.protocol.messages`) are encoded by :mod:`~psc.protocol.codec` (canonical
 CBOR) and signed by :mod:`~psc.protocol.signing` (domain-separated Ed25519).

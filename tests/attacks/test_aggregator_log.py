@@ -26,12 +26,12 @@ from psc.ledger.log_verify import verify_log
 from psc.ledger.store import SQLiteLedger
 from psc.ledger.translog import TransparencyLog
 from psc.parties.relying_party import read_grades
-from psc.parties.rights import RightsDeployment, setup_rights
 from psc.policy.clock import SimulatedClock
 from psc.protocol.heads import HeadKeeper, gossip
 from psc.protocol.log_audit import audit_ledger, verify_receipts
 from psc.protocol.signing import digest
 from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
 from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 from psc.parties.rights.agency import RightsAgency
 from psc.parties.rights.aggregator import AdjustmentRecord, RightsAggregator
-from psc.parties.rights.deployment import RightsDeployment, setup_rights
 from psc.parties.rights.messages import (
     ADJUSTMENT_KINDS,
     Adjustment,
@@ -79,11 +78,9 @@ __all__ = [
     "ProvenEvent",
     "RightsAgency",
     "RightsAggregator",
-    "RightsDeployment",
     "RightsOffice",
     "RightsRegistry",
     "adjustment_bounds",
     "parse_ref",
-    "setup_rights",
     "verify_adjustment",
 ]
