@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from psc.cli.main import build_parser, main
+from psc.policy.requests import KINDS
 
 FUZZ = settings(
     max_examples=60,
@@ -35,8 +36,20 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-#: commands whose argument parsing is fuzzed here (the rights desk has its own tests)
-COMMANDS = (("catalog",), ("lint",), ("pia",), ("demo",), ("log", "verify"), ("log", "show"))
+#: commands whose argument parsing is fuzzed here (``rights demo`` runs the whole protocol
+#: and has its own tests; the other rights actions only touch the SQLite file in --db)
+COMMANDS = (
+    ("catalog",),
+    ("lint",),
+    ("pia",),
+    ("demo",),
+    ("log", "verify"),
+    ("log", "show"),
+    ("rights", "open"),
+    ("rights", "list"),
+    ("rights", "decide"),
+    ("rights", "overdue"),
+)
 
 
 #: flags whose value is a path: drawn from the hostile paths every time
@@ -111,6 +124,10 @@ def command_lines(draw: st.DrawFn, paths: list[str]) -> list[str]:
                 )
             )
         )
+    elif path == ("rights", "open"):
+        argv.append(draw(st.one_of(st.sampled_from(KINDS), st.text(max_size=8))))
+    elif path == ("rights", "decide"):
+        argv.append(draw(_VALUES))
     flags = _flags(path)
     chosen = draw(st.lists(st.sampled_from(flags), max_size=5)) if flags else []
     for flag, takes in chosen:

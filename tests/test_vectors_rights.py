@@ -128,6 +128,8 @@ def test_adjustments_good_and_bad() -> None:
         "bad_stale_effective_period",
         "bad_wrong_slot_count",
         "bad_wrong_bound",
+        "bad_slot_outside_adjustment_range",
+        "bad_proof_of_another_adjustment",
     }
     assert required <= {c["name"] for c in a["bad_before"]}
     before = f.ledger.state_digest()

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     for name, default in _DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
-    if args.db is None:
+    if args.db is None or not args.db.strip():
         print(
             "psc rights: give the requests database with --db PATH (before or after the action)",
             file=sys.stderr,

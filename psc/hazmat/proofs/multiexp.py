@@ -12,6 +12,18 @@ non-zero modulo the prime ``p`` (say), that fixes ``t_j mod p`` given the other
 exponents, and ``t_j < 2^BATCH_BITS < p`` takes that value with probability at most
 ``2^-BATCH_BITS``.
 
+**One verdict.**  A defect of order 2 (``-1``, or any square root of unity: an ``n``-th
+residue, so no plaintext changes and the statement stays true) survives exactly when its
+``t_j`` is even, so with exponents of both parities two honest verifiers could disagree on
+the same proof: the aggregator accepts an envelope that an auditor refuses.  psc therefore
+uses ``t_j = 2 u_j`` (``u_j`` uniform in ``[1, 2^BATCH_BITS)``): order-2 defects always
+vanish and every verifier accepts.  The soundness bound is unchanged (``2`` is invertible
+modulo the odd ``p``, so ``u_j`` is still pinned to one value).  For keys made of safe
+primes (every committee key, :mod:`psc.hazmat.threshold`) the ``n``-th residues have no other
+small-order elements, so the verdict on any proof is the same for every verifier except
+with probability ``2^-BATCH_BITS``; a key of arbitrary primes (a trusted key holder's
+``phe`` key) can have small subgroups of odd order whose defects still split verifiers.
+
 **Bucket multi-exponentiation** (Pippenger's method as used by Bernstein et al.): the
 product ``prod b_j^e_j`` for many bases and short exponents costs about
 ``(bits / c) * (count + 2^c)`` multiplications instead of ``1.5 * bits * count``.
@@ -32,8 +44,10 @@ RandBelow = Callable[[int], int]
 
 
 def batch_exponents(count: int, randbelow: RandBelow = secrets.randbelow) -> list[int]:
-    """``count`` private batching exponents, uniform in ``[1, 2^BATCH_BITS)``."""
-    return [1 + randbelow((1 << BATCH_BITS) - 1) for _ in range(count)]
+    """``count`` private batching exponents ``2 u`` with ``u`` uniform in ``[1, 2^BATCH_BITS)``.
+
+    Even, so that every verifier reaches the same verdict (module doc, "One verdict")."""
+    return [2 * (1 + randbelow((1 << BATCH_BITS) - 1)) for _ in range(count)]
 
 
 def multi_exp(bases: Sequence[int], exps: Sequence[int], modulus: int) -> mpz:

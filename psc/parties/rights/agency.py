@@ -27,7 +27,7 @@ from psc.parties.rights.messages import (
     _logged_adjustment,
     adjustment_bounds,
 )
-from psc.protocol import codec
+from psc.protocol import codec, validity
 from psc.protocol.heads import HeadKeeper, Prover
 from psc.protocol.messages import (
     NONCE_BYTES,
@@ -204,25 +204,55 @@ class RightsAgency(Agency):
         dvec, cvec = table.delta_vectors(period), table.cap_vectors(period)
         dbounds, cbounds = adjustment_bounds(cat, self.catalog_agency, len(events))
         zeros = np.zeros(self.params.n_subjects, dtype=np.int64)
+        leaves = tuple(sorted(i for _, i in events))
+        nonce = self._randbytes(NONCE_BYTES)
+        created_at = int(self._clock().timestamp())
+        deltas: list[ClassCiphertext] = []
+        caps: list[CapCiphertext] = []
+        proofs: list[bytes] = []
+        # every vector proven within its adjustment range, bound to the other fields
+        for index, vr in enumerate(
+            validity.adjustment_ranges(cat, self.catalog_agency, len(leaves))
+        ):
+            ctx = validity.adjustment_context(
+                agency=self.id,
+                kind=order.kind,
+                original=original,
+                period=period,
+                effective_period=now,
+                leaves=leaves,
+                order=order_hash,
+                catalog_version=self.params.catalog_version,
+                nonce=nonce,
+                n_subjects=self.params.n_subjects,
+                created_at=created_at,
+                index=index,
+                vector=vr,
+            )
+            if vr.cap:
+                vec = -cvec.get((vr.retention, vr.cap), zeros)
+                ct, proof = self._encrypt_proven(vec, cbounds[(vr.retention, vr.cap)], vr, ctx)
+                caps.append(CapCiphertext(vr.retention, vr.cap, ct))
+            else:
+                vec = -dvec[vr.retention]
+                ct, proof = self._encrypt_proven(vec, dbounds[vr.retention], vr, ctx)
+                deltas.append(ClassCiphertext(vr.retention, ct))
+            proofs.append(proof)
         msg = Adjustment(
             agency=self.id,
             kind=order.kind,
             original=original,
             period=period,
             effective_period=now,
-            leaves=tuple(sorted(i for _, i in events)),
+            leaves=leaves,
             order=order_hash,
             catalog_version=self.params.catalog_version,
-            nonce=self._randbytes(NONCE_BYTES),
+            nonce=nonce,
             n_subjects=self.params.n_subjects,
-            deltas=tuple(
-                ClassCiphertext(c, self._encrypt(-dvec[c], b)) for c, b in dbounds.items()
-            ),
-            caps=tuple(
-                CapCiphertext(c, label, self._encrypt(-cvec.get((c, label), zeros), b))
-                for (c, label), b in cbounds.items()
-            ),
-            created_at=int(self._clock().timestamp()),
+            deltas=tuple(deltas),
+            caps=tuple(caps),
+            created_at=created_at,
+            proofs=tuple(proofs),
         )
         sealed = seal(msg, self._key)
         self._pending[digest(sealed)] = (msg, order.subject)

@@ -26,7 +26,7 @@ from psc.hazmat.backends.paillier import PackedCiphertext
 from psc.ledger.store import Ledger, SQLiteLedger
 from psc.parties.aggregator import Aggregator
 from psc.parties.rights.messages import Adjustment, AdjustmentEntry, adjustment_bounds
-from psc.protocol import codec
+from psc.protocol import codec, validity
 from psc.protocol.messages import (
     LogInclusion,
     SignedMessage,
@@ -159,7 +159,9 @@ class RightsAggregator(Aggregator):
         cancelled before (else :class:`DuplicateSubmission`); the nonce is fresh for the
         agency (else :class:`ReplayedNonce`); the classes, cap counters, slot counts and
         declared bounds are those :func:`adjustment_bounds` gives; the folded sums stay in
-        the slot range (else :class:`OverflowRisk`).  Raises :class:`InvalidMessage`,
+        the slot range (else :class:`OverflowRisk`); every slot of every ciphertext within
+        :func:`~psc.protocol.validity.adjustment_ranges`, by its proof (else
+        :class:`~psc.exceptions.InvalidProof`).  Raises :class:`InvalidMessage`,
         :class:`UnknownParty`, :class:`CatalogMismatch` and the above.
         """
         adj = open_signed(sealed, Adjustment, self._adjuster_key)
@@ -235,6 +237,37 @@ class RightsAggregator(Aggregator):
                     "envelope has been amended too often"
                 )
             out.append((retention, label, ct.with_bound(bound)))
+        # every slot of every ciphertext within its adjustment range (rights.md, issue 11)
+        ranges = validity.adjustment_ranges(cat, rec.catalog_agency, len(adj.leaves))
+        for index, vr in enumerate(ranges):
+            retention, label, ct = out[index]
+            if (vr.retention, vr.cap) != (retention, label):
+                raise InvalidMessage("adjustment vectors are not in catalog order")
+            ctx = validity.adjustment_context(
+                agency=adj.agency,
+                kind=adj.kind,
+                original=adj.original,
+                period=adj.period,
+                effective_period=adj.effective_period,
+                leaves=adj.leaves,
+                order=adj.order,
+                catalog_version=adj.catalog_version,
+                nonce=adj.nonce,
+                n_subjects=adj.n_subjects,
+                created_at=adj.created_at,
+                index=index,
+                vector=vr,
+            )
+            validity.verify_vector(
+                self.params.public_key,
+                self.params.layout,
+                ct,
+                vr,
+                adj.proofs[index],
+                ctx,
+                agency=adj.agency,
+                message="adjustment",
+            )
         return adj, out
 
     def _folded_bounds(self) -> dict[tuple[int, str, str], int]:

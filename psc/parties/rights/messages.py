@@ -92,7 +92,9 @@ class Adjustment(Message):
 
     ``deltas`` and ``caps`` carry exactly the classes and cap counters of the agency's
     submissions (public, from the catalog), each a dense encrypted vector holding minus the
-    cancelled events' contribution in the subject's slot and zeros elsewhere.
+    cancelled events' contribution in the subject's slot and zeros elsewhere; ``proofs[i]``
+    proves every slot of vector ``i`` within :func:`psc.protocol.validity.adjustment_ranges`
+    (bound to every other field by :func:`psc.protocol.validity.adjustment_context`).
     """
 
     TYPE: ClassVar[str] = "adjustment"
@@ -110,6 +112,7 @@ class Adjustment(Message):
     deltas: tuple[ClassCiphertext, ...]  # per retention class, sorted: encrypted compensation
     caps: tuple[CapCiphertext, ...]  # per (class, cap label), sorted: encrypted counter decrement
     created_at: int  # when the agency sealed it
+    proofs: tuple[bytes, ...]  # one range proof per ciphertext: deltas, then caps (rights.md)
 
     def check(self) -> None:
         _need(self.kind in ADJUSTMENT_KINDS, "unknown adjustment kind")
@@ -127,6 +130,10 @@ class Adjustment(Message):
         caps = [(c.retention, c.cap) for c in self.caps]
         _need(caps == sorted(set(caps)), "caps must be sorted by (class, cap), no repeats")
         _need(self.created_at >= 0, "created_at must be non-negative")
+        _need(
+            len(self.proofs) == len(self.deltas) + len(self.caps),
+            "one range proof per ciphertext (deltas, then caps)",
+        )
 
 
 @dataclass(frozen=True)
