@@ -145,6 +145,11 @@ class DeploymentError(PscError, ValueError):
         super().__init__(f"{source}: {len(self.problems)} problem(s) in deployment:\n{lines}")
 
 
+class ServiceConfigError(PscError, ValueError):
+    """A served party's files are refused (``psc init``, ``psc serve``): a config with an
+    unknown key or a missing file, a directory in use, a port already taken."""
+
+
 class ConsentRefused(PolicyViolation):
     """A relying party's consent token does not authorise the query (expired, mismatched,
     withdrawn).  ``reason`` is a stable code (``expired``, ``relying-party``, ``purpose``...).
