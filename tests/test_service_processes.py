@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -135,6 +136,18 @@ def _submit_and_refuse(deployment: Path, agg: HttpAggregator) -> None:
     with pytest.raises(KeyError):
         agg.log_inclusion(b"\x00" * 32)
     agg.log_inclusion(digest(envelopes[0]))
+    # limits: a body over the route's limit (413), another media type (415); nothing changes
+    url = agg.peer.base_url
+    big = httpx.post(
+        f"{url}/v1/reveal-requests",
+        content=b"\x00" * (1024 * 1024 + 1),
+        headers={"content-type": "application/cbor"},
+        timeout=30,
+    )
+    assert big.status_code == 413 and big.json()["error"] == "BodyTooLarge"
+    wrong = httpx.post(f"{url}/v1/submissions", content=envelopes[0], timeout=30)
+    assert wrong.status_code == 415
+    assert _ledger_rows(deployment / "aggregator" / "ledger.sqlite") == (hashes, acc)
 
 
 def test_kill_9_during_concurrent_submissions_loses_no_acknowledged_envelope(

@@ -74,6 +74,7 @@ def aggregator_app(aggregator: Aggregator) -> FastAPI:
         summary="the log inclusion of a logged envelope (hex SHA-256 of its sealed bytes)",
         description="protocols/access.md, protocols/log.md.",
         errors=(400, 404),
+        patterns={"envelope_hash": "^[0-9a-f]{64}$"},
     )
     return app
 

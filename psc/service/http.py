@@ -179,8 +179,10 @@ def cbor_get(
     summary: str,
     description: str,
     errors: tuple[int, ...] = (400,),
+    patterns: dict[str, str] | None = None,
 ) -> None:
-    """Add ``GET path`` returning sealed CBOR (path parameters go to ``handler``)."""
+    """Add ``GET path`` returning sealed CBOR (path parameters go to ``handler``;
+    ``patterns`` documents each parameter's regular expression in the schema)."""
 
     async def route(request: Request) -> Response:
         try:
@@ -190,7 +192,15 @@ def cbor_get(
         return Response(content=out, media_type=MEDIA_TYPE)
 
     params = [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {
+                "type": "string",
+                **({"pattern": patterns[n]} if n in (patterns or {}) else {}),
+            },
+        }
         for n in _path_names(path)
     ]
     app.add_api_route(
