@@ -243,21 +243,8 @@ class RightsAggregator(Aggregator):
             retention, label, ct = out[index]
             if (vr.retention, vr.cap) != (retention, label):
                 raise InvalidMessage("adjustment vectors are not in catalog order")
-            ctx = validity.adjustment_context(
-                agency=adj.agency,
-                kind=adj.kind,
-                original=adj.original,
-                period=adj.period,
-                effective_period=adj.effective_period,
-                leaves=adj.leaves,
-                order=adj.order,
-                catalog_version=adj.catalog_version,
-                nonce=adj.nonce,
-                n_subjects=adj.n_subjects,
-                created_at=adj.created_at,
-                index=index,
-                vector=vr,
-            )
+            header = {f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}
+            ctx = validity.adjustment_context(**header, index=index, vector=vr)
             validity.verify_vector(
                 self.params.public_key,
                 self.params.layout,
