@@ -82,3 +82,18 @@ def test_html_and_pdf_render_every_table_and_figure(tmp_path: Path) -> None:
     doc.close()
     pngs = pages_to_png(pdf, tmp_path / "pages", scale=0.5)
     assert len(pngs) >= 10 and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_check_reports_a_tampered_report_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from papers.build import __main__ as cli
+
+    forged = tmp_path / "psc.built.md"
+    forged.write_text(
+        BUILT.read_text("utf-8").replace("## 5. PIPL mapping", "## 5. Politics", 1), "utf-8"
+    )
+    monkeypatch.setattr(cli, "BUILT", forged)
+    assert cli.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "differs from the template" in err and "finding(s)" in err
