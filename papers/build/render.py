@@ -105,19 +105,23 @@ def to_pdf(html: str, base: Path, out: Path, title: str) -> None:
     pdf.set_font("DejaVu", size=9)
     width = pdf.w - pdf.l_margin - pdf.r_margin
     heading = "#1f3f5b"
-    pdf.write_html(
-        _pdf_html(html, base, width, pdf.get_string_width),
-        font_family="DejaVu",
-        table_line_separators=True,
-        tag_styles={
-            "code": FontFace(family="DejaVuMono"),
-            "pre": TextStyle(font_family="DejaVuMono", t_margin=2),
-            "h1": TextStyle(color=heading, font_size_pt=18, t_margin=4, b_margin=2),
-            "h2": TextStyle(color=heading, font_size_pt=14, t_margin=5, b_margin=1),
-            "h3": TextStyle(color=heading, font_size_pt=11, t_margin=4, b_margin=1),
-            "p": TextStyle(t_margin=2),
-        },
-    )
+    styles = {
+        "code": FontFace(family="DejaVuMono"),
+        "pre": TextStyle(font_family="DejaVuMono", t_margin=2),
+        "h1": TextStyle(color=heading, font_size_pt=18, t_margin=4, b_margin=2),
+        "h2": TextStyle(color=heading, font_size_pt=14, t_margin=5, b_margin=1),
+        "h3": TextStyle(color=heading, font_size_pt=11, t_margin=4, b_margin=1),
+        "p": TextStyle(t_margin=2),
+    }
+    body = _pdf_html(html, base, width, pdf.get_string_width)
+    # one write_html call per table and per run of text between tables: fpdf2 keeps some text
+    # style state across a long document (a table once came out bold), a fresh call does not
+    for part in re.split(r"(<table>.*?</table>)", body, flags=re.S):
+        if part.strip():
+            pdf.set_font("DejaVu", "", 9)
+            pdf.write_html(
+                part, font_family="DejaVu", table_line_separators=True, tag_styles=styles
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(out))
 
