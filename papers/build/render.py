@@ -74,7 +74,7 @@ def _column_widths(table: str, width_mm: float, measure: Callable[[str], float])
 
     def need(i: int) -> float:
         data = max((measure(unescape(c[i])) for c in cells[1:] if i < len(c)), default=0.0)
-        head = cells[0][i].split() if i < len(cells[0]) else []
+        head = re.split(r"[\s/]+", cells[0][i]) if i < len(cells[0]) else []
         words = max((1.25 * measure(unescape(w)) for w in head), default=0.0)  # bold
         return min(max(data, words, 5.0) + 4.5, 0.45 * width_mm)
 
