@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check psc
 
 typecheck: $(STAMP)
-	$(PY) -m mypy psc
+	$(PY) -m mypy psc papers/build papers/build_report.py
 
 test: lint typecheck
 	$(PY) -m pytest -q -n 2 --durations=15
