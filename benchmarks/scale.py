@@ -6,7 +6,7 @@ national plan computed from the measured rates.
 [--quiet]``, run from the repository root.
 
 ``end_to_end``
-    :func:`psc.protocol.driver.run` on a seeded synthetic city (``agencies`` agencies,
+    :func:`psc.sim.driver.run` on a seeded synthetic city (``agencies`` agencies,
     ``periods`` monthly periods, 2048-bit key, the agencies' short-exponent randomizers) at
     each size, each run in a fresh process so its peak resident memory is its own
     (``peak_rss_bytes``: the run's process plus its largest worker process).  Per-party
@@ -142,8 +142,8 @@ def _end_to_end_child(
     subjects: int, agencies: int, periods: int, key_bits: int, reveal: str, seed: int, catalog: str
 ) -> dict[str, Any]:
     from psc.catalog import load_catalog
-    from psc.protocol import driver
-    from psc.simulation import simulate_city
+    from psc.sim import driver
+    from psc.sim.city import simulate_city
 
     t0 = time.perf_counter()
     city = simulate_city(

@@ -121,11 +121,11 @@ def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
     """Aggregation and the sharded reveal on 1 and 2 Dask workers (see the module doc);
     raises :class:`CorrectnessError` if a result differs from the plaintext one."""
     from benchmarks.aggregate import agency_vectors, layout_for
-    from psc.backends.paillier import PackedPaillier, ShortExponentPool
     from psc.catalog import load_catalog
-    from psc.paillier import MIN_KEY_BITS
-    from psc.protocol.driver import demo_keypair
+    from psc.hazmat.backends.paillier import PackedPaillier, ShortExponentPool
+    from psc.hazmat.paillier import MIN_KEY_BITS
     from psc.scale.cluster import dask_client
+    from psc.sim.sources import demo_keypair
 
     catalog = load_catalog(config.catalog)
     pk, sk = demo_keypair(config.key_bits)  # below 2048 bits: insecure, for tests only
@@ -267,11 +267,11 @@ def _reveal(
     multiplicity: int,
     backend: Any,
 ) -> dict[str, Any]:
-    from psc.backends.paillier import PackedCiphertext
     from psc.catalog import load_catalog
+    from psc.hazmat.backends.paillier import PackedCiphertext
+    from psc.hazmat.paillier import MIN_KEY_BITS
     from psc.oracle import grades_of
-    from psc.paillier import MIN_KEY_BITS
-    from psc.protocol.roles import ProtocolParameters
+    from psc.protocol.parameters import ProtocolParameters
     from psc.scale.reveal import ShardedTrustedDecryptor
     from psc.scale.shards import ShardPlan
 

@@ -1,7 +1,7 @@
 """Write ``protocols/vectors/rights.json``: consent-gate and adjustment vectors, good and ``bad_*``.
 
 Deterministic: a fixed insecure 512-bit Paillier key given by its primes, every Ed25519 key,
-nonce, salt, slot permutation and pseudonym from :func:`psc.protocol.driver.seeded_randbytes`,
+nonce, salt, slot permutation and pseudonym from :func:`psc.sim.sources.seeded_randbytes`,
 Paillier randomness from a seeded ``random.Random``, and a fixed clock.  Spec:
 ``protocols/rights.md``.  Replayed by ``tests/test_vectors_rights.py``.
 
@@ -30,21 +30,22 @@ import gmpy2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import RandomnessPool
 from psc.catalog import Catalog, load_catalog, period_index
 from psc.events import Event, EventTable
+from psc.hazmat.backends.paillier import RandomnessPool
+from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import score
-from psc.paillier import _keypair_from_primes
+from psc.parties.consent_gate import SubjectCredential
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import _issue_from_parts
 from psc.protocol import codec, validity
-from psc.protocol.consent_gate import SubjectCredential
-from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import ClassCiphertext, SignedMessage
-from psc.protocol.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import setup_rights
+from psc.sim.sources import seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "rights.json"
 SEED = "psc/rights-vectors/v1"
@@ -89,22 +90,7 @@ def _out_of_range(catalog: Catalog, court: RightsAgency, sealed: bytes) -> bytes
     vec = np.zeros(adj.n_subjects, dtype=np.int64)
     vec[1] = true.lo - 1
     bound = adjustment_bounds(catalog, court.catalog_agency, len(adj.leaves))[0][true.retention]
-    fields = {
-        f: getattr(adj, f)
-        for f in (
-            "agency",
-            "kind",
-            "original",
-            "period",
-            "effective_period",
-            "leaves",
-            "order",
-            "catalog_version",
-            "nonce",
-            "n_subjects",
-            "created_at",
-        )
-    }
+    fields = {f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}
     ctx = validity.adjustment_context(**fields, index=0, vector=wide)
     ct, proof = court._encrypt_proven(vec, bound, wide, ctx)
     return _reseal(

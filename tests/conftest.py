@@ -20,7 +20,7 @@ import pytest
 from hypothesis import settings
 
 from psc.catalog import Catalog, load_catalog
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.testing import insecure_keypair
 
 settings.register_profile("psc", deadline=None, print_blob=True, derandomize=True)

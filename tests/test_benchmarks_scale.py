@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import report, scale
 from psc.catalog import load_catalog
-from psc.packing import SlotLayout
+from psc.hazmat.packing import SlotLayout
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from psc.cli.main import build_parser, main
-from psc.policy.rights import KINDS
+from psc.policy.requests import KINDS
 
 FUZZ = settings(
     max_examples=60,
@@ -158,16 +158,16 @@ def _run(fn: Callable[[], int]) -> tuple[int | str, str]:
 
 @pytest.fixture
 def no_expensive_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import psc.protocol.driver
-    import psc.simulation
+    import psc.sim.city
+    import psc.sim.driver
 
     monkeypatch.chdir(tmp_path)  # relative paths drawn by the fuzzer land here
 
     def stop(*args: Any, **kwargs: Any) -> Any:
         raise Accepted
 
-    monkeypatch.setattr(psc.simulation, "simulate_city", stop)
-    monkeypatch.setattr(psc.protocol.driver, "run", stop)
+    monkeypatch.setattr(psc.sim.city, "simulate_city", stop)
+    monkeypatch.setattr(psc.sim.driver, "run", stop)
     monkeypatch.delenv("PSC_TRACEBACK", raising=False)
 
 

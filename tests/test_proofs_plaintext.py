@@ -1,4 +1,4 @@
-"""Proof of plaintext knowledge (psc.proofs.plaintext): completeness, soundness checks,
+"""Proof of plaintext knowledge (psc.hazmat.proofs.plaintext): completeness, soundness checks,
 encoding, and the attack it exists for (a ciphertext derived from someone else's)."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidMessage, InvalidProof
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.proofs.multiexp import multi_exp
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.hazmat.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.proofs.multiexp import multi_exp
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
 from psc.testing import insecure_keypair, paillier_keypairs
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
@@ -192,7 +192,7 @@ def test_every_verifier_gives_the_same_verdict_on_a_small_order_defect(
     """``w -> n - w`` multiplies the left side by ``(-1)^n = -1``, an ``n``-th residue: no
     plaintext relation changes (the soundness argument), so the statement stays true.  With
     odd private batching exponents some verifiers would accept and others refuse; with even
-    ones every seeded verifier accepts (``psc.proofs.multiexp``, "One verdict")."""
+    ones every seeded verifier accepts (``psc.hazmat.proofs.multiexp``, "One verdict")."""
     cts, proof = proven
     w = proof.responses_r
     flipped = replace(proof, responses_r=(int(keys[0].n - w[0]), *w[1:]))

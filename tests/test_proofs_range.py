@@ -1,4 +1,4 @@
-"""Exact per-slot range proofs (psc.proofs.range): completeness, a cheating prover refused
+"""Exact per-slot range proofs (psc.hazmat.proofs.range): completeness, a cheating prover refused
 for every kind of out-of-range slot, tampering, binding to the context, encoding."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidMessage, InvalidProof, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.proofs.range import (
+from psc.hazmat.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.proofs.range import (
     RangeProof,
     _prove,
     guaranteed_range,

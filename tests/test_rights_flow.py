@@ -23,24 +23,23 @@ from psc.exceptions import (
     StalePeriod,
     UnknownParty,
 )
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.policy.clock import SimulatedClock
-from psc.protocol import codec
-from psc.protocol.driver import seeded_randbytes
-from psc.protocol.messages import SignedMessage
-from psc.protocol.rights import (
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import (
     Adjustment,
     AdjustmentOrder,
     RightsAgency,
-    RightsDeployment,
     adjustment_bounds,
     parse_ref,
-    setup_rights,
 )
-from psc.protocol.roles import read_grades
+from psc.policy.clock import SimulatedClock
+from psc.protocol import codec
+from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import digest, new_signing_key, seal
-from psc.simulation import agency_instances, simulate_city
+from psc.sim.city import agency_instances, simulate_city
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

@@ -32,16 +32,18 @@ from psc.catalog import Catalog, period_start
 from psc.dp.accounting import ApproxDP
 from psc.events import Event
 from psc.exceptions import InsufficientShares, ParameterError
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.committee import CommitteeMember, LocalLink, MemberLink, subject_key
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.committee import CommitteeMember, LocalLink, MemberLink, subject_key
+from psc.parties.key_holder import KeyHolder
+from psc.parties.relying_party import read_grades
 from psc.protocol.committee_messages import CommitteeGrades
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
-from psc.protocol.roles import KeyHolder, read_grades
 from psc.protocol.signing import _signing_key_from_seed, open_signed
 from psc.scale.cluster import dask_client
 from psc.scale.reveal import ShardedKeyCommittee, ShardedTrustedDecryptor, shard_slots
 from psc.scale.shards import ShardPlan
-from psc.simulation import simulate_city
+from psc.sim.city import simulate_city
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 distributed = pytest.importorskip("distributed")
 

@@ -11,14 +11,15 @@ import pytest
 
 from psc.catalog import Catalog, period_start
 from psc.events import Event
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.relying_party import read_grades
 from psc.protocol import codec
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.messages import RevealRequest, SignedMessage
-from psc.protocol.roles import read_grades
 from psc.scale.shards import ShardPlan
 from psc.scale.stream import reveal_by_shard
-from psc.simulation import simulate_city
+from psc.sim.city import simulate_city
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 pytestmark = pytest.mark.timeout(300)

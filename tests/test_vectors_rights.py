@@ -12,15 +12,17 @@ import pytest
 
 from psc import exceptions
 from psc.catalog import load_catalog
-from psc.ledger import SQLiteLedger
-from psc.paillier import _keypair_from_primes
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.ledger.store import SQLiteLedger
+from psc.parties.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
+from psc.parties.key_holder import KeyHolder, TrustedDecryptor
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import RightsAggregator
 from psc.policy.consent import SqliteRefusalLog
-from psc.protocol.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
-from psc.protocol.driver import SimClock
 from psc.protocol.logview import LedgerLogView
-from psc.protocol.rights import RightsAggregator
-from psc.protocol.roles import KeyHolder, ProtocolParameters, TrustedDecryptor, read_grades
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed
+from psc.sim.sources import SimClock
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "rights.json"
 V: dict[str, Any] = json.loads(VECTORS.read_text())

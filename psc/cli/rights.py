@@ -31,7 +31,8 @@ from psc.catalog import Catalog, load_catalog
 from psc.exceptions import CatalogError, DeploymentError, PolicyViolation, RightsRequestError
 from psc.policy.clock import CST, Clock, SimulatedClock, SystemClock, WorkingCalendar
 from psc.policy.deployment import load_deployment
-from psc.policy.rights import KINDS, STATUSES, DeadlinePolicy, RightsDesk, RightsRequest
+from psc.policy.requests import KINDS, STATUSES, DeadlinePolicy, RightsRequest
+from psc.policy.rights import RightsDesk
 
 
 def _common() -> argparse.ArgumentParser:

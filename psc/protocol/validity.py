@@ -3,7 +3,7 @@
 The agency proves, for every ciphertext of its :class:`~psc.protocol.messages.Submission`
 (each retention class's dense delta vector, each cap counter), that every subject slot
 lies in the range the catalog allows that agency in one period, and that the padding
-slots of the last block are zero (:mod:`psc.proofs.range`, ``protocols/proofs.md`` section
+slots of the last block are zero (:mod:`psc.hazmat.proofs.range`, ``protocols/proofs.md`` section
 3).  The aggregator verifies every proof before anything touches its state
 (``protocols/ingest.md``).  Each proof is bound by Fiat-Shamir to a context naming the
 agency, period, catalog version, nonce, the envelope's other header fields and the
@@ -26,13 +26,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.catalog import Catalog
 from psc.events import IntArray
 from psc.exceptions import InvalidMessage, InvalidProof
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPublicKey, RandBelow
-from psc.proofs.range import (
+from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPublicKey, RandBelow
+from psc.hazmat.proofs.range import (
     RangeProof,
     locate_failure,
     pool_demand,
@@ -85,7 +85,7 @@ def vector_ranges(catalog: Catalog, catalog_agency: str) -> tuple[VectorRange, .
 def adjustment_ranges(
     catalog: Catalog, catalog_agency: str, n_leaves: int
 ) -> tuple[VectorRange, ...]:
-    """Every vector an :class:`~psc.protocol.rights.messages.Adjustment` cancelling
+    """Every vector an :class:`~psc.parties.rights.messages.Adjustment` cancelling
     ``n_leaves`` events of one envelope carries, in the same order as :func:`vector_ranges`,
     with the range every slot must lie in.
 
@@ -115,6 +115,22 @@ def adjustment_ranges(
             hi = min(n_leaves * neg[v.retention], -v.lo)
             out.append(VectorRange(v.retention, "", lo, hi))
     return tuple(out)
+
+
+#: the fields of an adjustment (besides its vectors and proofs) every proof is bound to
+ADJUSTMENT_HEADER = (
+    "agency",
+    "kind",
+    "original",
+    "period",
+    "effective_period",
+    "leaves",
+    "order",
+    "catalog_version",
+    "nonce",
+    "n_subjects",
+    "created_at",
+)
 
 
 def adjustment_context(
@@ -149,13 +165,20 @@ def adjustment_context(
         (b"nonce", nonce),
         (b"n_subjects", n_subjects.to_bytes(8, "big")),
         (b"created_at", created_at.to_bytes(8, "big")),
+        *_vector_fields(index, vector),
+    )
+    return ADJUSTMENT_DOMAIN + b"".join(_field(k, v) for k, v in parts)
+
+
+def _vector_fields(index: int, vector: VectorRange) -> tuple[tuple[bytes, bytes], ...]:
+    """The context fields naming a vector: its place, kind and range."""
+    return (
         (b"index", index.to_bytes(4, "big")),
         (b"retention", vector.retention.encode()),
         (b"cap", vector.cap.encode()),
         (b"lo", vector.lo.to_bytes(16, "big", signed=True)),
         (b"hi", vector.hi.to_bytes(16, "big", signed=True)),
     )
-    return ADJUSTMENT_DOMAIN + b"".join(_field(k, v) for k, v in parts)
 
 
 def _field(label: bytes, data: bytes) -> bytes:
@@ -187,11 +210,7 @@ def vector_context(
         (b"commitment_root", commitment_root),
         (b"commitment_size", commitment_size.to_bytes(8, "big")),
         (b"created_at", created_at.to_bytes(8, "big")),
-        (b"index", index.to_bytes(4, "big")),
-        (b"retention", vector.retention.encode()),
-        (b"cap", vector.cap.encode()),
-        (b"lo", vector.lo.to_bytes(16, "big", signed=True)),
-        (b"hi", vector.hi.to_bytes(16, "big", signed=True)),
+        *_vector_fields(index, vector),
     )
     return DOMAIN + b"".join(_field(k, v) for k, v in parts)
 

@@ -1,13 +1,13 @@
 """The reveal sharded by subject blocks: per-shard work, one request, one log entry.
 
-Two reveal steps (:class:`~psc.protocol.roles.Revealer` back ends), each splitting a batch
+Two reveal steps (:class:`~psc.parties.key_holder.Revealer` back ends), each splitting a batch
 request along a :class:`~psc.scale.shards.ShardPlan` so that no shard's work depends on
 another's and at most a bounded number of shards are in flight at once:
 
 * :class:`ShardedTrustedDecryptor`, the baseline: the key holder's block decryptions run
   on **its own** Dask workers, one task per shard, at most ``window`` tasks in flight.
   Per shard the task is exactly :meth:`TrustedDecryptor.grades
-  <psc.protocol.roles.TrustedDecryptor.grades>` on that shard's slots and blocks, so the
+  <psc.parties.key_holder.TrustedDecryptor.grades>` on that shard's slots and blocks, so the
   grades are those of the single-process path by construction (and by test).
 * :class:`ShardedKeyCommittee`, the committee's DP batch reveal: the combiner cuts one
   request into one task per shard (targets: the request's slots in the shard; blocks: the
@@ -16,7 +16,7 @@ another's and at most a bounded number of shards are in flight at once:
   are checked on ``verify_pool`` (for example the Dask client's executor).
 
 What stays central, as ``protocols/scale.md`` section 4 fixes: the request, the purpose
-and consent checks, the log check of the blocks (:class:`~psc.protocol.roles.KeyHolder`),
+and consent checks, the log check of the blocks (:class:`~psc.parties.key_holder.KeyHolder`),
 the budget (charged once for every new slot of the request, durably, before the first
 decryption share is asked for), one signed answer and one release notice in the one
 transparency log.
@@ -39,11 +39,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import ParameterError
-from psc.paillier import PaillierPrivateKey
-from psc.protocol.committee import KeyCommittee
-from psc.protocol.roles import ProtocolParameters, TrustedDecryptor
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import PaillierPrivateKey
+from psc.parties.committee import KeyCommittee
+from psc.parties.key_holder import TrustedDecryptor
+from psc.protocol.parameters import ProtocolParameters
 from psc.scale.shards import ShardPlan
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def _shard_grades(
 
 
 class ShardedTrustedDecryptor(TrustedDecryptor):
-    """:class:`~psc.protocol.roles.TrustedDecryptor` whose decryptions run on the key
+    """:class:`~psc.parties.key_holder.TrustedDecryptor` whose decryptions run on the key
     holder's Dask workers, one task per shard of ``plan`` (default: one shard per worker).
 
     ``window`` bounds the shards in flight (default twice the workers): the ciphertext
@@ -93,7 +94,7 @@ class ShardedTrustedDecryptor(TrustedDecryptor):
     shards' worth, whatever the request's size; :attr:`peak_blocks_in_flight` records the
     largest number seen (tests check it).  The private key is sent once to each of
     ``workers`` (the key holder's own machines; see the module doc).  Algebra and leaks:
-    those of :class:`~psc.protocol.roles.TrustedDecryptor`.  Raises what it raises, and
+    those of :class:`~psc.parties.key_holder.TrustedDecryptor`.  Raises what it raises, and
     :class:`ParameterError` for a plan of other parameters or ``window < 1``.
     """
 
@@ -165,7 +166,7 @@ class ShardedTrustedDecryptor(TrustedDecryptor):
 
 
 class ShardedKeyCommittee(KeyCommittee):
-    """:class:`~psc.protocol.committee.KeyCommittee` that reveals a request shard by shard.
+    """:class:`~psc.parties.committee.KeyCommittee` that reveals a request shard by shard.
 
     ``plan`` cuts the subject slots into shards; each shard's slots become one reveal task
     (the members' noise shares, proofs and decryption shares cover that shard's blocks
@@ -173,7 +174,7 @@ class ShardedKeyCommittee(KeyCommittee):
     and shares are resident at the combiner (:attr:`peak_blocks_in_flight`).  The budget
     is charged once for every new slot of the request, before the first decryption share
     is asked for; the answer is one signed :class:`~psc.protocol.committee_messages.CommitteeGrades`.
-    Other arguments as :class:`~psc.protocol.committee.KeyCommittee`.  Raises what it
+    Other arguments as :class:`~psc.parties.committee.KeyCommittee`.  Raises what it
     raises (an :class:`~psc.exceptions.InsufficientShares` of any shard aborts the
     request), and :class:`ParameterError` for a plan of another layout.
     """

@@ -23,9 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from psc.parties.aggregator import Aggregator
+from psc.parties.key_holder import KeyHolder
+from psc.parties.relying_party import read_grades
 from psc.protocol import codec
 from psc.protocol.messages import RevealRequest, SignedMessage
-from psc.protocol.roles import Aggregator, KeyHolder, ProtocolParameters, read_grades
+from psc.protocol.parameters import ProtocolParameters
 from psc.scale.shards import ShardPlan
 
 

@@ -25,37 +25,19 @@ import pytest
 from psc.catalog import Catalog, load_catalog, period_index
 from psc.events import Event
 from psc.exceptions import InvalidProof
+from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds
 from psc.policy.clock import SimulatedClock
 from psc.protocol import codec, validity
-from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import CapCiphertext, ClassCiphertext, SignedMessage
-from psc.protocol.rights import (
-    Adjustment,
-    RightsAgency,
-    RightsDeployment,
-    adjustment_bounds,
-    setup_rights,
-)
 from psc.protocol.signing import digest, seal
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import seeded_randbytes
 from psc.testing import insecure_keypair
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 P1 = period_index(START.date())
 N = 12
-FIELDS = (
-    "agency",
-    "kind",
-    "original",
-    "period",
-    "effective_period",
-    "leaves",
-    "order",
-    "catalog_version",
-    "nonce",
-    "n_subjects",
-    "created_at",
-)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +101,7 @@ def _forge(ag: RightsAgency, sealed: bytes, index: int, slot: int, value: int, s
     vec = np.zeros(adj.n_subjects, dtype=np.int64)
     vec[slot] = value
     ctx = validity.adjustment_context(
-        **{f: getattr(adj, f) for f in FIELDS}, index=index, vector=wide
+        **{f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}, index=index, vector=wide
     )
     ct, proof = ag._encrypt_proven(vec, bound, wide, ctx)
     deltas, caps = list(adj.deltas), list(adj.caps)
