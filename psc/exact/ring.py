@@ -93,21 +93,17 @@ CITY_PARAMS = LatticeParams(32768, (60,) * 14)
 class Ring:
     """A SEAL BFV context plus the RNS facts the multiparty protocols need.
 
-    ``seed`` (64 bytes) makes SEAL's own sampling (ternary secrets, error polynomials,
-    encryption randomness) reproducible for test vectors; ``None`` uses SEAL's CSPRNG.
+    SEAL samples secrets, errors and encryption randomness with its own CSPRNG.  There is
+    deliberately no seed: a seeded SEAL factory gives *every* generator the same seed, so
+    two "fresh" secrets would be equal.
     """
 
-    def __init__(self, params: LatticeParams, seed: bytes | None = None) -> None:
+    def __init__(self, params: LatticeParams) -> None:
         self.params = params
         p = seal.EncryptionParameters(seal.SCHEME_TYPE.BFV)
         p.set_poly_modulus_degree(params.ring_degree)
         p.set_coeff_modulus(seal.CoeffModulus.Create(params.ring_degree, list(params.coeff_bits)))
         p.set_plain_modulus(params.plain_modulus)
-        if seed is not None:
-            if len(seed) != 64:
-                raise ParameterError("a SEAL seed is 64 bytes")
-            words = [int.from_bytes(seed[i : i + 8], "little") for i in range(0, 64, 8)]
-            p.set_random_generator(seal.Blake2xbPRNGFactory(words))
         level = seal.SEC_LEVEL_TYPE.TC128 if params.secure else seal.SEC_LEVEL_TYPE.NONE
         self.context = seal.SEALContext(p, True, level)
         if not self.context.parameters_set():
