@@ -174,7 +174,7 @@ def grade_ciphertext(
     ciphertext products it took.
 
     ``live_sum`` encrypts each slot's live sum ``v`` (mod ``t``), ``cap_counts[label]`` its
-    live count of events with that cap.  Slots outside the catalog's domain get an
+    live count of events with that cap (an absent label counts 0 everywhere).  Slots outside the catalog's domain get an
     unspecified value (the domain is enforced upstream by the agencies' range proofs).
     """
     ev = Evaluator(ring, relin_keys)
@@ -187,6 +187,8 @@ def grade_ciphertext(
     for label, take, ind in zip(
         polys.cap_labels, polys.cap_take, polys.cap_indicator, strict=True
     ):
+        if label not in cap_counts:  # no live event carries this cap: its indicator is 0
+            continue
         c = cap_counts[label]
         kc = baby_size(len(ind) - 1)
         cpw = ev.powers(c, kc)

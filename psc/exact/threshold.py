@@ -243,3 +243,28 @@ def noise_bits(ring: Ring, ct: Any, secret: U64) -> int:
         m = round(x * ring.t / ring.q)
         worst = max(worst, abs(x - d * m))
     return worst.bit_length()
+
+
+def widest_smudging(ring: Ring, k: int, n: int) -> tuple[int, int]:
+    """``(b, allowance)``: the widest smudging the modulus carries and the largest noise
+    bound (bits) it covers at ``2^-STAT_BITS`` (``smudging_bits(.., allowance) == b``).
+
+    Used by deployments: smudge as widely as decryption allows, and check (god view, in
+    the tests and the benchmark) that the circuit's measured noise stays below
+    ``allowance``.  Raises :class:`~psc.exceptions.ParameterError` if even a noiseless
+    ciphertext could not be smudged.
+    """
+    lo, best = 0, None
+    hi = ring.q.bit_length()
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        try:
+            b = smudging_bits(ring, k, n, mid)
+        except ParameterError:
+            hi = mid - 1
+            continue
+        best = (b, mid)
+        lo = mid + 1
+    if best is None:
+        raise ParameterError("the modulus is too small for any smudged decryption")
+    return best
