@@ -130,3 +130,8 @@ def rk_write(ring: Ring, template: Any, comps: list[U64]) -> Any:
     if j != len(comps):
         raise ValueError(f"{len(comps)} components for a key with {j}")
     return _load(seal.RelinKeys(), ring, bytes(blob))
+
+
+def pt_read(ring: Ring, pt: Any) -> U64:
+    """A (coefficient-form) plaintext's ``N`` coefficients."""
+    return _tail(raw(pt), ring.n)
