@@ -152,6 +152,8 @@ def grade_in_clear(polys: GradePolynomials, v: I64, counts: dict[str, I64]) -> I
     grade = evaluate(polys.band, v, t)
     free = np.ones_like(grade)
     for label, take, ind in zip(polys.cap_labels, polys.cap_take, polys.cap_indicator, strict=True):
+        if label not in counts:  # as in the circuit: an absent counter is 0 everywhere
+            continue
         i = evaluate(ind, counts[label], t)
         grade = (grade - free * i % t * evaluate(take, v, t)) % t
         free = free * (1 - i) % t
