@@ -24,7 +24,9 @@ def seeded(seed: int):  # type: ignore[no-untyped-def]
     return rng.randbytes
 
 
-def committee(k: int = 3, n: int = 5, session: bytes = b"test-session") -> tuple[Ring, CommitteeKeys, object]:
+def committee(
+    k: int = 3, n: int = 5, session: bytes = b"test-session"
+) -> tuple[Ring, CommitteeKeys, object]:
     ring = Ring(TEST_PARAMS)
     keys, secret = run_setup(ring, k, n, session, seeded(1), keep_secret=True)
     return ring, keys, secret

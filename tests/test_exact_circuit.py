@@ -34,13 +34,20 @@ def test_encrypted_grades_equal_the_oracle_on_the_whole_toy_domain(setup) -> Non
     grid_v, grid_c = np.meshgrid(np.arange(lo, hi + 1), np.arange(0, polys.cap_domain[0] + 1))
     v = np.resize(grid_v.ravel(), ring.n)
     c = np.resize(grid_c.ravel(), ring.n)
-    out, products = grade_ciphertext(ring, keys.relin_keys, polys, _encrypt(ring, keys, v), {"B": _encrypt(ring, keys, c)})
+    out, products = grade_ciphertext(
+        ring, keys.relin_keys, polys, _encrypt(ring, keys, v), {"B": _encrypt(ring, keys, c)}
+    )
     assert products > 0
     noise = T.noise_bits(ring, out, secret)
     bits = T.smudging_bits(ring, keys.k, keys.n, noise + 4)
-    shares = {l: T.decryption_share(ring, out, m.share, keys.n, bits, seeded(l)) for l, m in keys.members.items()}
+    shares = {
+        ell: T.decryption_share(ring, out, m.share, keys.n, bits, seeded(ell))
+        for ell, m in keys.members.items()
+    }
     got = T.combine_checked(ring, out, shares, keys.k, keys.n)
-    want = oracle.grades_of(cat, cat.scheme.base_score + v, oracle.caps_from_counts(cat, {"B": c}, ring.n))
+    want = oracle.grades_of(
+        cat, cat.scheme.base_score + v, oracle.caps_from_counts(cat, {"B": c}, ring.n)
+    )
     assert np.array_equal(got, want.astype(np.int64))
 
 

@@ -59,8 +59,8 @@ def test_any_k_shamir_shares_reconstruct_the_secret(setup) -> None:  # type: ign
     for subset in [(1, 2, 3), (2, 4, 5), (1, 3, 5)]:
         lam = T.scaled_lagrange(subset, keys.n)
         acc = np.zeros_like(secret[: ring.levels])
-        for l in subset:
-            acc = ring.add(acc, ring.mul_scalar(keys.members[l].share, lam[l]))
+        for ell in subset:
+            acc = ring.add(acc, ring.mul_scalar(keys.members[ell].share, lam[ell]))
         assert np.array_equal(acc, ring.mul_scalar(secret[: ring.levels], T.delta(keys.n)))
 
 
@@ -70,8 +70,8 @@ def test_k_minus_one_shares_are_uniform_residues(setup) -> None:  # type: ignore
     # below 1e-6 for M = 2 * 7 * 4096 = 57344 (2 exp(-45.9)).
     ring, keys, _ = setup
     counts = total = 0
-    for l in (1, 2):
-        share = keys.members[l].share
+    for ell in (1, 2):
+        share = keys.members[ell].share
         for j, qj in enumerate(ring.primes):
             counts += int(np.sum(share[j] < np.uint64(qj // 2)))
             total += ring.n

@@ -75,7 +75,9 @@ def test_random_small_catalogs_are_exact(cat: Catalog) -> None:
 @given(st.data())
 def test_interpolation_goes_through_its_points(data: st.DataObject) -> None:
     n = data.draw(st.integers(1, 40))
-    xs = data.draw(st.lists(st.integers(-T // 2, T // 2), min_size=n, max_size=n, unique_by=lambda x: x % T))
+    xs = data.draw(
+        st.lists(st.integers(-T // 2, T // 2), min_size=n, max_size=n, unique_by=lambda x: x % T)
+    )
     ys = data.draw(st.lists(st.integers(0, T - 1), min_size=n, max_size=n))
     coeffs = interpolate(np.array(xs), np.array(ys), T)
     assert len(coeffs) == n

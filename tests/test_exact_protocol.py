@@ -66,7 +66,7 @@ def test_the_circuit_noise_stays_within_the_smudging_allowance(dep) -> None:  # 
 def test_refused_contributions_change_nothing(dep) -> None:  # type: ignore[no-untyped-def]
     d, _ = dep
     size = d.log.head()[0]
-    with pytest.raises(Exception):
+    with pytest.raises(KeyError):  # the deployment holds no key for it: nothing is signed
         d.submit("no-such-agency", 0, "short", SCORE, 0, np.zeros(4))
     with pytest.raises(InvalidMessage, match="label"):
         d.submit("tax-bureau", 0, "short", "Z", 0, np.zeros(4))

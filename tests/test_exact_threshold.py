@@ -26,8 +26,8 @@ def setup():  # type: ignore[no-untyped-def]
     seal.Encryptor(ring.context, keys.public_key).encrypt(encode(ring, values), ct)
     bits = T.smudging_bits(ring, 3, 5, T.noise_bits(ring, ct, secret) + 2)
     shares = {
-        l: T.decryption_share(ring, ct, m.share, 5, bits, seeded(100 + l))
-        for l, m in keys.members.items()
+        ell: T.decryption_share(ring, ct, m.share, 5, bits, seeded(100 + ell))
+        for ell, m in keys.members.items()
     }
     return ring, keys, ct, values, shares
 
@@ -35,7 +35,7 @@ def setup():  # type: ignore[no-untyped-def]
 def test_every_k_subset_decodes_the_same_shares(setup) -> None:  # type: ignore[no-untyped-def]
     ring, _, ct, values, shares = setup
     for subset in itertools.combinations(range(1, 6), 3):
-        got = T.combine(ring, ct, {l: shares[l] for l in subset}, 5)
+        got = T.combine(ring, ct, {ell: shares[ell] for ell in subset}, 5)
         assert np.array_equal(got, values)
     assert np.array_equal(T.combine_checked(ring, ct, shares, 3, 5), values)
 
@@ -64,7 +64,7 @@ def test_a_bad_share_among_k_plus_two_is_named(setup) -> None:  # type: ignore[n
 
 def test_a_bad_share_among_k_plus_one_aborts_naming_every_sender(setup) -> None:  # type: ignore[no-untyped-def]
     ring, _, ct, _, shares = setup
-    bad = {l: shares[l] for l in (1, 2, 3, 5)}
+    bad = {ell: shares[ell] for ell in (1, 2, 3, 5)}
     bad[2] = _tampered(ring, shares[2], 7)
     with pytest.raises(InsufficientShares) as info:
         T.combine_checked(ring, ct, bad, 3, 5)
@@ -76,9 +76,13 @@ def test_scaled_lagrange_coefficients_are_integers_that_interpolate() -> None:
         for k in range(1, n + 1):
             for subset in itertools.combinations(range(1, n + 1), k):
                 lam = T.scaled_lagrange(subset, n)
-                # sum_l (Delta lambda_l) f(l) = Delta f(0) for f(x) = 5 + 3x^(k-1)
-                f = {l: Fraction(5 + 3 * l ** (k - 1)) for l in subset} if k > 1 else {l: Fraction(5) for l in subset}
-                assert sum(lam[l] * f[l] for l in subset) == 5 * T.delta(n)
+                # sum_l (Delta lambda_l) f(ell) = Delta f(0) for f(x) = 5 + 3x^(k-1)
+                f = (
+                    {ell: Fraction(5 + 3 * ell ** (k - 1)) for ell in subset}
+                    if k > 1
+                    else {ell: Fraction(5) for ell in subset}
+                )
+                assert sum(lam[ell] * f[ell] for ell in subset) == 5 * T.delta(n)
 
 
 def test_smudging_is_refused_when_the_modulus_cannot_carry_it() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tenseal.sealapi as seal
 
-from psc.exact.polynomial import GradePolynomials, I64
+from psc.exact.polynomial import I64, GradePolynomials
 from psc.exact.ring import Ring
 from psc.exact.seal_io import raw
 
@@ -184,9 +184,7 @@ def grade_ciphertext(
     giants = ev.giants(pw, chunks)
     grade = ev.materialise(ev.polynomial(polys.band, pw, giants), live_sum)
     free: Any = None  # prod_{i<j} (1 - ind_i), None meaning 1
-    for label, take, ind in zip(
-        polys.cap_labels, polys.cap_take, polys.cap_indicator, strict=True
-    ):
+    for label, take, ind in zip(polys.cap_labels, polys.cap_take, polys.cap_indicator, strict=True):
         if label not in cap_counts:  # no live event carries this cap: its indicator is 0
             continue
         c = cap_counts[label]

@@ -80,7 +80,9 @@ class ExactCombiner:
         :class:`~psc.exceptions.InvalidMessage`; nothing is released then."""
         req = open_request(self.params, sealed_request)
         ask = tuple(sorted(self.members)) if ask is None else tuple(sorted(ask))
-        task = seal(ExactRevealTask(authorization=sealed_request, issued_at=int(self._clock())), self._key)
+        task = seal(
+            ExactRevealTask(authorization=sealed_request, issued_at=int(self._clock())), self._key
+        )
         task_hash = sha256(task)
         opened: dict[int, ExactDecryptionShare] = {}
         for i in ask:
@@ -105,10 +107,14 @@ class ExactCombiner:
         self.bytes_exchanged += len(ct_bytes)
         ct = load_ciphertext(self.ring, ct_bytes)
         if digest(self.ring, ct) != d:
-            raise InsufficientShares(f"member {source} sent a ciphertext that is not the one decrypted", bad=[source])
+            raise InsufficientShares(
+                f"member {source} sent a ciphertext that is not the one decrypted", bad=[source]
+            )
         shares = {i: decode_share(self.ring, m) for i, m in opened.items()}
         slots = threshold.combine_checked(self.ring, ct, shares, self.params.k, self.params.n)
-        return self._grades(req.request_hash, req.period, req.block, req.slots, slots, tuple(sorted(opened)))
+        return self._grades(
+            req.request_hash, req.period, req.block, req.slots, slots, tuple(sorted(opened))
+        )
 
     def _grades(
         self,

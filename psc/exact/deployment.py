@@ -27,8 +27,8 @@ from psc.exact.messages import BfvContribution, ExactGrades, ExactRevealRequest
 from psc.exact.polynomial import GradePolynomials, grade_polynomials
 from psc.exact.ring import U64, LatticeParams, RandBytes, Ring
 from psc.exact.setup import check_setup, run_setup
-from psc.protocol.signing import public_bytes, seal as seal_message
-from psc.protocol.signing import new_signing_key
+from psc.protocol.signing import new_signing_key, public_bytes
+from psc.protocol.signing import seal as seal_message
 
 
 @dataclass
@@ -72,7 +72,9 @@ class ExactDeployment:
         check_setup(keys, session, bits, randbytes)
         sign = {name: new_signing_key(randbytes) for name in ("aggregator", "combiner")}
         member_sign = {i: new_signing_key(randbytes) for i in range(1, n + 1)}
-        agencies = {a: new_signing_key(randbytes) for a in sorted({r.agency for r in catalog.rules})}
+        agencies = {
+            a: new_signing_key(randbytes) for a in sorted({r.agency for r in catalog.rules})
+        }
         params = ExactParameters(
             k=k,
             n=n,

@@ -123,9 +123,7 @@ class RkgRound2:
     h1: list[U64]
 
 
-def rkg_round1(
-    ring: Ring, s_i: U64, u_i: U64, crs: list[U64], errors: ErrorSource
-) -> RkgRound1:
+def rkg_round1(ring: Ring, s_i: U64, u_i: U64, crs: list[U64], errors: ErrorSource) -> RkgRound1:
     """Member ``i``'s first-round shares ``(-u_i a_j + s_i w_j + e0, s_i a_j + e1)``."""
     h0, h1 = [], []
     for j, a in enumerate(crs):
@@ -170,7 +168,7 @@ def rkg_combine(ring: Ring, r2: list[RkgRound2], h1: list[U64]) -> Any:
 
 # -- Shamir re-sharing ---------------------------------------------------------------------
 def deal(ring: Ring, s_i: U64, k: int, n: int, randbytes: RandBytes) -> dict[int, U64]:
-    """Member ``i``'s Shamir dealing of the data-level limbs of ``s_i``: ``{l: f_i(l)}`` for
+    """Member ``i``'s Shamir dealing of the data-level limbs of ``s_i``: ``{ell: f_i(l)}`` for
     ``l = 1..n``, degree ``k - 1``, one sharing per RNS prime."""
     base = s_i[: ring.levels]
     coeffs = [ring.uniform(randbytes) for _ in range(k - 1)]

@@ -38,7 +38,8 @@ from psc.exact.ring import U64, RandBytes, Ring
 from psc.exceptions import InvalidMessage
 from psc.protocol import codec
 from psc.protocol.signing import digest as sha256
-from psc.protocol.signing import open_signed, seal as seal_message
+from psc.protocol.signing import open_signed
+from psc.protocol.signing import seal as seal_message
 
 
 @dataclass(frozen=True)

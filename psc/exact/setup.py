@@ -121,8 +121,8 @@ def run_setup(
     rk = K.rkg_combine(ring, [m.rkg2(h0, h1) for m in members.values()], h1)
     # 3. Shamir re-sharing on pairwise channels, then erase s_i, u_i
     for i, m in members.items():
-        for l, value in m.deal(k, n).items():
-            members[l].receive(i, value)
+        for ell, value in m.deal(k, n).items():
+            members[ell].receive(i, value)
     for m in members.values():
         m.finish(n)
     return CommitteeKeys(ring, k, n, pk, rk, members), secret
@@ -137,19 +137,21 @@ def known_answer(ring: Ring, public_key: Any, session: bytes) -> tuple[Any, np.n
     return ct, values
 
 
-def check_setup(keys: CommitteeKeys, session: bytes, bits: int, randbytes: RandBytes = os.urandom) -> None:
+def check_setup(
+    keys: CommitteeKeys, session: bytes, bits: int, randbytes: RandBytes = os.urandom
+) -> None:
     """Phase 4: every ``k``-subset decrypts the known answer; raises
     :class:`~psc.exceptions.InsufficientShares` naming the members of failing subsets."""
     ring = keys.ring
     ct, values = known_answer(ring, keys.public_key, session)
     shares = {
-        l: threshold.decryption_share(ring, ct, m.share, keys.n, bits, randbytes)
-        for l, m in keys.members.items()
+        ell: threshold.decryption_share(ring, ct, m.share, keys.n, bits, randbytes)
+        for ell, m in keys.members.items()
         if m.share is not None
     }
     bad: set[int] = set()
     for subset in itertools.combinations(sorted(shares), keys.k):
-        got = threshold.combine(ring, ct, {l: shares[l] for l in subset}, keys.n)
+        got = threshold.combine(ring, ct, {ell: shares[ell] for ell in subset}, keys.n)
         if not np.array_equal(got, values % ring.t):
             bad.update(subset)
     if bad:

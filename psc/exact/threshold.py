@@ -7,8 +7,8 @@ Algebra, for a BFV ciphertext ``(c0, c1)`` (coefficient form) with ``c0 + c1 s =
 (``D = floor(q / t)``, ``v`` its noise) and member ``l``'s key share ``S_l = F(l)``
 (:mod:`psc.exact.keys`), ``Delta = n!``::
 
-    member l:   h_l = Delta * S_l * c1 + e_l,      e_l uniform in [-2^b, 2^b)
-    combiner:   for any k members T,  lambda_l = prod_{m in T, m != l} m / (m - l)
+    member ell:   h_l = Delta * S_l * c1 + e_l,      e_l uniform in [-2^b, 2^b)
+    combiner:   for any k members T,  lambda_l = prod_{m in T, m != ell} m / (m - ell)
                 x = Delta^2 c0 + sum_{l in T} (Delta lambda_l) h_l
                   = Delta^2 (D m + v) + sum_{l in T} (Delta lambda_l) e_l
                 m = Delta^-2 * round(t x / q)  mod t
@@ -20,11 +20,11 @@ may not hold).  SEAL does the final rounding: the combiner decrypts ``(x, 0)``, 
 value does not depend on any key.
 
 **What leaks** (the simulation argument, written out in ``protocols/exact-reveal.md``):
-given the output ``m``, an honest share is ``h_l = Delta L_0(l) (D m - c0) + (known to the
-adversary) + Delta L_0(l) v + e_l``, with ``Delta L_0(l)`` an integer; the only term that
-depends on anything but ``m`` is ``Delta L_0(l) v`` (the noise, which depends on the
+given the output ``m``, an honest share is ``h_l = Delta L_0(ell) (D m - c0) + (known to the
+adversary) + Delta L_0(ell) v + e_l``, with ``Delta L_0(ell)`` an integer; the only term that
+depends on anything but ``m`` is ``Delta L_0(ell) v`` (the noise, which depends on the
 secret and the inputs), hidden by ``e_l``: statistical distance at most
-``N |Delta L_0(l) v| / 2^(b+1)`` per share, ``<= 2^-stat_bits`` with
+``N |Delta L_0(ell) v| / 2^(b+1)`` per share, ``<= 2^-stat_bits`` with
 :func:`smudging_bits`.  A member that omits its smudging only weakens its own share; one
 honest member in ``T`` suffices for the whole of ``x`` to be smudged.
 
@@ -64,30 +64,30 @@ def scaled_lagrange(subset: tuple[int, ...], n: int) -> dict[int, int]:
     """``Delta * lambda_l`` at 0 for the points ``subset`` (integers: Shoup's trick)."""
     d = delta(n)
     out: dict[int, int] = {}
-    for l in subset:
+    for ell in subset:
         lam = Fraction(1)
         for m in subset:
-            if m != l:
-                lam *= Fraction(m, m - l)
+            if m != ell:
+                lam *= Fraction(m, m - ell)
         v = lam * d
         if v.denominator != 1:  # pragma: no cover - n! clears every denominator
             raise AssertionError("Lagrange coefficient not integral")
-        out[l] = int(v)
+        out[ell] = int(v)
     return out
 
 
 def simulation_factor(k: int, n: int) -> int:
-    """``max |Delta L_0(l)|`` over corrupted sets ``C`` of size ``k - 1`` and honest
+    """``max |Delta L_0(ell)|`` over corrupted sets ``C`` of size ``k - 1`` and honest
     ``l``: the factor by which a share exposes the ciphertext noise before smudging."""
     d = delta(n)
     best = 1
     for corrupted in itertools.combinations(range(1, n + 1), k - 1):
-        for l in range(1, n + 1):
-            if l in corrupted:
+        for ell in range(1, n + 1):
+            if ell in corrupted:
                 continue
             lo = Fraction(1)
             for j in corrupted:
-                lo *= Fraction(l - j, -j)
+                lo *= Fraction(ell - j, -j)
             best = max(best, abs(int(lo * d)))
     return best
 
@@ -100,12 +100,7 @@ def smudging_bits(ring: Ring, k: int, n: int, noise_bits: int) -> int:
     the combined noise ``Delta^2 2^noise_bits + sum_l |Delta lambda_l| 2^b`` must stay below
     ``q / (4t)`` (a factor 2 of margin) for every ``k``-subset.
     """
-    need = (
-        STAT_BITS
-        + math.ceil(math.log2(ring.n * n * simulation_factor(k, n)))
-        + noise_bits
-        - 1
-    )
+    need = STAT_BITS + math.ceil(math.log2(ring.n * n * simulation_factor(k, n))) + noise_bits - 1
     worst = max(
         sum(abs(v) for v in scaled_lagrange(t, n).values())
         for t in itertools.combinations(range(1, n + 1), k)
@@ -144,7 +139,8 @@ def key_product(ring: Ring, ct: Any, key: U64, scalar: int = 1) -> U64:
     # ciphertext, and only component 0 is read back
     scratch = ct_write(ring, ntt, np.stack([prod, prod]))
     ring.evaluator.transform_from_ntt_inplace(scratch)
-    return ct_read(ring, scratch)[0]
+    out: U64 = ct_read(ring, scratch)[0]
+    return out
 
 
 def decryption_share(
@@ -167,8 +163,8 @@ def combine(ring: Ring, ct: Any, shares: Mapping[int, U64], n: int) -> npt.NDArr
     d = delta(n)
     c0 = ct_read(ring, ct)[0]
     x = ring.mul_scalar(c0, d * d)
-    for l, h in shares.items():
-        x = ring.add(x, ring.mul_scalar(h, lam[l]))
+    for ell, h in shares.items():
+        x = ring.add(x, ring.mul_scalar(h, lam[ell]))
     plain = ct_write(ring, ct, np.stack([x, np.zeros_like(x)]))
     out = seal.Plaintext()
     _zero_key_decryptor(ring).decrypt(plain, out)
@@ -194,7 +190,7 @@ def combine_checked(
     results: dict[bytes, list[tuple[int, ...]]] = {}
     values: dict[bytes, npt.NDArray[np.int64]] = {}
     for t in subsets:
-        v = combine(ring, ct, {l: shares[l] for l in t}, n)
+        v = combine(ring, ct, {ell: shares[ell] for ell in t}, n)
         key = hashlib.sha256(v.tobytes()).digest()
         results.setdefault(key, []).append(t)
         values[key] = v

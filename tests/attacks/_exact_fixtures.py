@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from psc.exact import threshold as T
+from psc.exact.circuit import encode
 from psc.exact.deployment import ExactDeployment
 from psc.exact.inputs import SCORE
 from psc.exact.member import decode_share
 from psc.exact.messages import ExactDecryptionShare, ExactRevealTask
 from psc.exact.seal_io import ct_read, pt_read
-from psc.exact.circuit import encode
 from psc.protocol.signing import open_signed, seal
 from tests._exact_fixtures import TEST_PARAMS, seeded, toy_catalog
 
@@ -23,20 +23,28 @@ RH = hashlib.sha256(b"attack grade request").digest()
 
 
 def deployment(k: int = 3, n: int = 5) -> ExactDeployment:
-    return ExactDeployment.create(toy_catalog(), TEST_PARAMS, k, n, randbytes=seeded(9), god_view=True)
+    return ExactDeployment.create(
+        toy_catalog(), TEST_PARAMS, k, n, randbytes=seeded(9), god_view=True
+    )
 
 
 def task_for(dep: ExactDeployment, sealed_request: bytes) -> bytes:
     return seal(ExactRevealTask(authorization=sealed_request, issued_at=0), dep.combiner._key)
 
 
-def view(dep: ExactDeployment, sealed_request: bytes, members: tuple[int, ...]) -> tuple[Any, dict[int, Any]]:
+def view(
+    dep: ExactDeployment, sealed_request: bytes, members: tuple[int, ...]
+) -> tuple[Any, dict[int, Any]]:
     """What the combiner receives: the decrypted ciphertext and the members' shares."""
     task = task_for(dep, sealed_request)
     shares: dict[int, Any] = {}
     digest = b""
     for i in members:
-        msg = open_signed(dep.members[i].decryption_share(task), ExactDecryptionShare, lambda m: dep.params.member_keys[m.member])
+        msg = open_signed(
+            dep.members[i].decryption_share(task),
+            ExactDecryptionShare,
+            lambda m: dep.params.member_keys[m.member],
+        )
         shares[i] = decode_share(dep.ring, msg)
         digest = msg.ciphertext_digest
     ct = dep.members[members[0]]._decrypted[digest]
@@ -51,9 +59,9 @@ def residues(dep: ExactDeployment, ct: Any, shares: dict[int, Any]) -> list[int]
     lam = T.scaled_lagrange(subset, n)
     d2 = T.delta(n) ** 2
     x = ring.mul_scalar(ct_read(ring, ct)[0], d2)
-    for l in subset:
-        x = ring.add(x, ring.mul_scalar(shares[l], lam[l]))
-    m = T.combine(ring, ct, {l: shares[l] for l in subset}, n)
+    for ell in subset:
+        x = ring.add(x, ring.mul_scalar(shares[ell], lam[ell]))
+    m = T.combine(ring, ct, {ell: shares[ell] for ell in subset}, n)
     coeffs = pt_read(ring, encode(ring, m)).astype(object)
     xs = T.crt_signed(ring, x)
     q, big = ring.q, d2 * (ring.q // ring.t)

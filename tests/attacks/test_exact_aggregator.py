@@ -34,7 +34,10 @@ def dep():  # type: ignore[no-untyped-def]
 
 def test_a_head_that_is_not_the_logs_is_refused(dep) -> None:  # type: ignore[no-untyped-def]
     req = open_request(dep.params, dep.request(RH, period=0, block=0, slots=(1,)))
-    for bad in (dataclasses.replace(req, tree_root=bytes(32)), dataclasses.replace(req, tree_size=req.tree_size + 5)):
+    for bad in (
+        dataclasses.replace(req, tree_root=bytes(32)),
+        dataclasses.replace(req, tree_size=req.tree_size + 5),
+    ):
         forged = seal(bad, dep.aggregator_key)
         with pytest.raises(InvalidMessage):
             dep.members[1].decryption_share(task_for(dep, forged))

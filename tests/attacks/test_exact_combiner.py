@@ -16,7 +16,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 import tenseal.sealapi as sealapi
 
 from psc.exact import threshold as T
@@ -83,15 +82,29 @@ def _recover_key_and_scores(dep, value: int, period: int):  # type: ignore[no-un
     m = T.combine(ring, ct, shares, dep.params.n)
     coeffs = pt_read(ring, encode(ring, m)).astype(object)
     c0 = ct_read(ring, ct)[0]
-    y = ring.sub(ring.reduce_signed(np.array([vi + (ring.q // ring.t) * int(mi) for vi, mi in zip(v, coeffs, strict=True)], dtype=object)), c0)
+    y = ring.sub(
+        ring.reduce_signed(
+            np.array(
+                [vi + (ring.q // ring.t) * int(mi) for vi, mi in zip(v, coeffs, strict=True)],
+                dtype=object,
+            )
+        ),
+        c0,
+    )
     ntt = sealapi.Ciphertext()
     ring.evaluator.transform_to_ntt(ct, ntt)
     c1_ntt = ct_read(ring, ntt)[1]
     y_ntt = ct_read(ring, _to_ntt(ring, ct, y))[0]
-    s = np.stack([
-        (y_ntt[j].astype(object) * np.array([pow(int(c), qj - 2, qj) for c in c1_ntt[j]], dtype=object) % qj).astype(np.uint64)
-        for j, qj in enumerate(ring.primes)
-    ])
+    s = np.stack(
+        [
+            (
+                y_ntt[j].astype(object)
+                * np.array([pow(int(c), qj - 2, qj) for c in c1_ntt[j]], dtype=object)
+                % qj
+            ).astype(np.uint64)
+            for j, qj in enumerate(ring.primes)
+        ]
+    )
     full = np.vstack([s, np.zeros((1, ring.n), dtype=np.uint64)])
     inputs = dep.log.live_inputs(period, 0, *dep.log.head())
     out = sealapi.Plaintext()

@@ -36,12 +36,25 @@ class _Shifting(ExactMember):
         self._shift = shift
 
     def decryption_share(self, sealed_task: bytes) -> bytes:
-        msg = open_signed(self._inner.decryption_share(sealed_task), ExactDecryptionShare, lambda m: self.params.member_keys[m.member])
-        words = np.frombuffer(msg.share, dtype="<u8").astype(np.uint64).reshape(self.ring.levels, self.ring.n)
+        msg = open_signed(
+            self._inner.decryption_share(sealed_task),
+            ExactDecryptionShare,
+            lambda m: self.params.member_keys[m.member],
+        )
+        words = (
+            np.frombuffer(msg.share, dtype="<u8")
+            .astype(np.uint64)
+            .reshape(self.ring.levels, self.ring.n)
+        )
         poly = np.zeros(self.ring.n, dtype=object)
         poly[0] = (self.ring.q // self.ring.t) * self._shift
         words = self.ring.add(words, self.ring.reduce_signed(poly))
-        bad = ExactDecryptionShare(msg.member, msg.task_hash, msg.ciphertext_digest, np.ascontiguousarray(words, dtype="<u8").tobytes())
+        bad = ExactDecryptionShare(
+            msg.member,
+            msg.task_hash,
+            msg.ciphertext_digest,
+            np.ascontiguousarray(words, dtype="<u8").tobytes(),
+        )
         return seal(bad, self._inner._key)
 
 
@@ -99,7 +112,9 @@ class _OtherCiphertext(ExactMember):
         msg = open_signed(share, ExactDecryptionShare, lambda m: self.params.member_keys[m.member])
         from psc.protocol.signing import digest
 
-        forged = ExactDecryptionShare(msg.member, digest(sealed_task), msg.ciphertext_digest, msg.share)
+        forged = ExactDecryptionShare(
+            msg.member, digest(sealed_task), msg.ciphertext_digest, msg.share
+        )
         return seal(forged, self._inner._key)
 
 
