@@ -68,3 +68,35 @@ def test_baby_step_size_minimises_products() -> None:
     assert baby_size(4380) == 64
     assert baby_size(10) in (2, 4)
     assert baby_size(0) == 1
+
+
+@pytest.mark.slow
+def test_city_grades_on_a_full_ciphertext_at_the_secure_parameters(city) -> None:  # type: ignore[no-untyped-def]
+    # N = 32768, 14 x 60-bit primes (128-bit security): a 3-of-5 dealer-free key, every
+    # live sum of the city's domain (cycled over the 32,768 slots) with cap counts 0..2,
+    # decrypted by 4 members (cross-checked) and compared with the oracle; the circuit's
+    # noise stays below the smudging allowance.  About 10 minutes on 2 cores.
+    from psc.exact.ring import CITY_PARAMS, Ring
+    from psc.exact.setup import run_setup
+
+    ring = Ring(CITY_PARAMS)
+    keys, secret = run_setup(ring, 3, 5, b"slow-city", seeded(3), keep_secret=True)
+    polys = grade_polynomials(city, ring.t)
+    lo, hi = polys.v_domain
+    v = np.resize(np.arange(lo, hi + 1), ring.n)
+    c = np.random.default_rng(8).integers(0, 3, size=ring.n)
+    out, products = grade_ciphertext(
+        ring, keys.relin_keys, polys, _encrypt(ring, keys, v), {"C": _encrypt(ring, keys, c)}
+    )
+    assert products > 200  # 219 measured: band, cap reduction and indicator
+    bits, allowance = T.widest_smudging(ring, 3, 5)
+    assert T.noise_bits(ring, out, secret) + 64 <= allowance
+    shares = {
+        ell: T.decryption_share(ring, out, keys.members[ell].share, 5, bits, seeded(ell))
+        for ell in (1, 2, 4, 5)
+    }
+    got = T.combine_checked(ring, out, shares, 3, 5)
+    want = oracle.grades_of(
+        city, city.scheme.base_score + v, oracle.caps_from_counts(city, {"C": c}, ring.n)
+    )
+    assert np.array_equal(got, want.astype(np.int64))
