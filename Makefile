@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ckks]'
+	$(PY) -m pip install --quiet -e '.[dev,ckks,service]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -14,11 +14,11 @@ generator, each bounded by its agency's catalog bound):
     ``+``.  Measured on the first ``measured_subjects`` subjects only (it is thousands of
     times slower); its figures are per subject, so they compare directly.
 ``paillier-packed``
-    :class:`psc.backends.paillier.PackedPaillier` with the catalog's
-    :class:`psc.packing.SlotLayout` and a :class:`~psc.backends.paillier.RandomnessPool`
+    :class:`psc.hazmat.backends.paillier.PackedPaillier` with the catalog's
+    :class:`psc.hazmat.packing.SlotLayout` and a :class:`~psc.hazmat.backends.paillier.RandomnessPool`
     filled ahead of time (a full ``r^n mod n^2`` per block).
 ``paillier-packed-djn``
-    the same with a :class:`~psc.backends.paillier.ShortExponentPool` (Damgard-Jurik-Nielsen
+    the same with a :class:`~psc.hazmat.backends.paillier.ShortExponentPool` (Damgard-Jurik-Nielsen
     short exponents, fixed-base tables; table construction counted in the precomputation),
     plus one more agency vector encrypted *with openings* (what a prover needs), reported as
     ``encrypt_with_openings_us_per_subject``.
@@ -64,16 +64,21 @@ from benchmarks.report import (
     time_once,
     write_json,
 )
-from psc.backends.paillier import (
+from psc.catalog import Catalog, load_catalog, period_index, period_label
+from psc.events import EventTable
+from psc.hazmat.backends.paillier import (
     PackedCiphertext,
     PackedPaillier,
     RandomnessPool,
     ShortExponentPool,
 )
-from psc.catalog import Catalog, load_catalog, period_index, period_label
-from psc.events import EventTable
-from psc.packing import SlotLayout
-from psc.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, generate_keypair
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import (
+    MIN_KEY_BITS,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    generate_keypair,
+)
 
 SUITE = "aggregate"
 IntArray = npt.NDArray[np.int64]
@@ -439,7 +444,7 @@ def _speedups(packed: dict[str, Any], phe: dict[str, Any]) -> None:
 
 def acceptance(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Issue 2's targets, checked on every paillier-packed record with a key of at least
-    :data:`~psc.paillier.MIN_KEY_BITS` bits."""
+    :data:`~psc.hazmat.paillier.MIN_KEY_BITS` bits."""
     out: list[dict[str, Any]] = []
     for r in results:
         if r["backend"] == "bfv":
@@ -516,8 +521,8 @@ def run(
     """Run the suite and return the results document (see ``benchmarks/README.md``).
 
     ``_keypair`` is a private seam for tests: a factory ``bits -> (pk, sk)`` that may
-    return small, insecure keys (``psc.paillier._keypair_from_primes(...,
-    allow_insecure=True)``); without it keys come from :func:`psc.paillier.generate_keypair`.
+    return small, insecure keys (``psc.hazmat.paillier._keypair_from_primes(...,
+    allow_insecure=True)``); without it keys come from :func:`psc.hazmat.paillier.generate_keypair`.
     Raises :class:`CorrectnessError` if any decrypted sum differs from the numpy sum.
     """
     progress = progress if progress is not None else Progress(SUITE)

@@ -10,14 +10,14 @@ compared with the numpy sum; a difference raises :class:`HeCorrectnessError`.
 
 ``ns_per_subject_delta`` is the aggregator's hot path: the median time of one in-place
 addition of an agency ciphertext vector into a period accumulator
-(:meth:`~psc.backends.bfv.TensealBackend.accumulate`), divided by ``subjects``.
+(:meth:`~psc.hazmat.backends.bfv.TensealBackend.accumulate`), divided by ``subjects``.
 ``ns_per_subject_delta_sum`` is :meth:`sum` over all ``M`` vectors divided by
 ``subjects * (M - 1)`` (it also allocates the accumulator: TenSEAL has no cheap copy).
 
-* ``bfv``: :class:`psc.backends.bfv.BfvBackend`, N = 4096, plaintext modulus sized from the
+* ``bfv``: :class:`psc.hazmat.backends.bfv.BfvBackend`, N = 4096, plaintext modulus sized from the
   worst-case sum of the vectors' bounds.
-* ``ckks``: :class:`psc.backends.ckks.CkksBackend` with
-  :data:`~psc.backends.ckks.AGGREGATION_PARAMS` (N = 8192).
+* ``ckks``: :class:`psc.hazmat.backends.ckks.CkksBackend` with
+  :data:`~psc.hazmat.backends.ckks.AGGREGATION_PARAMS` (N = 8192).
 * ``tenseal-naive``: one CKKS vector per subject (TenSEAL used naively), measured on the
   first ``naive_subjects`` subjects; per-subject figures compare directly.
 """
@@ -33,9 +33,10 @@ import numpy.typing as npt
 import tenseal as ts
 
 from benchmarks.report import time_call
-from psc.backends.bfv import BfvBackend, TensealBackend
-from psc.backends.ckks import AGGREGATION_PARAMS, CkksBackend
-from psc.he_params import BfvParams, SecretContext, generate
+from psc.hazmat.backends.bfv import BfvBackend, TensealBackend
+from psc.hazmat.backends.ckks import AGGREGATION_PARAMS, CkksBackend
+from psc.hazmat.he.contexts import SecretContext, generate
+from psc.hazmat.he.params import BfvParams
 
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str], None]

@@ -17,7 +17,7 @@ from psc.cli.argtypes import int_at_least, positive_int
 from psc.cli.lint_gate import lint_gate
 from psc.cli.output import OutputError, check_writable
 from psc.exceptions import CatalogError
-from psc.paillier import MIN_KEY_BITS
+from psc.hazmat.paillier import MIN_KEY_BITS
 
 EXIT_USAGE = 2
 

@@ -2,7 +2,7 @@
 the clear.
 
 ``python -m benchmarks compliance [--quick] [--json PATH] [--subjects N] [--quiet]``, run from
-the repository root.  One seeded city (``psc.simulation.simulate_city``: the city catalog,
+the repository root.  One seeded city (``psc.sim.city.simulate_city``: the city catalog,
 ``agencies`` agencies, ``periods`` monthly periods, grades at the last period's close) is
 scored five ways, each adding protections to the one before; every step runs in a fresh
 process so its peak resident memory is its own, and every step's grades are compared with
@@ -101,7 +101,7 @@ class ComplianceConfig:
 
 def _city(config: ComplianceConfig) -> Any:
     from psc.catalog import load_catalog
-    from psc.simulation import simulate_city
+    from psc.sim.city import simulate_city
 
     return simulate_city(
         load_catalog(config.catalog),
@@ -202,12 +202,12 @@ def _step_clear(config: ComplianceConfig) -> dict[str, Any]:
 
 def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     from psc import oracle
-    from psc.backends.paillier import PackedPaillier, ShortExponentPool
     from psc.events import EventTable
-    from psc.packing import SlotLayout
-    from psc.paillier import MIN_KEY_BITS
-    from psc.protocol.driver import demo_keypair
-    from psc.protocol.roles import cap_bounds, delta_bounds
+    from psc.hazmat.backends.paillier import PackedPaillier, ShortExponentPool
+    from psc.hazmat.packing import SlotLayout
+    from psc.hazmat.paillier import MIN_KEY_BITS
+    from psc.protocol.parameters import cap_bounds, delta_bounds
+    from psc.sim.sources import demo_keypair
 
     city = _city(config)
     cat = city.catalog
@@ -216,7 +216,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
     insecure = pk.bits < MIN_KEY_BITS
     t0 = time.perf_counter()
     # the protocol's data without the protocol: the same layout, classes, cap counters and
-    # public catalog bounds as an agency's envelope (psc.protocol.roles.Agency.submit)
+    # public catalog bounds as an agency's envelope (psc.parties.agency.Agency.submit)
     layout = SlotLayout.for_catalog(cat, pk.bits, multiplicity=city.multiplicity)
     live: dict[str, list[Any]] = {"": []}
     shipped = 0
@@ -259,7 +259,7 @@ def _step_encrypted(config: ComplianceConfig) -> dict[str, Any]:
 
 
 def _step_driver(config: ComplianceConfig, reveal: str) -> dict[str, Any]:
-    from psc.protocol import driver
+    from psc.sim import driver
 
     city = _city(config)
     r = driver.run(

@@ -18,7 +18,7 @@ Records: ``backend``, ``N``, ``modulus_bits``, ``slots``, ``subjects``, ``ms_per
 ``|decrypted - grade|`` without flooding, = ``residual_requested``), ``residual_other``
 (largest ``|decrypted|`` of the other slots of a masked single-slot output),
 ``flood_sigma``, ``flood_queries`` (the declared decryptions per subject the bound covers),
-``flood_bound`` (:class:`psc.he.flooding.FloodingBound` as JSON: ``distance`` over every
+``flood_bound`` (:class:`psc.hazmat.he.flooding.FloodingBound` as JSON: ``distance`` over every
 slot and query, ``score_distance`` over the requested slot only, ``log2_distance``,
 ``meets_target`` against ``2^-40``, ``required_residual``, ``misgrade_probability``),
 ``flood_tv_bound`` (``score_distance`` for one query, the figure earlier runs recorded),
@@ -43,11 +43,16 @@ from benchmarks.args import EXIT_USAGE, add_lint_flag, linted_catalog, parse, wr
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
 from psc.catalog import load_catalog
-from psc.he.authority import GradingAuthority
-from psc.he.circuit import GradingCircuit
-from psc.he.evaluator import HomomorphicGrader
-from psc.he.flooding import DEFAULT_MAX_QUERIES, FLOOD_SIGMA, flooding_distance, sample_flooding
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.evaluator import HomomorphicGrader
+from psc.hazmat.he.flooding import (
+    DEFAULT_MAX_QUERIES,
+    FLOOD_SIGMA,
+    flooding_distance,
+    sample_flooding,
+)
 from psc.oracle import grades_of
+from psc.parties.grading_authority import GradingAuthority
 
 SUITE = "grade"
 #: issue 5 acceptance: ms per subject (all bands and caps, one core) and misgrades

@@ -5,8 +5,8 @@
 Records (``results``), one per (protocol, mode, epsilon):
 
 * ``protocol``: ``trusted-baseline`` (one key holder decrypts whole blocks with the full
-  Paillier key, :class:`~psc.protocol.roles.TrustedDecryptor`'s algebra, baseline layout)
-  or ``threshold-dp`` (:class:`~psc.protocol.committee.KeyCommittee`, members in separate
+  Paillier key, :class:`~psc.parties.key_holder.TrustedDecryptor`'s algebra, baseline layout)
+  or ``threshold-dp`` (:class:`~psc.parties.committee.KeyCommittee`, members in separate
   processes, the reveal layout with noise and mask headroom) or ``threshold-exact`` (exact
   grades under a dealer-free k-of-n BFV key, :mod:`benchmarks.reveal_exact` defines its
   extra fields);
@@ -26,7 +26,7 @@ plotted to ``<json stem>-misgrade.png`` next to the JSON.
 
 Keys come from the shipped **test** safe primes (public, INSECURE: timing only); noise
 from seeded sources (reproducible misgrade figures).  The population is
-:func:`psc.simulation.simulate_city` (seeded).
+:func:`psc.sim.city.simulate_city` (seeded).
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ from benchmarks.args import (
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
 from protocols.gen_reveal_dp import make_committee, test_primes
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.catalog import Catalog, load_catalog
 from psc.dp.accounting import ApproxDP
 from psc.events import EventTable
-from psc.exact.ring import CITY_PARAMS, LatticeParams
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.exact.ring import CITY_PARAMS, LatticeParams
+from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import caps_from_counts, grades_of, live_mask, raw_sums, score
-from psc.paillier import _keypair_from_primes
-from psc.protocol.committee import MemberProcess, parallel, prepare_processes
-from psc.protocol.roles import protocol_layout
-from psc.simulation import simulate_city
+from psc.parties.committee import MemberProcess, parallel, prepare_processes
+from psc.protocol.parameters import protocol_layout
+from psc.sim.city import simulate_city
 
 SUITE = "reveal"
 COLUMNS = (
@@ -289,7 +289,7 @@ def proof_costs(c: Any, n_blocks: int, labels: int, subjects: int) -> dict[str, 
     randomness, as members do; each member then verifies the ``q`` shares of the request
     and the combiner the ``n`` it receives (members work in parallel, so one member's
     share of the work is what a subject waits for)."""
-    from psc.proofs.plaintext import prove_plaintexts, verify_plaintexts
+    from psc.hazmat.proofs.plaintext import prove_plaintexts, verify_plaintexts
 
     p = c.params
     pk = p.public.public
@@ -434,9 +434,7 @@ def run(
     if exact is not None:
         from benchmarks.reveal_exact import exact_run
 
-        results += exact_run(
-            exact_catalog or catalog, exact, k, n, population, singles, progress
-        )
+        results += exact_run(exact_catalog or catalog, exact, k, n, population, singles, progress)
     csums, ccaps, coracle, _ = population(catalog, curve_subjects, seed=2)
     curve = misgrade_curve(catalog, k, n, curve_eps, csums, ccaps, coracle)
     progress("misgrade curve done")

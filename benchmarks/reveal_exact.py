@@ -1,5 +1,5 @@
 """The ``threshold-exact`` records of the reveal benchmark: exact grades under a dealer-free
-k-of-n BFV key (:mod:`psc.exact`), measured beside ``threshold-dp`` and the trusted
+k-of-n BFV key (:mod:`psc.parties.exact`), measured beside ``threshold-dp`` and the trusted
 baseline in one run of ``python -m benchmarks reveal``.
 
 Each member runs in its own OS process (forked after setup, so it keeps its key share and
@@ -33,11 +33,11 @@ import numpy as np
 
 from benchmarks.report import Progress
 from psc.catalog import Catalog
-from psc.exact import threshold
-from psc.exact.deployment import ExactDeployment
-from psc.exact.inputs import SCORE, ciphertext_bytes
-from psc.exact.member import ExactMember, open_request
-from psc.exact.ring import LatticeParams
+from psc.hazmat.exact import threshold
+from psc.hazmat.exact.ring import LatticeParams
+from psc.parties.exact.inputs import SCORE, ciphertext_bytes
+from psc.parties.exact.member import ExactMember, open_request
+from psc.sim.exact_deployment import ExactDeployment
 
 _RH = bytes(32)
 
@@ -129,7 +129,7 @@ def exact_run(
 
     def reveal(sealed: bytes) -> Any:
         # broadcast first so the members work in parallel, then collect in order
-        from psc.exact.messages import ExactRevealTask
+        from psc.protocol.exact_messages import ExactRevealTask
         from psc.protocol.signing import seal
 
         task = seal(ExactRevealTask(authorization=sealed, issued_at=0), comb._key)

@@ -5,7 +5,7 @@ national plan computed from the measured rates.
 [--scheduler ADDRESS] [--dask-subjects N] [--quiet]``, run from the repository root.
 
 ``end_to_end``
-    :func:`psc.protocol.driver.run` on a seeded synthetic city (``agencies`` agencies,
+    :func:`psc.sim.driver.run` on a seeded synthetic city (``agencies`` agencies,
     ``periods`` monthly periods, 2048-bit key, the agencies' short-exponent randomizers) at
     each size, each run in a fresh process so its peak resident memory is its own
     (``peak_rss_bytes``: the run's process plus its largest worker process).  Per-party
@@ -121,8 +121,8 @@ def _end_to_end_child(
     subjects: int, agencies: int, periods: int, key_bits: int, reveal: str, seed: int, catalog: str
 ) -> dict[str, Any]:
     from psc.catalog import load_catalog
-    from psc.protocol import driver
-    from psc.simulation import simulate_city
+    from psc.sim import driver
+    from psc.sim.city import simulate_city
 
     t0 = time.perf_counter()
     city = simulate_city(
@@ -241,13 +241,13 @@ def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
     from distributed import wait
 
     from benchmarks.aggregate import agency_vectors, layout_for
-    from psc.backends.paillier import PackedPaillier, ShortExponentPool
     from psc.catalog import load_catalog
-    from psc.paillier import MIN_KEY_BITS
-    from psc.protocol.driver import demo_keypair
+    from psc.hazmat.backends.paillier import PackedPaillier, ShortExponentPool
+    from psc.hazmat.paillier import MIN_KEY_BITS
     from psc.scale.accumulators import ShardedAccumulators
     from psc.scale.cluster import dask_client
     from psc.scale.shards import ShardPlan
+    from psc.sim.sources import demo_keypair
 
     catalog = load_catalog(config.catalog)
     pk, sk = demo_keypair(config.key_bits)  # below 2048 bits: insecure, for tests only

@@ -1,4 +1,4 @@
-"""Micro-benchmark of threshold Paillier (psc.threshold): share, verify, combine.
+"""Micro-benchmark of threshold Paillier (psc.hazmat.threshold): share, verify, combine.
 
 ``python -m benchmarks.threshold [--bits 2048] [--k 3] [--parties 5] [--blocks 8]
 [--repeat 3] [--json PATH]``, run from the repository root.  Not registered in
@@ -31,17 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
-from psc.packing import SlotLayout
-from psc.paillier import _keypair_from_primes
-from psc.threshold import (
-    _combine_values,
-    _generate_safe_prime,
-    deal,
-    decrypt_packed,
-    decrypt_with_committee,
-    encode_packed_share,
-)
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.hazmat.threshold.combine import _combine_values, decrypt_packed, decrypt_with_committee
+from psc.hazmat.threshold.dealer import _generate_safe_prime, deal
+from psc.hazmat.threshold.encoding import encode_packed_share
 
 VECTORS = Path(__file__).resolve().parent.parent / "protocols" / "vectors" / "threshold.json"
 

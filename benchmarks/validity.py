@@ -6,10 +6,10 @@
 Measured side by side in one run, on the same key, slot layout (the city catalog's
 deployment layout) and seeded values, per subject slot:
 
-* each range-proof technique point (``psc.proofs.range``: one high-degree digit, ``d = 6``;
+* each range-proof technique point (``psc.hazmat.proofs.range``: one high-degree digit, ``d = 6``;
   base-8 digits, ``d = 3``; bits, ``d = 1``, the bit decomposition) on an intermediate-court
   delta vector (range [-50, 0]), and the default technique on a cap counter (range [0, 1]);
-  the proof of plaintext knowledge alone (``psc.proofs.plaintext``) as the floor: what
+  the proof of plaintext knowledge alone (``psc.hazmat.proofs.plaintext``) as the floor: what
   proving anything about a block costs;
 * ``precompute_us``: making the proof's encryption randomizers ``r^n`` (the pool);
   ``prove_online_us``: proving with them precomputed; ``prove_us_without_precomputation``:
@@ -35,13 +35,13 @@ from unittest import mock
 import numpy as np
 
 from benchmarks.report import Progress, default_results_path, write_json
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.catalog import load_catalog, period_index
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
-from psc.proofs.range import RangeProof, pool_demand, prove_slot_ranges, verify_slot_ranges
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.hazmat.proofs.range import RangeProof, pool_demand, prove_slot_ranges, verify_slot_ranges
 from psc.protocol import validity
-from psc.protocol.roles import protocol_layout
+from psc.protocol.parameters import protocol_layout
 from psc.testing import insecure_keypair
 
 TARGETS = {
@@ -135,8 +135,9 @@ def measure_plaintext(pk: PaillierPublicKey, layout: Any, n: int, seed: int) -> 
 def measure_ingest(keys: Any, n: int, seed: int) -> dict[str, Any]:
     """One intermediate-court envelope ingested by two identical aggregators: with the
     validity check, and with it replaced by a no-op."""
-    from psc.protocol.driver import SimClock, seeded_randbytes, setup
-    from psc.simulation import agency_instances
+    from psc.sim.city import agency_instances
+    from psc.sim.deployment import setup
+    from psc.sim.sources import SimClock, seeded_randbytes
 
     catalog = load_catalog("city")
     now = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
@@ -208,7 +209,7 @@ def run(*, key_bits: int, subjects: int, seed: int, quiet: bool = False) -> dict
             "seed": seed,
             "slot_bits": layout.slot_bits,
             "slots_per_block": layout.slots,
-            "technique_used_by_the_protocol": "one-digit-polynomial (psc.proofs.range, d=6)",
+            "technique_used_by_the_protocol": "one-digit-polynomial (psc.hazmat.proofs.range, d=6)",
         },
         **headline,
         "targets": TARGETS,

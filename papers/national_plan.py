@@ -35,8 +35,8 @@ def _default_results() -> Path:
 def plan(doc: dict[str, Any], source: str) -> dict[str, Any]:
     """The plan's figures, each with the results fields it came from."""
     from psc.catalog import load_catalog
-    from psc.packing import SlotLayout
-    from psc.paillier import PaillierPublicKey
+    from psc.hazmat.packing import SlotLayout
+    from psc.hazmat.paillier import PaillierPublicKey
 
     e2e = max(doc["end_to_end"], key=lambda r: r["subjects"])
     i = doc["end_to_end"].index(e2e)

@@ -23,16 +23,16 @@ from typing import Any
 import cbor2
 
 from psc.catalog import load_catalog
-from psc.exact import threshold
-from psc.exact.messages import (
+from psc.hazmat.exact import threshold
+from psc.hazmat.exact.polynomial import grade_polynomials
+from psc.protocol import codec
+from psc.protocol.exact_messages import (
     BfvContribution,
     ExactDecryptionShare,
     ExactGrades,
     ExactRevealRequest,
     ExactRevealTask,
 )
-from psc.exact.polynomial import grade_polynomials
-from psc.protocol import codec
 from psc.protocol.messages import PROTOCOL_VERSION, Message, SignedMessage, SlotGrade
 from psc.protocol.signing import _signing_key_from_seed, label_for, public_bytes, seal, sign
 

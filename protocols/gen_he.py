@@ -10,7 +10,7 @@ kept on regeneration unless ``--new-keys`` is given; regenerating therefore leav
 byte-identical unless the protocol changed.
 
 ``--design`` prints the composite polynomials recomputed by linear-programming minimax
-(needs scipy, a dev dependency), to check the constants in :mod:`psc.he_grading`.
+(needs scipy, a dev dependency), to check the constants in :mod:`psc.hazmat.he`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.bfv import BfvBackend
 from psc.catalog import load_catalog, parse_catalog
-from psc.he_grading import SMALL_TEST_CATALOG, GradingCircuit
-from psc.he_params import BfvParams, generate
+from psc.hazmat.backends.bfv import BfvBackend
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.contexts import generate
+from psc.hazmat.he.params import BfvParams
 from psc.oracle import grades_of
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 
 OUT = Path(__file__).resolve().parent / "vectors" / "he.json"
 #: fixed city scores around every threshold and at the domain ends
@@ -138,8 +140,8 @@ def _submission_vectors() -> dict[str, Any]:
     """Deterministic (Ed25519 signatures are): recomputed on every run."""
     import cbor2
 
-    from psc.he.messages import HeSubmission
     from psc.protocol import codec
+    from psc.protocol.he_messages import HeSubmission
     from psc.protocol.messages import PROTOCOL_VERSION, SignedMessage
     from psc.protocol.signing import _signing_key_from_seed, label_for, public_bytes, sign
 

@@ -8,7 +8,7 @@ fixed, so regenerating is byte-identical unless the protocol changed.
 equals it and replays every case against the library.
 
 Every case carries ``expect``: ``"accept"`` or ``"reject"`` (and, for log audits, the
-problem kind and position :func:`psc.translog.verify_log` must report).  The generator
+problem kind and position :func:`psc.ledger.log_verify.verify_log` must report).  The generator
 checks each expectation against the library before writing, so a wrong vector cannot be
 written.
 """
@@ -26,9 +26,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from psc import merkle
 from psc.exceptions import InvalidMessage, LogVerificationFailed
-from psc.translog import SignedTreeHead, tree_head_bytes, verify_log, verify_tree_head_signature
+from psc.hazmat import merkle
+from psc.ledger.log_verify import verify_log
+from psc.ledger.translog import SignedTreeHead, tree_head_bytes, verify_tree_head_signature
 
 OUT = Path(__file__).parent / "vectors" / "log.json"
 VERSION = 1

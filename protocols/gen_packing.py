@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.paillier import (
+from psc.catalog import load_catalog
+from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, PscError
+from psc.hazmat.backends.paillier import (
     _CHECKSUM_BYTES,
     _HEADER,
     PackedCiphertext,
@@ -33,10 +35,8 @@ from psc.backends.paillier import (
     RandomnessPool,
     _checksum,
 )
-from psc.catalog import load_catalog
-from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, PscError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
 
 OUT = Path(__file__).parent / "vectors" / "packing.json"
 VERSION = 1

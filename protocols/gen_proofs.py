@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from protocols.gen_packing import TEST_KEYS, expect_error, keypair
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidMessage, InvalidProof
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPublicKey
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPublicKey
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
 
 OUT = Path(__file__).parent / "vectors" / "proofs.json"
 VERSION = 1

@@ -1,7 +1,7 @@
 """Write ``protocols/vectors/protocol.json``: submit, ingest, reveal and access vectors.
 
 Deterministic: a fixed insecure 512-bit Paillier key given by its primes, every Ed25519 key,
-nonce, salt and slot permutation from :func:`psc.protocol.driver.seeded_randbytes`, Paillier
+nonce, salt and slot permutation from :func:`psc.sim.sources.seeded_randbytes`, Paillier
 randomness from a seeded ``random.Random``, and a fixed clock.  Regenerating leaves the file
 byte-identical unless the protocol changed.  Replayed by ``tests/test_vectors_protocol.py``.
 
@@ -34,16 +34,16 @@ import gmpy2
 import numpy as np
 
 from psc import exceptions
-from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.catalog import load_catalog, period_index
 from psc.events import Event
-from psc.paillier import _keypair_from_primes
-from psc.proofs.range import _prove
-from psc.proofs.range_statement import DEFAULT_DIGIT_BITS
+from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.hazmat.proofs.range import _prove
+from psc.hazmat.proofs.range_statement import DEFAULT_DIGIT_BITS
+from psc.parties.agency import Agency
+from psc.parties.relying_party import read_grades
 from psc.protocol import codec, validity
-from psc.protocol.driver import SimClock, seeded_randbytes, setup
 from psc.protocol.messages import AccessResponse, ClassCiphertext, SignedMessage, Submission
-from psc.protocol.roles import Agency, read_grades
 from psc.protocol.signing import (
     _signing_key_from_seed,
     digest,
@@ -52,7 +52,9 @@ from psc.protocol.signing import (
     seal,
     sign,
 )
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.deployment import setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "protocol.json"
 SEED = "psc/protocol-vectors/v1"

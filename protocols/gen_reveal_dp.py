@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from protocols.gen_threshold import Drbg
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.catalog import Catalog, load_catalog
 from psc.dp.accounting import ApproxDP, Loss
 from psc.dp.random import SeededRandomSource
@@ -44,7 +43,10 @@ from psc.exceptions import (
     PolicyViolation,
     UnknownParty,
 )
-from psc.protocol.committee import (
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
+from psc.parties.committee import (
     CommitteeMember,
     CommitteeParameters,
     KeyCommittee,
@@ -54,13 +56,17 @@ from psc.protocol.committee import (
     RevealPolicy,
     reveal_layout,
 )
-from psc.protocol.committee.combiner import CommitteeReveal
+from psc.parties.committee.outcomes import CommitteeReveal
 from psc.protocol.committee_messages import NoiseShare, StatisticRequest
 from psc.protocol.logview import LiveSums, LogView, Requester
 from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest
-from psc.protocol.roles import REGISTRY_ID, SCORE_LABEL, SELF_ACCESS_PURPOSE, ProtocolParameters
+from psc.protocol.parameters import (
+    REGISTRY_ID,
+    SCORE_LABEL,
+    SELF_ACCESS_PURPOSE,
+    ProtocolParameters,
+)
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
-from psc.threshold import KeyShare, ThresholdPublicKey, deal
 
 OUT = Path(__file__).parent / "vectors" / "reveal_dp.json"
 THRESHOLD = Path(__file__).parent / "vectors" / "threshold.json"

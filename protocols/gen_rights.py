@@ -1,7 +1,7 @@
 """Write ``protocols/vectors/rights.json``: consent-gate and adjustment vectors, good and ``bad_*``.
 
 Deterministic: a fixed insecure 512-bit Paillier key given by its primes, every Ed25519 key,
-nonce, salt, slot permutation and pseudonym from :func:`psc.protocol.driver.seeded_randbytes`,
+nonce, salt, slot permutation and pseudonym from :func:`psc.sim.sources.seeded_randbytes`,
 Paillier randomness from a seeded ``random.Random``, and a fixed clock.  Spec:
 ``protocols/rights.md``.  Replayed by ``tests/test_vectors_rights.py``.
 
@@ -30,21 +30,22 @@ import gmpy2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import RandomnessPool
-from psc.catalog import load_catalog, period_index
+from psc.catalog import Catalog, load_catalog, period_index
 from psc.events import Event, EventTable
+from psc.hazmat.backends.paillier import RandomnessPool
+from psc.hazmat.paillier import _keypair_from_primes
 from psc.oracle import score
-from psc.paillier import _keypair_from_primes
+from psc.parties.consent_gate import SubjectCredential
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import Adjustment, RightsAgency, adjustment_bounds
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import _issue_from_parts
-from psc.protocol import codec
-from psc.protocol.consent_gate import SubjectCredential
-from psc.protocol.driver import seeded_randbytes
+from psc.protocol import codec, validity
 from psc.protocol.messages import ClassCiphertext, SignedMessage
-from psc.protocol.rights import Adjustment, RightsAgency, adjustment_bounds, setup_rights
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import _signing_key_from_seed, digest, public_bytes, seal
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import setup_rights
+from psc.sim.sources import seeded_randbytes
 
 OUT = Path(__file__).parent / "vectors" / "rights.json"
 SEED = "psc/rights-vectors/v1"
@@ -78,6 +79,41 @@ def primes() -> tuple[int, int]:
 def _reseal(agency: RightsAgency, sealed: bytes, **changes: Any) -> bytes:
     adj = codec.decode(codec.decode(sealed, SignedMessage).body, Adjustment)
     return seal(dataclasses.replace(adj, **changes), agency._key)
+
+
+def _out_of_range(catalog: Catalog, court: RightsAgency, sealed: bytes) -> bytes:
+    """``sealed`` with slot 1 of its first delta vector one point below its adjustment range,
+    proven (honestly) against a range widened by 1000: a well-formed proof, the wrong range."""
+    adj = codec.decode(codec.decode(sealed, SignedMessage).body, Adjustment)
+    true = validity.adjustment_ranges(catalog, court.catalog_agency, len(adj.leaves))[0]
+    wide = validity.VectorRange(true.retention, "", true.lo - 1000, true.hi + 1000)
+    vec = np.zeros(adj.n_subjects, dtype=np.int64)
+    vec[1] = true.lo - 1
+    bound = adjustment_bounds(catalog, court.catalog_agency, len(adj.leaves))[0][true.retention]
+    fields = {
+        f: getattr(adj, f)
+        for f in (
+            "agency",
+            "kind",
+            "original",
+            "period",
+            "effective_period",
+            "leaves",
+            "order",
+            "catalog_version",
+            "nonce",
+            "n_subjects",
+            "created_at",
+        )
+    }
+    ctx = validity.adjustment_context(**fields, index=0, vector=wide)
+    ct, proof = court._encrypt_proven(vec, bound, wide, ctx)
+    return _reseal(
+        court,
+        sealed,
+        deltas=(ClassCiphertext(true.retention, ct), *adj.deltas[1:]),
+        proofs=(proof, *adj.proofs[1:]),
+    )
 
 
 def build() -> dict[str, Any]:
@@ -251,7 +287,17 @@ def build() -> dict[str, Any]:
             "StalePeriod",
         ),
         "bad_wrong_slot_count": (_reseal(court, good, n_subjects=N_SUBJECTS + 1), "InvalidMessage"),
-        "bad_missing_class": (_reseal(court, good, deltas=()), "InvalidMessage"),
+        "bad_missing_class": (
+            _reseal(court, good, deltas=(), proofs=msg.proofs[len(msg.deltas) :]),
+            "InvalidMessage",
+        ),
+        # a court only penalizes: an adjustment may give points back, never take them
+        "bad_slot_outside_adjustment_range": (_out_of_range(catalog, court, good), "InvalidProof"),
+        # proofs are bound to every field: the same proofs under a fresh nonce fail
+        "bad_proof_of_another_adjustment": (
+            _reseal(court, good, nonce=bytes(range(16))),
+            "InvalidProof",
+        ),
         "bad_wrong_bound": (
             _reseal(
                 court,

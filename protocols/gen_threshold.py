@@ -19,17 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
-from psc.packing import SlotLayout
-from psc.threshold import (
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.threshold.dealer import _generate_safe_prime, deal
+from psc.hazmat.threshold.encoding import encode_packed_share, encode_share
+from psc.hazmat.threshold.keys import (
     DecryptionShare,
     PackedDecryptionShare,
     ShareProof,
     ThresholdPublicKey,
-    _generate_safe_prime,
-    deal,
-    encode_packed_share,
-    encode_share,
 )
 
 OUT = Path(__file__).parent / "vectors" / "threshold.json"

@@ -32,7 +32,7 @@ class InvalidProof(InvalidMessage):
     """A zero-knowledge proof (plaintext knowledge, slot range) does not verify.
 
     A subclass of the opaque :class:`InvalidMessage`: callers that only care that
-    verification failed catch that.  Raised by :mod:`psc.proofs`; the protocol layer names
+    verification failed catch that.  Raised by :mod:`psc.hazmat.proofs`; the protocol layer names
     the party and the block, the proof layer never says which equation failed.
     """
 
@@ -114,7 +114,7 @@ class InsufficientShares(PscError, ValueError):
 
 
 class LogVerificationFailed(InvalidMessage):
-    """An audit of a transparency log found a problem (raised by ``psc.translog.verify_log``).
+    """An audit of a transparency log found a problem (raised by ``psc.ledger.log_verify.verify_log``).
 
     Unlike a bare ``InvalidMessage`` this names the first problem, because the auditor
     already holds the whole log and gains no oracle from the detail.  ``problem`` is one
@@ -143,6 +143,11 @@ class DeploymentError(PscError, ValueError):
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s) in deployment:\n{lines}")
+
+
+class ServiceConfigError(PscError, ValueError):
+    """A served party's files are refused (``psc init``, ``psc serve``): a config with an
+    unknown key or a missing file, a directory in use, a port already taken."""
 
 
 class ConsentRefused(PolicyViolation):

@@ -4,7 +4,7 @@ The kind of table credit portals publish (a city "credit index" per district, ra
 released with the key committee's distributed noise (``protocols/reveal-dp.md``,
 section "Statistics").
 
-Protocol (roles as in :mod:`psc.protocol.committee`):
+Protocol (roles as in :mod:`psc.parties.committee`):
 
 1. **Agencies** (each, per period): the per-district sum of the deltas of their own
    events, ``d[a, p, x] = sum of delta(e)`` over events ``e`` of agency ``a`` in period
@@ -13,7 +13,7 @@ Protocol (roles as in :mod:`psc.protocol.committee`):
    knows its subjects' districts (addresses are in its records); it learns nothing new.
 2. **Aggregator**: adds the live contributions (``p <= P < p + months``, as for scores):
    ``E(sum_x)`` per district.  Ciphertexts only.
-3. **Committee**: :meth:`~psc.protocol.committee.KeyCommittee.release_sums` adds every
+3. **Committee**: :meth:`~psc.parties.committee.KeyCommittee.release_sums` adds every
    member's noise share to every cell, decrypts with ``k`` proved shares, and charges the
    release (``stats:<name>``) in the budget ledger in the same transaction that stores it.
 4. **Publication** (:func:`district_table`): ``mean_x = base + noisy_sum_x / population_x``
@@ -25,7 +25,7 @@ One event changes one subject's score by at most ``Delta = catalog.max_abs_delta
 subject lives in exactly one district, so exactly one cell of the sum vector moves, by at
 most ``Delta``.  Discrete Laplace noise of scale ``Delta / epsilon`` on every cell is then
 ``epsilon``-DP for the whole vector (the cells are disjoint: parallel composition), with
-the tail-cut ``delta`` of :func:`~psc.protocol.committee.tail_delta`.  District
+the tail-cut ``delta`` of :func:`~psc.parties.committee.tail_delta`.  District
 populations are public (the registry publishes them; they are not noised).
 
 What leaks: the release (noisy sums, hence noisy means and the ranking) to everyone; the
@@ -42,17 +42,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from psc.backends.paillier import PackedCiphertext, PackedPaillier
 from psc.catalog import Catalog
 from psc.events import EventTable, IntArray
 from psc.exceptions import ParameterError
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier
 from psc.oracle import live_mask
-from psc.protocol.committee import (
-    CommitteeParameters,
-    KeyCommittee,
-    StatisticRelease,
-    reveal_layout,
-)
+from psc.parties.committee import CommitteeParameters, KeyCommittee, StatisticRelease, reveal_layout
 
 __all__ = [
     "DistrictRow",
@@ -204,7 +199,7 @@ def release_district_table(
     publish.  ``committee`` must run :func:`statistics_parameters` (cells are districts).  The
     release is recorded in the committee's budget ledger (``stats:<name>``); a repeat in
     the same period returns the stored release.  Raises what
-    :meth:`~psc.protocol.committee.KeyCommittee.release_sums` raises.
+    :meth:`~psc.parties.committee.KeyCommittee.release_sums` raises.
     """
     release = committee.release_sums(name, period, sums, authorization=authorization)
     return district_table(committee.params.catalog, release.sums, populations), release

@@ -12,7 +12,7 @@ and the allowed range, before any example is drawn.
    tiny moduli (512 bits by default) whose primes are derived deterministically from a
    small public seed with :class:`random.Random`.  Anyone can recompute them.  They exist
    only so property tests run in seconds; never encrypt real data under them.
-   :class:`psc.backends.paillier.PackedPaillier` refuses them unless the caller passes
+   :class:`psc.hazmat.backends.paillier.PackedPaillier` refuses them unless the caller passes
    ``allow_insecure_key=True``.
 
 Requires the ``dev`` extra (``pip install 'psc[dev]'``), which brings hypothesis; without
@@ -46,8 +46,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subproce
 
 from psc.catalog import LEGAL_BASES, Catalog, catalog_from_dict, parse_period, period_start
 from psc.events import Event, EventTable, IntArray
-from psc.packing import GUARD_BITS, MAX_SLOT_BITS, SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
+from psc.hazmat.packing import GUARD_BITS, MAX_SLOT_BITS, SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
 
 __all__ = [
     "DEFAULT_PERIODS",
@@ -420,11 +420,11 @@ def paillier_keypairs(
 
 
 # ----------------------------------------------------------------------------------------
-# CKKS grading deployments (tests of psc.he and tests/attacks): not strategies
+# CKKS grading deployments (tests of psc.hazmat.he and tests/attacks): not strategies
 
 
 class HeDeployment:
-    """A grading authority over ``psc.he.SMALL_TEST_CATALOG`` with its two agencies
+    """A grading authority over ``psc.hazmat.he.SMALL_TEST_CATALOG`` with its two agencies
     (``transport-bureau``, ``civil-affairs-bureau``) and two requesters (``registry``,
     ``bank``) registered, for tests.  Signing keys come from fixed seeds (INSECURE)."""
 
@@ -452,7 +452,7 @@ class HeDeployment:
 
     def submission(self, agency: str, period: int, counter: str, vector: IntArray) -> bytes:
         """The agency's signed submission of ``vector`` (class ``month``)."""
-        from psc.he.reference import he_submission
+        from psc.sim.he_driver import he_submission
 
         return he_submission(
             self.authority,
@@ -498,9 +498,9 @@ class HeDeployment:
 def he_small_deployment(n_subjects: int, *, max_queries: int = 64) -> HeDeployment:
     """A fresh :class:`HeDeployment` (new CKKS keys at N=16384: a few seconds)."""
     from psc.catalog import parse_catalog
-    from psc.he.authority import GradingAuthority
-    from psc.he.circuit import GradingCircuit
-    from psc.he.reference import SMALL_TEST_CATALOG
+    from psc.hazmat.he.circuit import GradingCircuit
+    from psc.parties.grading_authority import GradingAuthority
+    from psc.sim.he_driver import SMALL_TEST_CATALOG
 
     cat = parse_catalog(SMALL_TEST_CATALOG)
     auth = GradingAuthority.generate(
@@ -509,7 +509,7 @@ def he_small_deployment(n_subjects: int, *, max_queries: int = 64) -> HeDeployme
     return HeDeployment(auth, n_subjects)
 
 
-# contributions for validity proofs (psc.proofs.range, psc.protocol.validity)
+# contributions for validity proofs (psc.hazmat.proofs.range, psc.protocol.validity)
 
 
 def contributions(

@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 from psc.catalog import Catalog, load_catalog
-from psc.exact.ring import LatticeParams, Ring
-from psc.exact.setup import CommitteeKeys, run_setup
+from psc.hazmat.exact.ring import LatticeParams, Ring
+from psc.parties.exact.setup import CommitteeKeys, run_setup
 
 #: N = 4096 with 7 ciphertext primes: far beyond the 128-bit bound (tests only), deep
 #: enough for the toy catalog's circuit plus smudging.

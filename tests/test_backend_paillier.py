@@ -17,17 +17,17 @@ from hypothesis import strategies as st
 from phe import paillier as phe
 
 from psc import oracle
-from psc.backends.paillier import (
+from psc.catalog import Catalog, parse_period
+from psc.events import EventTable
+from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
+from psc.hazmat.backends.paillier import (
     PackedCiphertext,
     PackedPaillier,
     RandomnessPool,
     ShortExponentPool,
 )
-from psc.catalog import Catalog, parse_period
-from psc.events import EventTable
-from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair
 from psc.testing import delta_vectors, event_tables, paillier_keypairs
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
@@ -328,7 +328,7 @@ def test_an_altered_block_never_decrypts(test_keypair: Keypair, data: st.DataObj
 
 def _reheader(be: PackedPaillier, blob: bytes, **fields: int) -> bytes:
     """Rewrite header fields and recompute the checksum (a well-formed but wrong message)."""
-    from psc.backends.paillier import _checksum
+    from psc.hazmat.backends.paillier import _checksum
 
     names = ("magic", "version", "fp", "slot_bits", "n_values", "bound", "count")
     values = dict(zip(names, HEADER.unpack_from(blob), strict=True))
@@ -619,7 +619,7 @@ def test_short_exponent_ciphertexts_decrypt_with_psc_and_phe(vector: np.ndarray,
 def test_driver_precompute_gives_each_agency_its_own_valid_short_exponents(
     test_keypair: Keypair, workers: int
 ) -> None:
-    from psc.protocol.driver import PrecomputedPool, precompute
+    from psc.sim.sources import PrecomputedPool, precompute
 
     pk = test_keypair[0]
     parts = precompute(pk, [3, 0, 5], workers)

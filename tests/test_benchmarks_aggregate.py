@@ -18,9 +18,9 @@ import pytest
 from benchmarks import aggregate, report
 from benchmarks.aggregate import AggregateConfig, CorrectnessError
 from benchmarks.env import environment
-from psc.backends.paillier import PackedPaillier
 from psc.catalog import Catalog
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.backends.paillier import PackedPaillier
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import report, scale
-from psc.packing import SlotLayout
+from psc.hazmat.packing import SlotLayout
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from psc.cli.main import main
-from psc.translog import TransparencyLog
+from psc.ledger.translog import TransparencyLog
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUB_RAW = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -1,4 +1,4 @@
-"""The committee's DP grade reveal (psc.protocol.committee), end to end at 512 bits (INSECURE).
+"""The committee's DP grade reveal (psc.parties.committee), end to end at 512 bits (INSECURE).
 
 Covers: oracle grades when the noise is forced to zero; the decrypted target is exactly
 score + the members' noise shares, and the honest shares follow the target discrete
@@ -29,7 +29,8 @@ from protocols.gen_reveal_dp import (
     make_committee,
     resign_noise_share,
 )
-from psc.dp.accounting import ApproxDP, DiscreteLaplace
+from psc.dp.accounting import ApproxDP
+from psc.dp.mechanisms import DiscreteLaplace
 from psc.exceptions import (
     BudgetExhausted,
     InsufficientShares,
@@ -38,8 +39,7 @@ from psc.exceptions import (
     PolicyViolation,
 )
 from psc.oracle import grades_of
-from psc.protocol import codec
-from psc.protocol.committee import (
+from psc.parties.committee import (
     CommitteeMember,
     LocalLink,
     MemberLink,
@@ -48,6 +48,7 @@ from psc.protocol.committee import (
     reveal_layout,
     tail_delta,
 )
+from psc.protocol import codec
 from psc.protocol.committee_messages import CommitteeGrades, DecryptionRequest, RevealTask
 from psc.protocol.messages import BlockCiphertext, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, seal
@@ -370,9 +371,10 @@ def test_layout_sizes_noise_and_masks_and_refuses_what_cannot_fit(city) -> None:
 
 
 def test_published_committee_layout_is_accepted_and_narrower_refused(city) -> None:  # type: ignore[no-untyped-def]
-    from psc.packing import SlotLayout
-    from psc.protocol.committee import CommitteeRevealer
-    from psc.protocol.roles import ProtocolParameters, Registry
+    from psc.hazmat.packing import SlotLayout
+    from psc.parties.committee import CommitteeRevealer
+    from psc.parties.registry import Registry
+    from psc.protocol.parameters import ProtocolParameters
     from psc.protocol.signing import public_bytes
 
     c = make_committee(catalog=city)

@@ -13,22 +13,23 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from psc.catalog import Catalog, period_index
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, UnknownParty
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.policy import consent_wire
-from psc.policy.clock import SimulatedClock
-from psc.policy.consent import SqliteRefusalLog, issue_consent
-from psc.protocol import codec
-from psc.protocol.consent_gate import (
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.consent_gate import (
     ConsentKeyDirectory,
     CredentialRegistry,
     SubjectCredential,
     TokenConsentVerifier,
 )
-from psc.protocol.driver import Deployment, seeded_randbytes, setup
+from psc.policy import consent_wire
+from psc.policy.clock import SimulatedClock
+from psc.policy.consent import SqliteRefusalLog, issue_consent
+from psc.protocol import codec
 from psc.protocol.messages import GradeRequest, SignedMessage
-from psc.protocol.roles import REGISTRY_ID
+from psc.protocol.parameters import REGISTRY_ID
 from psc.protocol.signing import new_signing_key, public_bytes, seal
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 NOW = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)

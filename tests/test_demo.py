@@ -12,10 +12,11 @@ import pytest
 from psc.catalog import Catalog
 from psc.cli.main import main
 from psc.events import IntArray
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol import driver
-from psc.protocol.driver import SimulationNoiseWitness, run
-from psc.simulation import simulate_city
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.sim import driver
+from psc.sim.city import simulate_city
+from psc.sim.deployment import SimulationNoiseWitness
+from psc.sim.driver import run
 
 
 def test_driver_small(

@@ -1,12 +1,12 @@
-"""``reveal="exact"`` in the reference run (psc.protocol.driver + psc.exact.demo): the same
+"""``reveal="exact"`` in the reference run (psc.protocol.driver + psc.sim.exact_driver): the same
 events graded by the dealer-free exact reveal equal the noiseless oracle, with no witness.
 Small INSECURE parameters (N = 4096) and the small demo catalog of tests/test_demo_he.py."""
 
 from __future__ import annotations
 
 from psc.catalog import parse_catalog
-from psc.protocol.driver import run
-from psc.simulation import simulate_city
+from psc.sim.city import simulate_city
+from psc.sim.driver import run
 from psc.testing import insecure_keypair
 from tests._exact_fixtures import TEST_PARAMS
 from tests.test_demo_he import DEMO_HE_CATALOG

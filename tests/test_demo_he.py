@@ -17,10 +17,13 @@ from psc.catalog import Catalog, parse_catalog
 from psc.cli.main import main
 from psc.events import EventTable, IntArray
 from psc.exceptions import PolicyViolation
-from psc.he import reference as he_reference
-from psc.he_grading import SMALL_PROFILE, SMALL_TEST_CATALOG, GradingAuthority, GradingCircuit
-from psc.protocol.driver import run
-from psc.simulation import simulate_city
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.composites import SMALL_PROFILE
+from psc.parties.grading_authority import GradingAuthority
+from psc.sim import he_driver as he_reference
+from psc.sim.city import simulate_city
+from psc.sim.driver import run
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 from psc.testing import insecure_keypair
 
 # The small HE test catalog, adapted to the protocol run: ingestion takes a period's

@@ -10,15 +10,12 @@ import pytest
 
 from psc.catalog import load_catalog
 from psc.dp import accounting as acc
-from psc.dp.accounting import (
-    RDP_ORDERS,
-    ZCDP,
-    ApproxDP,
+from psc.dp import calibration, mechanisms
+from psc.dp.accounting import RDP_ORDERS, ZCDP, ApproxDP, PureDP, RenyiDP
+from psc.dp.mechanisms import (
     BasicComposition,
     DiscreteGaussian,
     DiscreteLaplace,
-    PureDP,
-    RenyiDP,
     SequentialComposition,
     Skellam,
     ToApproxDP,
@@ -151,7 +148,7 @@ def test_conversions_round_up_and_refuse_bad_delta() -> None:
 
 
 def test_skellam_curve_is_the_akl21_bound_exactly() -> None:
-    curve = acc.skellam_renyi(10, 1)
+    curve = mechanisms.skellam_renyi(10, 1)
     # alpha = 2, Delta = 1, V = 10: 2/20 + min((3 + 6)/400, 3/20) = 1/10 + 9/400
     assert curve.at(2) == Fraction(1, 10) + Fraction(9, 400)
     # large alpha: the min switches to 3 Delta / (2V)
@@ -159,7 +156,7 @@ def test_skellam_curve_is_the_akl21_bound_exactly() -> None:
     assert Skellam(10).map(1) == curve
     assert Skellam(10).map(0) == RenyiDP([0] * len(RDP_ORDERS))
     # Delta = 50, V = 2500 at alpha = 3: 3*2500/5000 + min((5*2500 + 300)/(4*2500^2), 150/5000)
-    assert acc.skellam_renyi(2500, 50).at(3) == Fraction(3, 2) + Fraction(12800, 25_000_000)
+    assert mechanisms.skellam_renyi(2500, 50).at(3) == Fraction(3, 2) + Fraction(12800, 25_000_000)
 
 
 def test_skellam_approaches_the_gaussian_with_the_same_variance() -> None:
@@ -173,7 +170,7 @@ def test_skellam_approaches_the_gaussian_with_the_same_variance() -> None:
 
 def test_skellam_calibration_is_minimal() -> None:
     delta = Fraction(1, 10**6)
-    v = acc.skellam_variance_for_approxdp(1, delta, 50)
+    v = calibration.skellam_variance_for_approxdp(1, delta, 50)
     assert ToApproxDP(Skellam(v), delta).check(50, ApproxDP(1, delta))
     assert not ToApproxDP(Skellam(v - 1), delta).check(50, ApproxDP(1, delta))
 
@@ -211,7 +208,7 @@ def test_basic_composition_needs_one_measure() -> None:
     renyi = BasicComposition([ToRenyiDP(DiscreteGaussian(8)), Skellam(8)])
     composed = renyi.map(2)
     assert isinstance(composed, RenyiDP)
-    assert composed.at(2) == 2 * Fraction(1, 4) + acc.skellam_renyi(8, 2).at(2)
+    assert composed.at(2) == 2 * Fraction(1, 4) + mechanisms.skellam_renyi(8, 2).at(2)
 
 
 def test_sequential_composition_admits_declared_queries_then_refuses() -> None:
@@ -258,25 +255,25 @@ def test_compose_converts_into_the_target_measure() -> None:
 
 
 def test_calibration_helpers_hit_their_targets() -> None:
-    assert acc.scale_for_epsilon(Fraction(1, 2), 50) == 100
-    assert DiscreteLaplace(acc.scale_for_epsilon(Fraction(1, 2), 50)).check(
+    assert calibration.scale_for_epsilon(Fraction(1, 2), 50) == 100
+    assert DiscreteLaplace(calibration.scale_for_epsilon(Fraction(1, 2), 50)).check(
         50, PureDP(Fraction(1, 2))
     )
-    assert acc.sigma2_for_rho(Fraction(1, 2), 50) == 2500
-    assert DiscreteGaussian(acc.sigma2_for_rho(Fraction(1, 2), 50)).map(50) == ZCDP(Fraction(1, 2))
+    assert calibration.sigma2_for_rho(Fraction(1, 2), 50) == 2500
+    assert DiscreteGaussian(calibration.sigma2_for_rho(Fraction(1, 2), 50)).map(50) == ZCDP(Fraction(1, 2))
     delta = Fraction(1, 10**6)
-    rho = acc.rho_for_approxdp(1, delta)
+    rho = calibration.rho_for_approxdp(1, delta)
     assert acc.zcdp_to_approxdp(ZCDP(rho), delta).epsilon <= 1
     assert acc.zcdp_to_approxdp(ZCDP(rho * Fraction(1001, 1000)), delta).epsilon > 1
     with pytest.raises(ValueError, match="epsilon must be > 0"):
-        acc.scale_for_epsilon(0, 50)
+        calibration.scale_for_epsilon(0, 50)
 
 
 def test_sensitivity_is_the_catalogs_largest_absolute_delta() -> None:
     for name in ("city", "company"):
         catalog = load_catalog(name)
-        assert acc.sensitivity(catalog) == catalog.max_abs_delta
-        assert acc.sensitivity(catalog) == max(abs(r.delta) for r in catalog.rules)
+        assert calibration.sensitivity(catalog) == catalog.max_abs_delta
+        assert calibration.sensitivity(catalog) == max(abs(r.delta) for r in catalog.rules)
 
 
 # ----------------------------------------------------------------------------------
@@ -323,13 +320,13 @@ def test_noise_tails_match_exact_pmfs() -> None:
     q = math.exp(-2 / 7)
     lap = {x: (1 - q) / (1 + q) * q ** abs(x) for x in range(-400, 401)}
     for k in (-3, 0, 1, 5, 20):
-        assert close(acc.noise_tail(DiscreteLaplace(Fraction(7, 2)), k), _exact_tail(lap, k), 1e-9)
+        assert close(calibration.noise_tail(DiscreteLaplace(Fraction(7, 2)), k), _exact_tail(lap, k), 1e-9)
     # discrete Gaussian, sigma^2 = 30
     w = {x: math.exp(-x * x / 60) for x in range(-300, 301)}
     z = sum(w.values())
     gauss = {x: v / z for x, v in w.items()}
     for k in (-2, 1, 7, 15):
-        assert close(acc.noise_tail(DiscreteGaussian(30), k), _exact_tail(gauss, k), 1e-9)
+        assert close(calibration.noise_tail(DiscreteGaussian(30), k), _exact_tail(gauss, k), 1e-9)
     # Skellam, variance 60: convolution of two Poisson(30)
     pois = [math.exp(j * math.log(30) - 30 - math.lgamma(j + 1)) for j in range(200)]
     sk: dict[int, float] = {}
@@ -337,29 +334,29 @@ def test_noise_tails_match_exact_pmfs() -> None:
         for j, pj in enumerate(pois):
             sk[i - j] = sk.get(i - j, 0.0) + pi * pj
     for k in (-4, 1, 8, 25):
-        assert close(acc.noise_tail(Skellam(60), k), _exact_tail(sk, k), 1e-9)
+        assert close(calibration.noise_tail(Skellam(60), k), _exact_tail(sk, k), 1e-9)
 
 
 def test_misgrade_probability_sums_the_two_nearest_boundaries() -> None:
     lap = DiscreteLaplace(50)
     ths = [Fraction(1919, 2), Fraction(2059, 2)]  # 959.5 and 1029.5
     # score 1000: N >= 30 crosses 1029.5, N <= -41 crosses 959.5
-    expected = acc.noise_tail(lap, 30) + acc.noise_tail(lap, 41)
-    assert close(acc.misgrade_probability(lap, 1000, ths), expected)
+    expected = calibration.noise_tail(lap, 30) + calibration.noise_tail(lap, 41)
+    assert close(calibration.misgrade_probability(lap, 1000, ths), expected)
     # a single boundary below only
-    assert close(acc.misgrade_probability(lap, 1000, ths[:1]), acc.noise_tail(lap, 41))
+    assert close(calibration.misgrade_probability(lap, 1000, ths[:1]), calibration.noise_tail(lap, 41))
     # more privacy, more misgrades
-    assert acc.misgrade_probability(DiscreteLaplace(100), 1000, ths) > acc.misgrade_probability(
+    assert calibration.misgrade_probability(DiscreteLaplace(100), 1000, ths) > calibration.misgrade_probability(
         lap, 1000, ths
     )
     with pytest.raises(ValueError, match="half-integers"):
-        acc.misgrade_probability(lap, 1000, [Fraction(960)])
+        calibration.misgrade_probability(lap, 1000, [Fraction(960)])
 
 
 def test_noise_tail_refuses_what_it_cannot_compute() -> None:
     with pytest.raises(ValueError, match="no tail formula for ToZCDP"):
-        acc.noise_tail(ToZCDP(DiscreteLaplace(2)), 3)
+        calibration.noise_tail(ToZCDP(DiscreteLaplace(2)), 3)
     with pytest.raises(ValueError, match="k must be an int"):
-        acc.noise_tail(DiscreteLaplace(2), 1.5)  # type: ignore[arg-type]
+        calibration.noise_tail(DiscreteLaplace(2), 1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="score must be an int"):
-        acc.misgrade_probability(DiscreteLaplace(2), 1.5, [Fraction(1, 2)])  # type: ignore[arg-type]
+        calibration.misgrade_probability(DiscreteLaplace(2), 1.5, [Fraction(1, 2)])  # type: ignore[arg-type]

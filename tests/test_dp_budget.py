@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from psc.dp.accounting import ZCDP, ApproxDP, DiscreteLaplace, PureDP, Skellam, ToApproxDP
+from psc.dp.accounting import ZCDP, ApproxDP, PureDP
 from psc.dp.budget import BudgetLedger
+from psc.dp.mechanisms import DiscreteLaplace, Skellam, ToApproxDP
 from psc.exceptions import BudgetExhausted, PolicyViolation
 
 SUBJECT = "subject:000042"

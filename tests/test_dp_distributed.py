@@ -17,7 +17,8 @@ import pytest
 from scipy import stats
 
 from psc.dp import distributed
-from psc.dp.accounting import DiscreteGaussian, DiscreteLaplace, PureDP, Skellam, skellam_renyi
+from psc.dp.accounting import PureDP
+from psc.dp.mechanisms import DiscreteGaussian, DiscreteLaplace, Skellam, skellam_renyi
 from psc.dp.random import SeededRandomSource
 
 getcontext().prec = 60

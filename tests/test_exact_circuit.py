@@ -1,4 +1,4 @@
-"""The encrypted exact grade circuit (psc.exact.circuit) under the collective keys, decrypted
+"""The encrypted exact grade circuit (psc.hazmat.exact.circuit) under the collective keys, decrypted
 by k members, equals the oracle on every point of the toy catalog's domain; evaluation is
 deterministic (the digest members bind their shares to)."""
 
@@ -9,9 +9,9 @@ import pytest
 import tenseal.sealapi as seal
 
 from psc import oracle
-from psc.exact import threshold as T
-from psc.exact.circuit import baby_size, digest, encode, grade_ciphertext
-from psc.exact.polynomial import grade_polynomials
+from psc.hazmat.exact import threshold as T
+from psc.hazmat.exact.circuit import baby_size, digest, encode, grade_ciphertext
+from psc.hazmat.exact.polynomial import grade_polynomials
 from tests._exact_fixtures import committee, seeded, toy_catalog
 
 
@@ -76,8 +76,8 @@ def test_city_grades_on_a_full_ciphertext_at_the_secure_parameters(city) -> None
     # live sum of the city's domain (cycled over the 32,768 slots) with cap counts 0..2,
     # decrypted by 4 members (cross-checked) and compared with the oracle; the circuit's
     # noise stays below the smudging allowance.  About 10 minutes on 2 cores.
-    from psc.exact.ring import CITY_PARAMS, Ring
-    from psc.exact.setup import run_setup
+    from psc.hazmat.exact.ring import CITY_PARAMS, Ring
+    from psc.parties.exact.setup import run_setup
 
     ring = Ring(CITY_PARAMS)
     keys, secret = run_setup(ring, 3, 5, b"slow-city", seeded(3), keep_secret=True)

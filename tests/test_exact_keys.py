@@ -1,4 +1,4 @@
-"""Dealer-free collective keys (psc.exact.keys, psc.exact.setup) against their definitions
+"""Dealer-free collective keys (psc.hazmat.exact.keys, psc.parties.exact.setup) against their definitions
 (Mouchet et al., PETS 2021): the collective public key encrypts to the sum of the members'
 secrets, the collective relinearization key relinearizes, and the Shamir re-sharing gives
 shares any k of which reconstruct the secret while any k-1 are uniform."""
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from psc.exact import keys as K
-from psc.exact import threshold as T
-from psc.exact.circuit import encode
-from psc.exact.setup import check_setup
+from psc.hazmat.exact import keys as K
+from psc.hazmat.exact import threshold as T
+from psc.hazmat.exact.circuit import encode
+from psc.parties.exact.setup import check_setup
 from tests._exact_fixtures import committee, seeded
 
 

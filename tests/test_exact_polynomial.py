@@ -1,4 +1,4 @@
-"""The exact grade polynomials (psc.exact.polynomial) equal the oracle on every point of
+"""The exact grade polynomials (psc.hazmat.exact.polynomial) equal the oracle on every point of
 their domain: the shipped catalogs exhaustively, random small catalogs by property."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 
 from psc import oracle
 from psc.catalog import Catalog
-from psc.exact.polynomial import (
+from psc.exceptions import ParameterError
+from psc.hazmat.exact.polynomial import (
     cap_count_bound,
     evaluate,
     grade_in_clear,
     grade_polynomials,
     interpolate,
 )
-from psc.exceptions import ParameterError
 from psc.testing import catalogs
 from tests._exact_fixtures import toy_catalog
 

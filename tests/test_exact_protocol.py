@@ -1,4 +1,4 @@
-"""The exact reveal end to end (psc.exact.deployment): agencies' signed BFV blocks in the
+"""The exact reveal end to end (psc.sim.exact_deployment): agencies' signed BFV blocks in the
 log, an aggregator-signed request, members that recompute and decrypt, a combiner that
 cross-checks; grades equal the noiseless oracle, batch and single."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from psc import oracle
-from psc.exact.deployment import ExactDeployment
-from psc.exact.inputs import SCORE
 from psc.exceptions import InvalidMessage
+from psc.parties.exact.inputs import SCORE
+from psc.sim.exact_deployment import ExactDeployment
 from tests._exact_fixtures import TEST_PARAMS, seeded, toy_catalog
 
 RH = hashlib.sha256(b"grade request").digest()
@@ -53,11 +53,11 @@ def test_single_reveal_with_k_members_equals_the_oracle(dep) -> None:  # type: i
 
 
 def test_the_circuit_noise_stays_within_the_smudging_allowance(dep) -> None:  # type: ignore[no-untyped-def]
-    from psc.exact import threshold as T
+    from psc.hazmat.exact import threshold as T
 
     d, _ = dep
     req = d.request(RH, period=0, block=0)
-    from psc.exact.member import open_request
+    from psc.parties.exact.member import open_request
 
     ct = d.members[1].grade_ciphertext(open_request(d.params, req))
     assert T.noise_bits(d.ring, ct, d.god_secret) + 8 <= d.noise_allowance

@@ -1,4 +1,4 @@
-"""k-of-n threshold decryption with smudging (psc.exact.threshold): every k-subset decodes
+"""k-of-n threshold decryption with smudging (psc.hazmat.exact.threshold): every k-subset decodes
 the same shares, more than k shares are cross-checked and a bad share is named, and the
 smudging width is refused when the modulus cannot carry it."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from psc.exact import threshold as T
-from psc.exact.circuit import encode
-from psc.exact.ring import LatticeParams, Ring
 from psc.exceptions import InsufficientShares, ParameterError
+from psc.hazmat.exact import threshold as T
+from psc.hazmat.exact.circuit import encode
+from psc.hazmat.exact.ring import LatticeParams, Ring
 from tests._exact_fixtures import committee, seeded
 
 

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from psc.cli.main import build_parser, main
+from psc.policy.requests import KINDS
 
 FUZZ = settings(
     max_examples=60,
@@ -35,8 +36,20 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-#: commands whose argument parsing is fuzzed here (the rights desk has its own tests)
-COMMANDS = (("catalog",), ("lint",), ("pia",), ("demo",), ("log", "verify"), ("log", "show"))
+#: commands whose argument parsing is fuzzed here (``rights demo`` runs the whole protocol
+#: and has its own tests; the other rights actions only touch the SQLite file in --db)
+COMMANDS = (
+    ("catalog",),
+    ("lint",),
+    ("pia",),
+    ("demo",),
+    ("log", "verify"),
+    ("log", "show"),
+    ("rights", "open"),
+    ("rights", "list"),
+    ("rights", "decide"),
+    ("rights", "overdue"),
+)
 
 
 #: flags whose value is a path: drawn from the hostile paths every time
@@ -111,6 +124,10 @@ def command_lines(draw: st.DrawFn, paths: list[str]) -> list[str]:
                 )
             )
         )
+    elif path == ("rights", "open"):
+        argv.append(draw(st.one_of(st.sampled_from(KINDS), st.text(max_size=8))))
+    elif path == ("rights", "decide"):
+        argv.append(draw(_VALUES))
     flags = _flags(path)
     chosen = draw(st.lists(st.sampled_from(flags), max_size=5)) if flags else []
     for flag, takes in chosen:
@@ -141,16 +158,16 @@ def _run(fn: Callable[[], int]) -> tuple[int | str, str]:
 
 @pytest.fixture
 def no_expensive_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import psc.protocol.driver
-    import psc.simulation
+    import psc.sim.city
+    import psc.sim.driver
 
     monkeypatch.chdir(tmp_path)  # relative paths drawn by the fuzzer land here
 
     def stop(*args: Any, **kwargs: Any) -> Any:
         raise Accepted
 
-    monkeypatch.setattr(psc.simulation, "simulate_city", stop)
-    monkeypatch.setattr(psc.protocol.driver, "run", stop)
+    monkeypatch.setattr(psc.sim.city, "simulate_city", stop)
+    monkeypatch.setattr(psc.sim.driver, "run", stop)
     monkeypatch.delenv("PSC_TRACEBACK", raising=False)
 
 

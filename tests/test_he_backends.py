@@ -10,22 +10,20 @@ import numpy as np
 import pytest
 import tenseal as ts
 
-from psc.backends.bfv import BfvBackend
-from psc.backends.ckks import AGGREGATION_PARAMS, CkksBackend
 from psc.catalog import load_catalog
 from psc.exceptions import InvalidMessage, KeyMismatch, OverflowRisk, ParameterError
-from psc.he_params import (
+from psc.hazmat.backends.bfv import BfvBackend
+from psc.hazmat.backends.ckks import AGGREGATION_PARAMS, CkksBackend
+from psc.hazmat.he.contexts import SecretContext, generate, load_public
+from psc.hazmat.he.params import (
     MAX_MODULUS_BITS,
     BfvParams,
     CkksParams,
-    SecretContext,
     check_security,
-    generate,
-    load_public,
     seal_primes,
 )
+from psc.hazmat.packing import worst_case_sum
 from psc.oracle import grades_of
-from psc.packing import worst_case_sum
 
 VECTORS = Path(__file__).resolve().parent.parent / "protocols" / "vectors" / "he.json"
 
@@ -288,7 +286,8 @@ def test_vectors_good_case_replays() -> None:
 @pytest.mark.parametrize("which", ["city", "small"])
 def test_vectors_circuit_and_expected_grades_replay(which: str) -> None:
     from psc.catalog import parse_catalog
-    from psc.he_grading import SMALL_TEST_CATALOG, GradingCircuit
+    from psc.hazmat.he.circuit import GradingCircuit
+    from psc.sim.he_driver import SMALL_TEST_CATALOG
 
     doc = _vectors()[which]
     assert isinstance(doc, dict)

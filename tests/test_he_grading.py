@@ -17,24 +17,24 @@ from psc.exceptions import (
     PolicyViolation,
     ReplayedNonce,
 )
-from psc.he.messages import HeSubmission
-from psc.he_grading import (
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.composites import (
     BAND_8400,
     CAP_256,
     CITY_PROFILE,
     SMALL_12,
     SMALL_CAP_4,
     SMALL_PROFILE,
-    SMALL_TEST_CATALOG,
-    GradingAuthority,
-    GradingCircuit,
-    HomomorphicGrader,
     SignComposite,
 )
+from psc.hazmat.he.evaluator import HomomorphicGrader
 from psc.oracle import grades_of
+from psc.parties.grading_authority import GradingAuthority
 from psc.protocol import codec
+from psc.protocol.he_messages import HeSubmission
 from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import seal
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 from psc.testing import he_small_deployment
 
 
@@ -197,7 +197,7 @@ def test_the_grader_refuses_bad_masks_and_partial_parts(
     capct = {"C": grader.caps.encrypt(np.zeros(4, dtype=np.int64))}
     with pytest.raises(ValueError, match="slots"):
         grader.masked(scores, capct, [4])
-    from psc.backends.ckks import CkksBackend
+    from psc.hazmat.backends.ckks import CkksBackend
 
     short = CkksBackend(authority.public, unit=circuit.score_unit).encrypt(raw - circuit.base)
     with pytest.raises(ValueError, match="fill every slot"):
@@ -207,7 +207,7 @@ def test_the_grader_refuses_bad_masks_and_partial_parts(
 def test_grader_refuses_a_context_without_relinearization_keys(
     small: tuple[GradingCircuit, GradingAuthority, HomomorphicGrader],
 ) -> None:
-    from psc.he_params import generate
+    from psc.hazmat.he.contexts import generate
 
     circuit, _, _ = small
     bare = generate(circuit.params, relin_keys=False)
@@ -220,7 +220,7 @@ def test_district_histogram_with_authority_drawn_dp_noise() -> None:
 
     from psc.dp.random import SeededRandomSource
     from psc.dp.sampling import sample_skellam
-    from psc.he.histogram import histogram_rotation_steps
+    from psc.hazmat.he.histogram import histogram_rotation_steps
     from psc.testing import HeDeployment
 
     cat = parse_catalog(SMALL_TEST_CATALOG)
@@ -248,7 +248,7 @@ def test_reference_driver_grades_and_reports_what_each_party_saw() -> None:
 
     from psc.catalog import parse_period, period_start
     from psc.events import Event, EventTable
-    from psc.he_grading import grade_with_he
+    from psc.sim.he_driver import grade_with_he
 
     cat = parse_catalog(SMALL_TEST_CATALOG)
     p = parse_period("2025-02")
@@ -342,7 +342,7 @@ grade_cap = "C"
 
 
 def test_nested_caps_with_two_cap_levels() -> None:
-    from psc.he_grading import GradingProfile
+    from psc.hazmat.he.composites import GradingProfile
 
     cat = parse_catalog(TWO_CAPS)
     profile = GradingProfile("test-two-caps", SMALL_PROFILE.params, SMALL_CAP_4, SMALL_CAP_4)
@@ -364,9 +364,9 @@ def test_nested_caps_with_two_cap_levels() -> None:
     assert np.array_equal(np.rint(got).astype(np.int64), want)
     assert np.array_equal(circuit.simulate(raw, {"B": speeding, "C": drunk}).round(), want)
     # the reveal: the authority logs signed submissions and evaluates them itself
-    from psc.he.reference import he_submission
     from psc.protocol.messages import GradeRequest
     from psc.protocol.signing import _signing_key_from_seed, public_bytes
+    from psc.sim.he_driver import he_submission
 
     authority.expect_subjects(raw.size, first_period=0)
     keys = {a: _signing_key_from_seed(bytes([i + 9]) * 32) for i, a in enumerate(cat.agencies)}

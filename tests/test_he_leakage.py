@@ -2,7 +2,7 @@
 
 The decryptor's view is the raw decrypted slot values (what a curious grading authority
 sees before rounding).  One circuit evaluation gives thousands of independent samples: the
-flooding noise (:func:`psc.he.flooding.sample_flooding`, seeded here at its seam) is fresh
+flooding noise (:func:`psc.hazmat.he.flooding.sample_flooding`, seeded here at its seam) is fresh
 per slot.  A two-sample Kolmogorov-Smirnov test at p = 1e-6 (a false failure below one in
 a million) must find no difference between two groups with the same final grade when
 flooded, and the same test must find one without flooding (so it has the power to), while
@@ -18,15 +18,12 @@ from scipy.stats import ks_2samp
 
 from psc.catalog import load_catalog, parse_catalog
 from psc.dp.random import SeededRandomSource
-from psc.he.flooding import sample_flooding
-from psc.he_grading import (
-    FLOOD_SIGMA,
-    SMALL_TEST_CATALOG,
-    GradingAuthority,
-    GradingCircuit,
-    HomomorphicGrader,
-)
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.evaluator import HomomorphicGrader
+from psc.hazmat.he.flooding import FLOOD_SIGMA, sample_flooding
 from psc.oracle import grades_of
+from psc.parties.grading_authority import GradingAuthority
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 
 P = 1e-6
 

@@ -9,20 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import PackedPaillier
 from psc.catalog import Catalog, load_catalog, parse_catalog, parse_period, period_start
 from psc.events import EventTable
-from psc.he_grading import (
-    SMALL_TEST_CATALOG,
-    GradingAuthority,
-    GradingCircuit,
-    HomomorphicGrader,
-    grade_table_with_he,
-    grade_with_he,
-    live_inputs,
-)
+from psc.hazmat.backends.paillier import PackedPaillier
+from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.evaluator import HomomorphicGrader
+from psc.hazmat.packing import SlotLayout
 from psc.oracle import cap_indices, grades_of, score
-from psc.packing import SlotLayout
+from psc.parties.grading_authority import GradingAuthority
+from psc.sim.he_driver import SMALL_TEST_CATALOG, grade_table_with_he, grade_with_he, live_inputs
 from psc.testing import events, insecure_keypair
 
 SMALL = parse_catalog(SMALL_TEST_CATALOG)

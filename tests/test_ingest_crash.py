@@ -25,14 +25,15 @@ import pytest
 
 from psc.catalog import Catalog, period_index
 from psc.events import Event
-from psc.ledger import SQLiteLedger
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.log_verify import verify_log
+from psc.ledger.store import SQLiteLedger
 from psc.protocol import codec
-from psc.protocol.driver import SimClock, seeded_randbytes, setup
 from psc.protocol.messages import LogEntry, SignedMessage, Submission
 from psc.protocol.signing import digest
-from psc.simulation import agency_instances, simulate_city
-from psc.translog import verify_log
+from psc.sim.city import agency_instances, simulate_city
+from psc.sim.deployment import setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)
 P1 = period_index(START.date())
@@ -43,8 +44,8 @@ N = 30
 CHILD = """
 import datetime as dt, json, sys
 from psc.catalog import load_catalog
-from psc.ledger import SQLiteLedger
-from psc.protocol.roles import Aggregator, ProtocolParameters
+from psc.ledger.store import SQLiteLedger
+from psc.parties.aggregator import Aggregator, ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed, digest
 
 job = json.load(open(sys.argv[1]))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from psc.ledger import (
+from psc.ledger.log_verify import verify_log
+from psc.ledger.store import (
     AccumulatorRecord,
     EnvelopeRecord,
     PartyRecord,
@@ -15,7 +16,6 @@ from psc.ledger import (
     SQLiteLedger,
 )
 from psc.protocol.signing import _signing_key_from_seed
-from psc.translog import verify_log
 
 KEY = _signing_key_from_seed(bytes(32))
 

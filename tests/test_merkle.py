@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc import merkle
 from psc.exceptions import InvalidMessage
-from psc.merkle import (
+from psc.hazmat import merkle
+from psc.hazmat.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     commitment_leaf,

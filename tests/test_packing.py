@@ -13,7 +13,7 @@ from hypothesis.errors import InvalidArgument
 
 from psc.catalog import Catalog
 from psc.exceptions import InvalidMessage, OverflowRisk, ParameterError
-from psc.packing import GUARD_BITS, MAX_SLOT_BITS, SlotLayout, worst_case_sum
+from psc.hazmat.packing import GUARD_BITS, MAX_SLOT_BITS, SlotLayout, worst_case_sum
 from psc.testing import catalogs, delta_vectors, insecure_keypair, slot_layouts
 
 N = int(insecure_keypair(0, 512)[0].n)  # any odd modulus above the layout works for encoding

@@ -14,7 +14,7 @@ from hypothesis.errors import InvalidArgument
 from phe import paillier as phe
 
 from psc.exceptions import KeyMismatch, ParameterError
-from psc.paillier import (
+from psc.hazmat.paillier import (
     MIN_KEY_BITS,
     FixedBaseTable,
     PaillierPrivateKey,

@@ -13,7 +13,8 @@ from psc.exceptions import ConsentRefused, RightsRequestError
 from psc.policy.clock import CST, SimulatedClock, WorkingCalendar
 from psc.policy.consent import issue_consent, verify_consent
 from psc.policy.deployment import load_deployment
-from psc.policy.rights import DeadlinePolicy, RightsDesk
+from psc.policy.requests import DeadlinePolicy
+from psc.policy.rights import RightsDesk
 
 CITY = load_catalog("city")
 START = dt.datetime(2026, 11, 25, 10, 0, tzinfo=CST)  # a Wednesday

@@ -177,6 +177,18 @@ def test_binary_refused() -> None:
         decode_toml_bytes(b"a = 1\n\x00\x01\x02 more text here", name="x.toml")
 
 
+def test_sqlite_database_passed_as_toml_is_named(tmp_path: Path) -> None:
+    """A rights database given where a deployment is expected: named, not called UTF-16."""
+    import sqlite3
+
+    db = tmp_path / "requests.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(EncodingRefused, match="a SQLite database") as info:
+        decode_toml_bytes(db.read_bytes(), name="requests.db")
+    assert "UTF-16" not in str(info.value)
+
+
 def test_deployment_gbk_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dep = _deployment_in(tmp_path, DEMO_TEXT.replace('name = "demo-city"', 'name = "示范城市"'))
     dep.write_bytes(dep.read_text("utf-8").encode("gb18030"))

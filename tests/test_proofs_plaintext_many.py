@@ -1,4 +1,4 @@
-"""Several plaintext proofs verified as one batch (psc.proofs.plaintext.verify_plaintexts_many).
+"""Several plaintext proofs verified as one batch (psc.hazmat.proofs.plaintext.verify_plaintexts_many).
 
 Completeness for honest proofs under their own contexts; soundness: a batch fails as soon
 as any one proof in it is for another context, another ciphertext, or a scaled one, and
@@ -13,10 +13,10 @@ import gmpy2
 import numpy as np
 import pytest
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidProof
-from psc.packing import SlotLayout
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts_many
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts_many
 from psc.testing import insecure_keypair
 
 PK, _ = insecure_keypair(0, 512)

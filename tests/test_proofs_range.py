@@ -1,4 +1,4 @@
-"""Exact per-slot range proofs (psc.proofs.range): completeness, a cheating prover refused
+"""Exact per-slot range proofs (psc.hazmat.proofs.range): completeness, a cheating prover refused
 for every kind of out-of-range slot, tampering, binding to the context, encoding."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
 from psc.exceptions import InvalidMessage, InvalidProof, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.proofs.range import (
+from psc.hazmat.backends.paillier import BlockOpening, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.proofs.range import (
     RangeProof,
     _prove,
     guaranteed_range,
@@ -277,3 +277,28 @@ def test_locate_failure_names_the_block_whose_equations_fail(
     assert locate_failure(pk, LAYOUT, cts, lo, hi, bad, CTX) == 1
     over, over_proof = cheat([8, 0, 0, 0, 0], [-5] * 5, [7] * 5)
     assert locate_failure(pk, LAYOUT, over, [-5] * 5, [7] * 5, over_proof, CTX) is None
+
+
+@pytest.mark.parametrize("field", ["omegas", "rhos"])
+def test_every_verifier_gives_the_same_verdict_on_a_sign_flipped_proof(
+    good: tuple[list[int], list[int], list[int], RangeProof], field: str
+) -> None:
+    """A prover flips the sign of one batched randomness (``-1`` is an ``n``-th residue of
+    order 2: it changes no plaintext, so the statement stays true).  With odd batching
+    exponents a verifier's verdict would hang on the parity of its private exponent: the
+    aggregator could accept an envelope an auditor refuses.  Even exponents make every
+    verifier accept it (the statement is true); 32 seeded verifiers must agree."""
+    cts, lo, hi, proof = good
+    n = KEYS[0].n
+    value = getattr(proof, field)
+    flipped = replace(proof, **{field: (int(n - value[0]), *value[1:])})
+    verdicts = set()
+    for seed in range(32):
+        try:
+            verify_slot_ranges(
+                KEYS[0], LAYOUT, cts, lo, hi, flipped, CTX, randbelow=random.Random(seed).randrange
+            )
+            verdicts.add(True)
+        except InvalidProof:
+            verdicts.add(False)
+    assert verdicts == {True}

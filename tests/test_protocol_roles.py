@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import RandomnessPool
 from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable
 from psc.exceptions import (
@@ -23,10 +22,14 @@ from psc.exceptions import (
     PscError,
     UnknownParty,
 )
+from psc.hazmat.backends.paillier import RandomnessPool
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.agency import Agency
+from psc.parties.registry import Registry
+from psc.parties.relying_party import read_grades
+from psc.parties.subject import Subject
 from psc.protocol import codec
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.messages import (
     AccessResponse,
     BlockCiphertext,
@@ -36,17 +39,16 @@ from psc.protocol.messages import (
     SignedMessage,
     Submission,
 )
-from psc.protocol.roles import (
-    Agency,
+from psc.protocol.parameters import (
+    SELF_ACCESS_PURPOSE,
     ProtocolParameters,
-    Registry,
-    Subject,
     delta_bounds,
     protocol_layout,
-    read_grades,
 )
 from psc.protocol.signing import digest, new_signing_key, seal
-from psc.simulation import agency_instances, simulate_city
+from psc.sim.city import agency_instances, simulate_city
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)
@@ -127,6 +129,17 @@ def test_parameters_round_trip_and_refuse_another_catalog(
         ProtocolParameters.from_sealed(d.sealed_params, company, d.params.registry_key)
     with pytest.raises(InvalidMessage):
         ProtocolParameters.from_sealed(d.sealed_params, city, d.params.aggregator_key)
+
+
+def test_setup_refuses_a_catalog_with_only_self_access(
+    city: Catalog, test_keypair: Keypair
+) -> None:
+    """Used to escape as a bare StopIteration from the driver's setup."""
+    only_self = dataclasses.replace(
+        city, scheme=dataclasses.replace(city.scheme, purposes=(SELF_ACCESS_PURPOSE,))
+    )
+    with pytest.raises(ParameterError, match="needs one more purpose"):
+        setup(only_self, agency_instances(city), N, test_keypair, clock=SimClock(START))
 
 
 def test_registry_policies(city: Catalog, test_keypair: Keypair) -> None:

@@ -30,6 +30,13 @@ def test_empty_list_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "no refused rights requests" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("db", ["", "  "])
+def test_empty_db_path_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite would open a throwaway in-memory database for "": nothing would be kept."""
+    assert main(["rights", "--db", db, "open", "access", "--subject", "S-1"]) == 2
+    assert "--db PATH" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make", ["missing-dir", "not-a-database"])
 def test_unopenable_database_names_the_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str

@@ -15,27 +15,24 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import PackedCiphertext
 from psc.catalog import Catalog, period_index
 from psc.events import Event, EventTable
 from psc.exceptions import ConsentRefused, InvalidMessage, PolicyViolation, RightsRequestError
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.log_verify import verify_log
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.key_holder import Revealer
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import AdjustmentEntry, verify_adjustment
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import ConsentToken, issue_consent
 from psc.protocol import codec
-from psc.protocol.driver import seeded_randbytes
 from psc.protocol.messages import AccessResponse
-from psc.protocol.rights import (
-    AdjustmentEntry,
-    RightsDeployment,
-    setup_rights,
-    verify_adjustment,
-)
-from psc.protocol.roles import Revealer, read_grades
 from psc.protocol.signing import digest, open_signed, public_bytes, seal
-from psc.simulation import agency_instances
-from psc.translog import verify_log
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
@@ -428,8 +425,8 @@ def test_key_holder_replay_state_survives_a_restart(
 ) -> None:
     """A restarted key holder still refuses a request it answered (issue 16 item 5)."""
     from psc.exceptions import InvalidMessage as Invalid
+    from psc.parties.key_holder import KeyHolder
     from psc.protocol.replay import AnsweredRequests
-    from psc.protocol.roles import KeyHolder
 
     r, _ = world(city, test_keypair)
     d = r.deployment

@@ -23,24 +23,23 @@ from psc.exceptions import (
     StalePeriod,
     UnknownParty,
 )
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.oracle import score
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.policy.clock import SimulatedClock
-from psc.protocol import codec
-from psc.protocol.driver import seeded_randbytes
-from psc.protocol.messages import SignedMessage
-from psc.protocol.rights import (
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import (
     Adjustment,
     AdjustmentOrder,
     RightsAgency,
-    RightsDeployment,
     adjustment_bounds,
     parse_ref,
-    setup_rights,
 )
-from psc.protocol.roles import read_grades
+from psc.policy.clock import SimulatedClock
+from psc.protocol import codec
+from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import digest, new_signing_key, seal
-from psc.simulation import agency_instances, simulate_city
+from psc.sim.city import agency_instances, simulate_city
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
@@ -145,9 +144,15 @@ def test_orders_and_adjustments_check_their_values() -> None:
     codec.encode(
         dataclasses.replace(order, kind="repair", original=b"", leaves=(), rule="tax.arrears")
     )
-    adj = Adjustment("tax-bureau", "repair", H, 5, 7, (2,), H, H, bytes(16), 4, (), (), 0)
+    adj = Adjustment("tax-bureau", "repair", H, 5, 7, (2,), H, H, bytes(16), 4, (), (), 0, ())
     codec.encode(adj)
-    for change2 in ({"effective_period": 4}, {"leaves": ()}, {"order": b"x"}, {"n_subjects": 0}):
+    for change2 in (
+        {"effective_period": 4},
+        {"leaves": ()},
+        {"order": b"x"},
+        {"n_subjects": 0},
+        {"proofs": (b"",)},  # one proof per ciphertext, no more
+    ):
         with pytest.raises(InvalidMessage):
             codec.encode(dataclasses.replace(adj, **change2))
 
@@ -193,7 +198,10 @@ def test_aggregator_verifies_adjustments_before_touching_state(
         (seal(dataclasses.replace(msg, agency="stranger"), stranger), UnknownParty),
         (seal(dataclasses.replace(msg, leaves=(999,)), tax._key), InvalidMessage),
         (seal(dataclasses.replace(msg, period=P1 + 1), tax._key), InvalidMessage),
-        (seal(dataclasses.replace(msg, deltas=()), tax._key), InvalidMessage),
+        (
+            seal(dataclasses.replace(msg, deltas=(), proofs=msg.proofs[len(msg.deltas) :]), tax._key),
+            InvalidMessage,
+        ),
         (seal(dataclasses.replace(msg, catalog_version=H), tax._key), CatalogMismatch),
         (seal(dataclasses.replace(msg, effective_period=P1 + 1), tax._key), StalePeriod),
         (seal(dataclasses.replace(msg, n_subjects=N + 1), tax._key), InvalidMessage),

@@ -15,13 +15,15 @@ import pytest
 from psc.catalog import Catalog, period_start
 from psc.events import Event
 from psc.exceptions import InvalidMessage
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
-from psc.protocol.roles import Aggregator, read_grades
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.aggregator import Aggregator
+from psc.parties.relying_party import read_grades
 from psc.scale.accumulators import ShardedAccumulators
 from psc.scale.aggregator import ShardedAggregator
 from psc.scale.cluster import dask_client
-from psc.simulation import City, simulate_city
+from psc.sim.city import City, simulate_city
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 distributed = pytest.importorskip("distributed")
 
@@ -102,8 +104,8 @@ def test_sharded_aggregation_equals_the_single_process_path(
 def test_shards_refuse_foreign_ciphertexts_and_report_divergence(
     city: Catalog, test_keypair: Keypair, other_keypair: Keypair, client: distributed.Client
 ) -> None:
-    from psc.backends.paillier import PackedPaillier
-    from psc.packing import SlotLayout
+    from psc.hazmat.backends.paillier import PackedPaillier
+    from psc.hazmat.packing import SlotLayout
     from psc.scale.shards import ShardPlan
 
     pk = test_keypair[0]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.exceptions import KeyMismatch, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.scale.shards import ShardPlan
 from psc.testing import delta_vectors
 

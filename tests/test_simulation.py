@@ -7,7 +7,7 @@ import pytest
 
 from psc.catalog import Catalog, period_index
 from psc.events import EventTable
-from psc.simulation import DEFAULT_FIRST_PERIOD, agency_instances, simulate_city
+from psc.sim.city import DEFAULT_FIRST_PERIOD, agency_instances, simulate_city
 
 
 def test_deterministic_in_the_seed(city: Catalog) -> None:

@@ -21,9 +21,9 @@ from psc.catalog import Catalog
 from psc.dp.accounting import ApproxDP
 from psc.events import EventTable
 from psc.exceptions import BudgetExhausted, ParameterError
-from psc.protocol.committee import CommitteeMember, KeyCommittee, LocalLink
+from psc.parties.committee import CommitteeMember, KeyCommittee, LocalLink
 from psc.protocol.signing import _signing_key_from_seed
-from psc.simulation import simulate_city
+from psc.sim.city import simulate_city
 from psc.statistics import (
     district_bound,
     district_deltas,

@@ -1,4 +1,4 @@
-"""Threshold Paillier (psc.threshold): k of n decrypt, fewer cannot, bad shares are caught.
+"""Threshold Paillier (psc.hazmat.threshold): k of n decrypt, fewer cannot, bad shares are caught.
 
 Keys are dealt from the fixed INSECURE test safe primes shipped in
 ``protocols/vectors/threshold.json`` (512- and 1024-bit moduli; 2048 only in the slow
@@ -20,26 +20,29 @@ from gmpy2 import mpz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psc.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
 from psc.exceptions import InsufficientShares, InvalidMessage, KeyMismatch, ParameterError
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, _keypair_from_primes
-from psc.threshold import (
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, _keypair_from_primes
+from psc.hazmat.threshold.combine import (
+    _combine_values,
+    combine,
+    decrypt_packed,
+    decrypt_with_committee,
+)
+from psc.hazmat.threshold.dealer import _generate_safe_prime, deal
+from psc.hazmat.threshold.encoding import (
+    decode_packed_share,
+    decode_share,
+    encode_packed_share,
+    encode_share,
+)
+from psc.hazmat.threshold.keys import (
     DecryptionShare,
     KeyShare,
     PackedDecryptionShare,
     ShareProof,
     ThresholdPublicKey,
-    _combine_values,
-    _generate_safe_prime,
-    combine,
-    deal,
-    decode_packed_share,
-    decode_share,
-    decrypt_packed,
-    decrypt_with_committee,
-    encode_packed_share,
-    encode_share,
 )
 
 VECTORS = Path(__file__).parent.parent / "protocols" / "vectors" / "threshold.json"

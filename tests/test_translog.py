@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc import merkle
 from psc.exceptions import InvalidMessage, LogFormatError, LogVerificationFailed
-from psc.translog import (
+from psc.hazmat import merkle
+from psc.ledger.log_verify import verify_log
+from psc.ledger.translog import (
     TREE_HEAD_DOMAIN,
     SignedTreeHead,
     TransparencyLog,
     tree_head_bytes,
-    verify_log,
     verify_tree_head_signature,
 )
 

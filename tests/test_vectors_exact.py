@@ -13,15 +13,15 @@ import pytest
 
 from psc import exceptions
 from psc.catalog import load_catalog
-from psc.exact import threshold
-from psc.exact.messages import (
+from psc.hazmat.exact import threshold
+from psc.hazmat.exact.polynomial import grade_polynomials
+from psc.protocol.exact_messages import (
     BfvContribution,
     ExactDecryptionShare,
     ExactGrades,
     ExactRevealRequest,
     ExactRevealTask,
 )
-from psc.exact.polynomial import grade_polynomials
 from psc.protocol.signing import open_signed
 
 ROOT = Path(__file__).parent.parent

@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocols import gen_log
-from psc import merkle
 from psc.exceptions import InvalidMessage, LogVerificationFailed
-from psc.translog import (
+from psc.hazmat import merkle
+from psc.ledger.log_verify import verify_log
+from psc.ledger.translog import (
     SignedTreeHead,
     TransparencyLog,
     tree_head_bytes,
-    verify_log,
     verify_tree_head_signature,
 )
 

@@ -12,10 +12,10 @@ import pytest
 from phe import paillier as phe
 
 from psc import exceptions
-from psc.backends.paillier import PackedPaillier, RandomnessPool
 from psc.catalog import load_catalog
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey, _keypair_from_primes
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "protocols" / "vectors" / "packing.json").read_text("utf-8")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from psc import exceptions
-from psc.backends.paillier import PackedPaillier, RandomnessPool
-from psc.packing import SlotLayout
-from psc.paillier import PaillierPublicKey, _keypair_from_primes
-from psc.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
+from psc.hazmat.backends.paillier import PackedPaillier, RandomnessPool
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import PaillierPublicKey, _keypair_from_primes
+from psc.hazmat.proofs.plaintext import PlaintextProof, prove_plaintexts, verify_plaintexts
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "protocols" / "vectors" / "proofs.json").read_text("utf-8")

@@ -12,19 +12,16 @@ import pytest
 from protocols import gen_protocol
 from psc import exceptions
 from psc.catalog import load_catalog
-from psc.ledger import SQLiteLedger
-from psc.paillier import _keypair_from_primes
-from psc.protocol.driver import SimClock
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.ledger.store import SQLiteLedger
+from psc.parties.aggregator import Aggregator
+from psc.parties.key_holder import KeyHolder, TrustedDecryptor
+from psc.parties.relying_party import read_grades
+from psc.parties.subject import Subject
 from psc.protocol.logview import LedgerLogView
-from psc.protocol.roles import (
-    Aggregator,
-    KeyHolder,
-    ProtocolParameters,
-    Subject,
-    TrustedDecryptor,
-    read_grades,
-)
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed
+from psc.sim.sources import SimClock
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "protocol.json"
 

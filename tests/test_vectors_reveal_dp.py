@@ -18,7 +18,7 @@ import pytest
 
 from protocols.gen_reveal_dp import CAPS, CASES, SUMS, live_blocks, make_committee, run_case
 from psc.exceptions import InvalidMessage
-from psc.protocol.committee.member import _open_noise_share
+from psc.parties.committee.member import _open_noise_share
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent.parent / "protocols" / "vectors" / "reveal_dp.json").read_text()

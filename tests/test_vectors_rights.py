@@ -12,15 +12,17 @@ import pytest
 
 from psc import exceptions
 from psc.catalog import load_catalog
-from psc.ledger import SQLiteLedger
-from psc.paillier import _keypair_from_primes
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.ledger.store import SQLiteLedger
+from psc.parties.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
+from psc.parties.key_holder import KeyHolder, TrustedDecryptor
+from psc.parties.relying_party import read_grades
+from psc.parties.rights import RightsAggregator
 from psc.policy.consent import SqliteRefusalLog
-from psc.protocol.consent_gate import ConsentKeyDirectory, TokenConsentVerifier
-from psc.protocol.driver import SimClock
 from psc.protocol.logview import LedgerLogView
-from psc.protocol.rights import RightsAggregator
-from psc.protocol.roles import KeyHolder, ProtocolParameters, TrustedDecryptor, read_grades
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import _signing_key_from_seed
+from psc.sim.sources import SimClock
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "rights.json"
 V: dict[str, Any] = json.loads(VECTORS.read_text())
@@ -126,6 +128,8 @@ def test_adjustments_good_and_bad() -> None:
         "bad_stale_effective_period",
         "bad_wrong_slot_count",
         "bad_wrong_bound",
+        "bad_slot_outside_adjustment_range",
+        "bad_proof_of_another_adjustment",
     }
     assert required <= {c["name"] for c in a["bad_before"]}
     before = f.ledger.state_digest()

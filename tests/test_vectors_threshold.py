@@ -16,20 +16,14 @@ import pytest
 from gmpy2 import mpz
 
 from protocols.gen_threshold import SUITES, Drbg, safe_test_primes
-from psc.backends.paillier import PackedPaillier
 from psc.exceptions import InsufficientShares, InvalidMessage
-from psc.packing import SlotLayout
-from psc.paillier import _keypair_from_primes
-from psc.threshold import (
-    KeyShare,
-    ThresholdPublicKey,
-    combine,
-    deal,
-    decode_packed_share,
-    decode_share,
-    decrypt_packed,
-    decrypt_with_committee,
-)
+from psc.hazmat.backends.paillier import PackedPaillier
+from psc.hazmat.packing import SlotLayout
+from psc.hazmat.paillier import _keypair_from_primes
+from psc.hazmat.threshold.combine import combine, decrypt_packed, decrypt_with_committee
+from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.threshold.encoding import decode_packed_share, decode_share
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "protocols" / "vectors" / "threshold.json").read_text()

@@ -16,7 +16,7 @@ from psc.cli.argtypes import positive_fraction
 from psc.cli.lint_gate import lint_gate
 from psc.cli.output import STDOUT, OutputError, check_writable, write_text
 from psc.exceptions import CatalogError
-from psc.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS
+from psc.hazmat.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS
 from psc.policy.checks_catalog import REQUIRED_PURPOSES
 
 REQUIRED = {p for p, _ in REQUIRED_PURPOSES}
@@ -134,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
-    from psc.protocol.driver import run as run_driver
-    from psc.report import write_report
-    from psc.simulation import simulate_city
+    from psc.sim.city import simulate_city
+    from psc.sim.driver import run as run_driver
+    from psc.sim.report import write_report
 
     try:
         catalog = load_catalog(args.catalog)

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from psc.exceptions import LogFormatError, LogVerificationFailed
+from psc.ledger.log_verify import summarize_log, verify_log
+from psc.ledger.translog import SignedTreeHead
 from psc.protocol.log_audit import LedgerAudit, audit_ledger, verify_receipts
-from psc.translog import SignedTreeHead, summarize_log, verify_log
 
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 

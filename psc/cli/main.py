@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "psc.cli.pia",
     "psc.cli.rights",
     "psc.cli.demo",
+    "psc.cli.service_cmd",
 )
 
 EXIT_OK = 0

@@ -31,7 +31,8 @@ from psc.catalog import Catalog, load_catalog
 from psc.exceptions import CatalogError, DeploymentError, PolicyViolation, RightsRequestError
 from psc.policy.clock import CST, Clock, SimulatedClock, SystemClock, WorkingCalendar
 from psc.policy.deployment import load_deployment
-from psc.policy.rights import KINDS, STATUSES, DeadlinePolicy, RightsDesk, RightsRequest
+from psc.policy.requests import KINDS, STATUSES, DeadlinePolicy, RightsRequest
+from psc.policy.rights import RightsDesk
 
 
 def _common() -> argparse.ArgumentParser:
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     for name, default in _DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
-    if args.db is None:
+    if args.db is None or not args.db.strip():
         print(
             "psc rights: give the requests database with --db PATH (before or after the action)",
             file=sys.stderr,

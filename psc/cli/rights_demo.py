@@ -29,15 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psc.catalog import Catalog, period_index, period_label
 from psc.events import Event, EventTable
 from psc.exceptions import PolicyViolation
+from psc.ledger.log_verify import verify_log
 from psc.oracle import score
+from psc.parties.relying_party import read_grades
 from psc.policy.clock import SimulatedClock
 from psc.policy.consent import issue_consent
-from psc.protocol.driver import demo_keypair, seeded_randbytes
-from psc.protocol.rights import RightsDeployment, setup_rights
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest, public_bytes
-from psc.simulation import agency_instances
-from psc.translog import verify_log
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import demo_keypair, seeded_randbytes
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 OPEN = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)

@@ -18,29 +18,26 @@ Modules:
 Derivations: ``papers/dp-derivations.md``.
 """
 
-from psc.dp.accounting import (
-    ZCDP,
-    ApproxDP,
-    BasicComposition,
-    DiscreteGaussian,
-    DiscreteLaplace,
-    Loss,
-    Mechanism,
-    PureDP,
-    RenyiDP,
-    SequentialComposition,
-    Skellam,
-    ToApproxDP,
-    ToRenyiDP,
-    ToZCDP,
-    compose,
+from psc.dp.accounting import ZCDP, ApproxDP, Loss, PureDP, RenyiDP, compose
+from psc.dp.budget import BudgetLedger, Spend
+from psc.dp.calibration import (
     scale_for_epsilon,
     sensitivity,
     sigma2_for_rho,
     skellam_variance_for_approxdp,
 )
-from psc.dp.budget import BudgetLedger, Spend
 from psc.dp.distributed import ShareParameters, combine_shares, share_parameters
+from psc.dp.mechanisms import (
+    BasicComposition,
+    DiscreteGaussian,
+    DiscreteLaplace,
+    Mechanism,
+    SequentialComposition,
+    Skellam,
+    ToApproxDP,
+    ToRenyiDP,
+    ToZCDP,
+)
 from psc.dp.random import RandomSource, SeededRandomSource, SystemRandomSource
 
 __all__ = [

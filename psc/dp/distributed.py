@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from psc.dp.accounting import DiscreteLaplace, Loss, PureDP, Skellam
+from psc.dp.accounting import Loss, PureDP
+from psc.dp.mechanisms import DiscreteLaplace, Skellam
 from psc.dp.random import RandomSource, resolve
 from psc.dp.sampling import sample_negative_binomial, sample_skellam
 
@@ -155,10 +156,10 @@ class ShareParameters:
 def share_parameters(target: Target, n: int, *, honest: int | None = None) -> ShareParameters:
     """Share parameters so that any ``honest`` of ``n`` members' shares realise ``target`` exactly.
 
-    ``target`` is the mechanism to guarantee: :class:`~psc.dp.accounting.Skellam` or
-    :class:`~psc.dp.accounting.DiscreteLaplace` (calibrate it with
-    :func:`~psc.dp.accounting.skellam_variance_for_approxdp` or
-    :func:`~psc.dp.accounting.scale_for_epsilon`).  ``honest`` defaults to ``n`` (every
+    ``target`` is the mechanism to guarantee: :class:`~psc.dp.mechanisms.Skellam` or
+    :class:`~psc.dp.mechanisms.DiscreteLaplace` (calibrate it with
+    :func:`~psc.dp.calibration.skellam_variance_for_approxdp` or
+    :func:`~psc.dp.calibration.scale_for_epsilon`).  ``honest`` defaults to ``n`` (every
     share needed; the n shares then sum to exactly the target).
 
     Raises:

@@ -234,7 +234,7 @@ def sample_discrete_laplace(scale: Rational, *, rng: RandomSource | None = None)
     Algorithm: Y geometric with ratio e^{-1/scale} (:func:`sample_geometric_exp`), a fair
     sign bit B, reject (B = 1, Y = 0), return (-1)^B Y.
 
-    Privacy (in :class:`psc.dp.accounting.DiscreteLaplace`): adding this to an integer
+    Privacy (in :class:`psc.dp.mechanisms.DiscreteLaplace`): adding this to an integer
     query of sensitivity Delta is (Delta/scale)-DP (pure).
     """
     sc = _positive("scale", scale)
@@ -261,7 +261,7 @@ def sample_discrete_gaussian(sigma2: Rational, *, rng: RandomSource | None = Non
     t = floor(sigma) + 1, Y ~ L_Z(t), accept with probability
     exp(-(|Y| - sigma^2/t)^2 / (2 sigma^2)), else repeat.  Expected < 2 rounds.
 
-    Privacy (in :class:`psc.dp.accounting.DiscreteGaussian`): adding this to an integer
+    Privacy (in :class:`psc.dp.mechanisms.DiscreteGaussian`): adding this to an integer
     query of sensitivity Delta is (Delta^2 / (2 sigma2))-zCDP (CKS20 Section 2).
     """
     s2 = _positive("sigma2", sigma2)

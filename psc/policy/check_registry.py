@@ -4,8 +4,8 @@ Every check runs against a :class:`LintContext` and reports through a :class:`Si
 findings (``error`` / ``warning`` / ``info``, each with the rule or field concerned and
 what to change) and *evidence*, one line per fact it examined, so that a passing check is
 documented too.  Checks register themselves with :func:`check`; the checks live in
-:mod:`psc.policy.checks_catalog` and :mod:`psc.policy.checks_deployment`, and
-:mod:`psc.policy.checks` imports both so that :data:`CHECKS` is complete and ordered as
+:mod:`psc.policy.checks_catalog`, :mod:`psc.policy.checks_deployment` and
+:mod:`psc.policy.checks_oversight`, and :mod:`psc.policy.checks` imports them so that :data:`CHECKS` is complete and ordered as
 the report prints it (catalog scope first).
 """
 

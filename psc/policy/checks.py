@@ -7,8 +7,9 @@ for the other instruments: ``CRI-14`` (Credit Reporting Industry Regulations Art
 contrast).  ``DEP.catalog`` checks the deployment file's own consistency.
 
 The framework is :mod:`psc.policy.check_registry`; the checks live in
-:mod:`psc.policy.checks_catalog` and :mod:`psc.policy.checks_deployment` (one module per
-scope).  This module imports both, in report order, and is what callers import.
+:mod:`psc.policy.checks_catalog`, :mod:`psc.policy.checks_deployment` and
+:mod:`psc.policy.checks_oversight` (by scope).  This module imports them, in report order,
+and is what callers import.
 
 Every check runs against a :class:`LintContext` and reports through a :class:`Sink`:
 findings (``error`` / ``warning`` / ``info``, each with the rule or field concerned and
@@ -19,7 +20,7 @@ deployment is given.  The registry :data:`CHECKS` is ordered as the report print
 
 from __future__ import annotations
 
-from psc.policy import checks_catalog, checks_deployment
+from psc.policy import checks_catalog, checks_deployment, checks_oversight
 from psc.policy.check_registry import (
     CHECKS,
     Check,
@@ -39,6 +40,7 @@ __all__ = [
     "check_ids",
     "checks_catalog",
     "checks_deployment",
+    "checks_oversight",
     "required_mechanism",
     "run_checks",
     "sensitive_hits",

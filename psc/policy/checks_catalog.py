@@ -71,7 +71,7 @@ def _p1_scheme(ctx: LintContext, out: Sink) -> None:
 
 
 #: purposes every scheme must list (protocols/catalog.md §5.3); the protocol's self-access
-#: request (psc.protocol.roles.SELF_ACCESS_PURPOSE) asks under the first
+#: request (psc.protocol.parameters.SELF_ACCESS_PURPOSE) asks under the first
 REQUIRED_PURPOSES: tuple[tuple[str, str], ...] = (
     (
         "subject-self-access",

@@ -25,6 +25,13 @@ from pathlib import Path
 from typing import Any
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: file signatures of binaries a user may pass by mistake (checked before the UTF-16 guess)
+_BINARY_MAGIC = (
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an office document)"),
+    (b"\x1f\x8b", "gzip-compressed"),
+)
 _UTF16_BOMS = ((b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE"))
 _UTF32_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"))
 
@@ -81,6 +88,12 @@ def decode_toml_bytes(data: bytes, *, name: str = "file.toml") -> str:
         if data.startswith(bom):
             raise EncodingRefused(
                 f"the file is {enc} (byte-order mark), not UTF-8; {_convert_hint(enc, name)}", enc
+            )
+    for magic, kind in _BINARY_MAGIC:
+        if data.startswith(magic):
+            raise EncodingRefused(
+                f"the file is {kind}, not a UTF-8 TOML text; check that you passed the right file",
+                None,
             )
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM) :]

@@ -1,7 +1,7 @@
-"""The psc protocol: roles, messages, encoding and signatures (normative: ``protocols/``).
+"""The psc protocol: public parameters, messages, encoding, signatures, log views (``protocols/``).
 
-The front door is :mod:`psc.protocol.roles` (Registry, Agency, Aggregator, KeyHolder,
-RelyingParty, Subject) and the reference driver :mod:`psc.protocol.driver`.  Messages
+The front door is :mod:`psc.parties` (Registry, Agency, Aggregator, KeyHolder,
+RelyingParty, Subject) and the reference driver :mod:`psc.sim.driver`.  Messages
 (:mod:`~psc.protocol.messages`) are encoded by :mod:`~psc.protocol.codec` (canonical
 CBOR) and signed by :mod:`~psc.protocol.signing` (domain-separated Ed25519).
 """

@@ -2,7 +2,7 @@
 
 The k-of-n key committee's reveal runs between one **combiner** (the party that answers
 grade requests; it holds no key share) and the ``n`` **members** (each holds one key
-share of :mod:`psc.threshold`).  Four messages, each sealed with
+share of :mod:`psc.hazmat.threshold`).  Four messages, each sealed with
 :func:`psc.protocol.signing.seal`, so each has its own signature label
 (``psc/v1/committee-reveal-task`` ...) and can never be replayed as another type:
 
@@ -12,7 +12,7 @@ share of :mod:`psc.threshold`).  Four messages, each sealed with
 3. :class:`DecryptionRequest`: combiner -> members: the task and the noise shares it
    will add (each member recomputes the noised blocks itself and checks its own share is in).
 4. :class:`MemberDecryptionShare`: member -> combiner: one batched, NIZK-proved packed
-   decryption share (:func:`psc.threshold.encode_packed_share`) of the noised blocks.
+   decryption share (:func:`psc.hazmat.threshold.encoding.encode_packed_share`) of the noised blocks.
 
 The combiner's answer, :class:`CommitteeGrades`, is a signed grade list with the privacy
 loss it cost; the noisy values are never in any message.
@@ -109,7 +109,7 @@ class NoiseShare(Message):
     member: int  # the member's index, 1..n
     task_hash: bytes  # SHA-256 of the sealed RevealTask
     shares: tuple[BlockCiphertext, ...]  # one per task block, same (label, block) order
-    # psc.proofs.plaintext proof of knowledge of every share block's plaintext, in share
+    # psc.hazmat.proofs.plaintext proof of knowledge of every share block's plaintext, in share
     # order, bound to (task hash, member): no share can be derived from another's ciphertext
     proof: bytes
 
@@ -142,7 +142,7 @@ class MemberDecryptionShare(Message):
     member: int  # the member's index, 1..n (equals the share's index)
     task_hash: bytes  # SHA-256 of the sealed RevealTask
     request_hash: bytes  # SHA-256 of the sealed DecryptionRequest it answers
-    share: bytes  # psc.threshold.encode_packed_share over the noised blocks, in task order
+    share: bytes  # psc.hazmat.threshold.encoding.encode_packed_share over the noised blocks, in task order
 
     def check(self) -> None:
         _need(self.member >= 1, "member index must be >= 1")
@@ -154,12 +154,12 @@ class MemberDecryptionShare(Message):
 @dataclass(frozen=True)
 class KnownAnswerShare(Message):
     """Member -> combiner, at setup: a proved decryption share of the public known-answer
-    ciphertext (:func:`psc.protocol.committee.known_answer.known_answer`)."""
+    ciphertext (:func:`psc.parties.committee.known_answer.known_answer`)."""
 
     TYPE: ClassVar[str] = "committee-known-answer-share"
 
     member: int  # the member's index, 1..n (equals the share's index)
-    share: bytes  # psc.threshold.encode_share of the known-answer ciphertext
+    share: bytes  # psc.hazmat.threshold.encoding.encode_share of the known-answer ciphertext
 
     def check(self) -> None:
         _need(self.member >= 1, "member index must be >= 1")

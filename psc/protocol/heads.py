@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from psc import merkle
 from psc.exceptions import InvalidMessage, LogVerificationFailed
+from psc.hazmat import merkle
+from psc.ledger.translog import SignedTreeHead, verify_tree_head_signature
 from psc.protocol import codec
 from psc.protocol.messages import IngestReceipt, LogInclusion, RevealRequest, TreeHead
 from psc.protocol.signing import open_signed
-from psc.translog import SignedTreeHead, verify_tree_head_signature
 
 #: ``prove(old_size, new_size)``: an RFC 9162 consistency proof, from any (untrusted) server
 Prover = Callable[[int, int], Sequence[bytes]]

@@ -2,7 +2,7 @@
 
 Normative: ``protocols/log.md`` (sections on receipts and the ledger audit).
 
-:func:`psc.translog.verify_log` checks the log's own tables; a dishonest aggregator that
+:func:`psc.ledger.log_verify.verify_log` checks the log's own tables; a dishonest aggregator that
 rewrites them consistently (truncate, re-append, re-sign) or edits the state *next to* the
 log (delete an envelope row while its leaf and its contribution stay) passes that.  This
 module adds the two checks that catch it:
@@ -36,9 +36,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from psc import merkle
-from psc.backends.paillier import PackedCiphertext, PackedPaillier
 from psc.exceptions import InvalidMessage, LogVerificationFailed
+from psc.hazmat import merkle
+from psc.hazmat.backends.paillier import PackedCiphertext, PackedPaillier
+from psc.ledger.translog import SignedTreeHead, verify_tree_head_signature
 from psc.protocol import codec
 from psc.protocol.messages import (
     IngestReceipt,
@@ -48,7 +49,6 @@ from psc.protocol.messages import (
     Submission,
 )
 from psc.protocol.signing import digest, open_signed
-from psc.translog import SignedTreeHead, verify_tree_head_signature
 
 
 def _fail(problem: str, position: int, message: str) -> LogVerificationFailed:
@@ -156,7 +156,7 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def _decode_entry(entry: bytes) -> tuple[str, Any]:
-    from psc.protocol.rights.messages import AdjustmentEntry  # the rights layer's leaf
+    from psc.parties.rights.messages import AdjustmentEntry  # the rights layer's leaf
 
     for cls in (LogEntry, AdjustmentEntry):
         try:

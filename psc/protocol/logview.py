@@ -32,19 +32,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import InvalidMessage, KeyMismatch, ParameterError, UnknownParty
-from psc.ledger import Ledger, SQLiteLedger
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.ledger.store import Ledger, SQLiteLedger
+from psc.parties.registry import open_agency_registration
 from psc.protocol import codec
 from psc.protocol.heads import Prover
 from psc.protocol.messages import LogEntry, RelyingPartyRegistration, Submission
-from psc.protocol.roles import (
+from psc.protocol.parameters import (
     REGISTRY_ID,
     SCORE_LABEL,
     ProtocolParameters,
     cap_bounds,
     delta_bounds,
-    open_agency_registration,
     trivial_zero,
 )
 from psc.protocol.signing import digest, open_signed
@@ -140,7 +140,7 @@ class LogView(ABC):
 class LedgerLogView(LogView):
     """A :class:`LogView` over the aggregator's SQLite ledger.
 
-    ``ledger`` is either an open :class:`~psc.ledger.Ledger` (in-process parties) or the
+    ``ledger`` is either an open :class:`~psc.ledger.store.Ledger` (in-process parties) or the
     path of its file, opened read-side by each process that uses the view (members in
     their own processes; a connection is never shared across ``fork``).  ``readers``
     adds contribution readers for log message types other than ``log-entry`` (keyed by
@@ -308,7 +308,7 @@ def _adjustment_contributions(
     encrypted vector amending the accumulators of its original envelope's period, counted
     from its effective period on.  The sealed adjustment must be stored next to the ledger,
     hash to the leaf's digest and carry its agency's signature."""
-    from psc.protocol.rights.messages import Adjustment, AdjustmentEntry  # no import cycle
+    from psc.parties.rights.messages import Adjustment, AdjustmentEntry  # no import cycle
 
     entry = codec.decode(leaf, AdjustmentEntry)
     if not isinstance(led, SQLiteLedger):

@@ -259,7 +259,7 @@ class LogEntry(Message):
 
 @dataclass(frozen=True)
 class TreeHead(Message):
-    """A signed tree head of the transparency log (:class:`psc.translog.SignedTreeHead`).
+    """A signed tree head of the transparency log (:class:`psc.ledger.translog.SignedTreeHead`).
 
     Self-authenticating: the signature is the log's own (``protocols/log.md``), made by the
     aggregator's key over ``tree_head_bytes(size, root, timestamp_ms)``.

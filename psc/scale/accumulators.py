@@ -9,7 +9,7 @@ Products are taken block by block, so for every block ``j`` in shard ``i``::
 
 is the very integer the single-process accumulator holds for block ``j``; merging the
 shards' live sums (:meth:`ShardedAccumulators.live_sums`) gives ciphertexts identical,
-bit for bit, to :meth:`psc.protocol.roles.Aggregator.live_sums`.
+bit for bit, to :meth:`psc.parties.aggregator.Aggregator.live_sums`.
 
 State is immutable on the workers: every update is a task that takes a shard's state and
 returns the next one (:func:`_apply`), pinned to that shard's worker so ciphertexts do not
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from gmpy2 import mpz
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import KeyMismatch, OverflowRisk
-from psc.paillier import PaillierPublicKey
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.paillier import PaillierPublicKey
 from psc.scale.shards import ShardPlan
 
 if TYPE_CHECKING:

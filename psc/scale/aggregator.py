@@ -1,9 +1,9 @@
 """The protocol's aggregator with its encrypted accumulators sharded on Dask.
 
-:class:`ShardedAggregator` is :class:`psc.protocol.roles.Aggregator` with one change: the
+:class:`ShardedAggregator` is :class:`psc.parties.aggregator.Aggregator` with one change: the
 accumulators live in :class:`~psc.scale.accumulators.ShardedAccumulators` instead of the
 ledger.  Everything else stays in one place and one process: every check of
-:meth:`~psc.protocol.roles.Aggregator.ingest` (signature, catalog version, period, nonce,
+:meth:`~psc.parties.aggregator.Aggregator.ingest` (signature, catalog version, period, nonce,
 shape, bounds) runs before anything is touched, and one transaction appends the log entry,
 signs the tree head and stores the envelope and its receipt: **one transparency log**.
 Only then are the admitted ciphertexts cut along the shard plan and added on the shards.
@@ -26,20 +26,22 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import InvalidMessage
-from psc.ledger import Ledger
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.ledger.store import Ledger
+from psc.parties.aggregator import Aggregator
 from psc.protocol.messages import Submission
-from psc.protocol.roles import Aggregator, Clock, ProtocolParameters, system_clock
+from psc.protocol.parameters import ProtocolParameters
 from psc.scale.accumulators import ShardedAccumulators
 from psc.scale.shards import ShardPlan
+from psc.seams import Clock, system_clock
 
 if TYPE_CHECKING:
     from distributed import Client
 
 
 class ShardedAggregator(Aggregator):
-    """:class:`~psc.protocol.roles.Aggregator` whose accumulators are sharded over the Dask
+    """:class:`~psc.parties.aggregator.Aggregator` whose accumulators are sharded over the Dask
     ``client``'s workers (see the module doc): ``shards`` contiguous block ranges (default
     one per worker, at most one per block), shard ``i`` on ``workers[i % len(workers)]``.
     Raises what the base class raises; nothing changes on a refusal.
@@ -83,7 +85,7 @@ class ShardedAggregator(Aggregator):
         return receipt
 
     def live_sums(self, period: int) -> tuple[PackedCiphertext, dict[str, PackedCiphertext]]:
-        """As :meth:`~psc.protocol.roles.Aggregator.live_sums`, computed on the shards and
+        """As :meth:`~psc.parties.aggregator.Aggregator.live_sums`, computed on the shards and
         merged: identical ciphertexts.  Checks every shard against the log first
         (:meth:`check_shards`), so a reveal never decrypts sums of diverged shards."""
         self.check_shards()

@@ -1,7 +1,7 @@
 """Shard plans: contiguous ranges of ciphertext blocks, and packed ciphertexts cut along them.
 
 A dense vector of ``N`` subject slots is packed into ``B = ceil(N / S)`` blocks of ``S``
-slots (:class:`~psc.packing.SlotLayout`).  Block ``j`` depends only on slots
+slots (:class:`~psc.hazmat.packing.SlotLayout`).  Block ``j`` depends only on slots
 ``[j S, (j + 1) S)``, so a packed ciphertext splits into independent pieces along block
 boundaries, and ciphertext arithmetic on the pieces equals arithmetic on the whole::
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from gmpy2 import mpz
 
-from psc.backends.paillier import PackedCiphertext
 from psc.exceptions import KeyMismatch, ParameterError
-from psc.packing import SlotLayout
+from psc.hazmat.backends.paillier import PackedCiphertext
+from psc.hazmat.packing import SlotLayout
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import dataclasses
 import gmpy2
 
 from protocols.gen_reveal_dp import Committee, member_seed
+from psc.parties.committee import LocalLink, MemberLink
 from psc.protocol import codec
-from psc.protocol.committee import LocalLink, MemberLink
 from psc.protocol.committee_messages import NoiseShare, RevealTask
 from psc.protocol.messages import BlockCiphertext, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, seal

@@ -18,12 +18,13 @@ from protocols.gen_threshold import Drbg
 from psc.catalog import Catalog, period_index
 from psc.dp.accounting import ApproxDP
 from psc.events import Event
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.protocol.committee import RevealPolicy, reveal_layout
-from psc.protocol.driver import CommitteeSetup, Deployment, SimClock, seeded_randbytes, setup
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.threshold.dealer import deal
+from psc.parties.committee import RevealPolicy, reveal_layout
 from psc.protocol.signing import digest
-from psc.simulation import agency_instances
-from psc.threshold import deal
+from psc.sim.city import agency_instances
+from psc.sim.deployment import CommitteeSetup, Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 
 START = dt.datetime(2026, 1, 3, 9, tzinfo=dt.UTC)
 N = 30

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from psc.exact import threshold as T
-from psc.exact.circuit import encode
-from psc.exact.deployment import ExactDeployment
-from psc.exact.inputs import SCORE
-from psc.exact.member import decode_share
-from psc.exact.messages import ExactDecryptionShare, ExactRevealTask
-from psc.exact.seal_io import ct_read, pt_read
+from psc.hazmat.exact import threshold as T
+from psc.hazmat.exact.circuit import encode
+from psc.hazmat.exact.seal_io import ct_read, pt_read
+from psc.parties.exact.inputs import SCORE
+from psc.parties.exact.member import decode_share
+from psc.protocol.exact_messages import ExactDecryptionShare, ExactRevealTask
 from psc.protocol.signing import open_signed, seal
+from psc.sim.exact_deployment import ExactDeployment
 from tests._exact_fixtures import TEST_PARAMS, seeded, toy_catalog
 
 RH = hashlib.sha256(b"attack grade request").digest()

@@ -22,15 +22,17 @@ import numpy as np
 import pytest
 from gmpy2 import mpz
 
-from psc.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
 from psc.catalog import load_catalog, period_index
 from psc.exceptions import InvalidMessage
+from psc.hazmat.backends.paillier import BlockOpening, PackedCiphertext, RandomnessPool
+from psc.parties.agency import Agency
 from psc.protocol import codec
-from psc.protocol.driver import Deployment, SimClock, seeded_randbytes, setup
 from psc.protocol.messages import SignedMessage, Submission
-from psc.protocol.roles import Agency, cap_bounds, delta_bounds
+from psc.protocol.parameters import cap_bounds, delta_bounds
 from psc.protocol.signing import seal
-from psc.simulation import agency_instances
+from psc.sim.city import agency_instances
+from psc.sim.deployment import Deployment, setup
+from psc.sim.sources import SimClock, seeded_randbytes
 from psc.testing import insecure_keypair
 
 N_SUBJECTS = 40
@@ -113,7 +115,7 @@ def forge(
 
 
 def _cheating_proofs(a: Agency, sub: Any, vectors: list[Any]) -> list[bytes]:
-    from psc.proofs.range import _prove
+    from psc.hazmat.proofs.range import _prove
     from psc.protocol import validity
 
     p, out = a.params, []

@@ -21,17 +21,18 @@ from psc.catalog import Catalog, period_index
 from psc.cli.main import main
 from psc.events import Event
 from psc.exceptions import LogVerificationFailed
-from psc.ledger import SQLiteLedger
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.log_verify import verify_log
+from psc.ledger.store import SQLiteLedger
+from psc.ledger.translog import TransparencyLog
+from psc.parties.relying_party import read_grades
 from psc.policy.clock import SimulatedClock
-from psc.protocol.driver import seeded_randbytes
 from psc.protocol.heads import HeadKeeper, gossip
 from psc.protocol.log_audit import audit_ledger, verify_receipts
-from psc.protocol.rights import RightsDeployment, setup_rights
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import digest
-from psc.simulation import agency_instances
-from psc.translog import TransparencyLog, verify_log
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import seeded_randbytes
 
 Keypair = tuple[PaillierPublicKey, PaillierPrivateKey]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)

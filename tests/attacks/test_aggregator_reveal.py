@@ -15,10 +15,10 @@ import pytest
 
 from psc.catalog import Catalog
 from psc.exceptions import InvalidMessage
-from psc.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.parties.relying_party import read_grades
 from psc.protocol import codec
 from psc.protocol.messages import BlockCiphertext, RevealRequest, SignedMessage
-from psc.protocol.roles import read_grades
 from psc.protocol.signing import seal
 from tests.attacks._deployment import world
 

@@ -30,11 +30,11 @@ from protocols.gen_reveal_dp import (
     live_blocks,
     make_committee,
 )
-from psc.dp.accounting import sensitivity
+from psc.dp.calibration import sensitivity
 from psc.exceptions import InsufficientShares, InvalidMessage, ParameterError, PolicyViolation
+from psc.parties.committee import CommitteeMember, LocalLink, MemberLink, subject_key
+from psc.parties.committee.member_store import MemberStore
 from psc.protocol import codec
-from psc.protocol.committee import CommitteeMember, LocalLink, MemberLink, subject_key
-from psc.protocol.committee.member_store import MemberStore
 from psc.protocol.committee_messages import DecryptionRequest, RevealTask, StatisticRequest
 from psc.protocol.messages import BlockCiphertext, GradeRequest, RevealRequest, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, digest, seal

@@ -23,7 +23,7 @@ from protocols.gen_reveal_dp import (
     make_committee,
     member_seed,
 )
-from psc.protocol.committee import LocalLink
+from psc.parties.committee import LocalLink
 from psc.protocol.committee_messages import NoiseShare
 from psc.protocol.signing import _signing_key_from_seed, seal
 from tests.attacks._committee_fixtures import ScalingMember, opened

@@ -17,8 +17,9 @@ from protocols.gen_reveal_dp import make_committee
 from protocols.gen_reveal_dp import test_primes as shipped_test_primes
 from protocols.gen_threshold import Drbg
 from psc.exceptions import InvalidMessage, ParameterError
-from psc.protocol.committee import CommitteeMember, KeyCommittee, LocalLink
-from psc.threshold import KeyShare, ThresholdPublicKey, deal
+from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
+from psc.parties.committee import CommitteeMember, KeyCommittee, LocalLink
 
 
 def test_deal_refuses_the_shipped_test_primes_without_an_insecure_opt_in() -> None:

@@ -16,10 +16,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from psc.exact.member import open_request
-from psc.exact.messages import BfvContribution
 from psc.exceptions import InsufficientShares, InvalidMessage
+from psc.parties.exact.member import open_request
 from psc.protocol import codec
+from psc.protocol.exact_messages import BfvContribution
 from psc.protocol.messages import SignedMessage
 from psc.protocol.signing import seal
 from tests.attacks._exact_fixtures import RH, deployment, submit_uniform, task_for
@@ -65,7 +65,7 @@ def test_an_out_of_range_contribution_is_not_released_as_a_grade(dep) -> None:  
     # live sum 5000 is far outside the toy domain [-8, 2]: the polynomial's value there is
     # unspecified; if it is not a grade index the combiner refuses the whole release
     dep.submit("tax-bureau", 5, "short", "score", 0, np.full(dep.ring.n, 5000))
-    from psc.exact.polynomial import grade_in_clear
+    from psc.hazmat.exact.polynomial import grade_in_clear
 
     g = int(grade_in_clear(dep.polys, np.array([5000]), {})[0])
     if g >= len(dep.catalog.labels):

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import tenseal.sealapi as sealapi
 
-from psc.exact import threshold as T
-from psc.exact.circuit import encode
-from psc.exact.keys import secret_key_from
-from psc.exact.messages import ExactRevealRequest, ExactRevealTask
-from psc.exact.seal_io import ct_read, ct_write, pt_read
 from psc.exceptions import InvalidMessage
+from psc.hazmat.exact import threshold as T
+from psc.hazmat.exact.circuit import encode
+from psc.hazmat.exact.keys import secret_key_from
+from psc.hazmat.exact.seal_io import ct_read, ct_write, pt_read
+from psc.protocol.exact_messages import ExactRevealRequest, ExactRevealTask
 from psc.protocol.signing import seal
 from tests.attacks._exact_fixtures import (
     RH,
@@ -147,7 +147,7 @@ def test_the_same_distinguisher_fails_against_smudged_shares(dep) -> None:  # ty
 def test_members_refuse_a_task_whose_request_the_combiner_rewrote(dep) -> None:  # type: ignore[no-untyped-def]
     submit_uniform(dep, 50, 1)
     sealed = dep.request(RH, period=50, block=0, slots=(3,))
-    from psc.exact.member import open_request
+    from psc.parties.exact.member import open_request
 
     req = open_request(dep.params, sealed)
     # widen the request to every slot, re-signed by the combiner (not the aggregator)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psc.exact.member import ExactMember
-from psc.exact.messages import ExactDecryptionShare
 from psc.exceptions import InsufficientShares
+from psc.parties.exact.member import ExactMember
+from psc.protocol.exact_messages import ExactDecryptionShare
 from psc.protocol.signing import open_signed, seal
 from tests.attacks._exact_fixtures import RH, deployment, submit_uniform
 

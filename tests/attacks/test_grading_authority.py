@@ -22,15 +22,15 @@ from scipy.stats import ks_2samp
 
 from psc.catalog import parse_catalog
 from psc.dp.random import SeededRandomSource
-from psc.he.flooding import (
+from psc.hazmat.he.flooding import (
     DEFAULT_MAX_QUERIES,
     FLOOD_SIGMA,
     TARGET_LOG2_DISTANCE,
     flooding_distance,
     misgrade_probability,
 )
-from psc.he.reference import SMALL_TEST_CATALOG
 from psc.oracle import grades_of
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 from psc.testing import he_small_deployment
 
 CAT = parse_catalog(SMALL_TEST_CATALOG)

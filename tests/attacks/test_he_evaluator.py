@@ -30,14 +30,14 @@ from psc.exceptions import (
     ReplayedNonce,
     UnknownParty,
 )
-from psc.he.authority import GradingAuthority
-from psc.he.circuit import GradingCircuit
-from psc.he.messages import HeSubmission
-from psc.he.reference import SMALL_TEST_CATALOG
+from psc.hazmat.he.circuit import GradingCircuit
 from psc.oracle import grades_of
+from psc.parties.grading_authority import GradingAuthority
 from psc.protocol import codec
+from psc.protocol.he_messages import HeSubmission
 from psc.protocol.messages import GradeRequest, SignedMessage
 from psc.protocol.signing import _signing_key_from_seed, seal
+from psc.sim.he_driver import SMALL_TEST_CATALOG
 from psc.testing import HeDeployment, he_small_deployment
 
 CAT = parse_catalog(SMALL_TEST_CATALOG)

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from psc.catalog import load_catalog, period_index
 from psc.events import Event
+from psc.ledger.log_verify import verify_log
 from psc.policy.clock import SimulatedClock
-from psc.protocol.driver import demo_keypair, seeded_randbytes
 from psc.protocol.log_audit import audit_ledger
-from psc.protocol.rights import RightsDeployment, setup_rights
 from psc.protocol.signing import digest
-from psc.simulation import agency_instances
-from psc.translog import verify_log
+from psc.sim.city import agency_instances
+from psc.sim.rights_deployment import RightsDeployment, setup_rights
+from psc.sim.sources import demo_keypair, seeded_randbytes
 
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)

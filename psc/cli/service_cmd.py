@@ -1,0 +1,69 @@
+"""``psc init DIR`` and ``psc serve ROLE --config FILE``: a loopback deployment of processes.
+
+``init`` writes a deployment's configs and keys (:mod:`psc.service.deploy`); ``serve``
+runs one party from them behind its HTTP API (:mod:`psc.service.serve`) until SIGTERM or
+Ctrl-C.  Refused input (a non-empty DIR, a config with an unknown key, a missing key file,
+a port in use) exits 2 with what to do next.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from psc.cli.argtypes import int_at_least
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "init", help="write a loopback deployment's configs and keys into a new directory"
+    )
+    p.add_argument("dir", help="a new (or empty) directory")
+    p.add_argument("--subjects", type=int_at_least(1), default=200, help="subjects enrolled")
+    p.add_argument(
+        "--catalog", default="city", help="a catalog TOML file or a built-in name (city)"
+    )
+    p.add_argument(
+        "--key-bits",
+        type=int_at_least(512),
+        default=2048,
+        help="Paillier key size (2048 here; 3072 is the secure default)",
+    )
+    p.set_defaults(func=run_init)
+
+    s: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run one party of a deployment behind its HTTP API"
+    )
+    s.add_argument("role", choices=["aggregator"], help="the party to run")
+    s.add_argument("--config", required=True, help="the party's TOML file from psc init")
+    s.add_argument(
+        "--port",
+        type=int_at_least(0, high=65535),
+        default=None,
+        help="override the config's port (0: a free one)",
+    )
+    s.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
+    s.set_defaults(func=run_serve)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from psc.service.deploy import init_deployment
+
+    root = init_deployment(
+        args.dir, catalog=args.catalog, subjects=args.subjects, key_bits=args.key_bits
+    )
+    print(f"psc init: deployment written to {root}; start a party with")
+    print(f"  psc serve aggregator --config {root / 'aggregator.toml'}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from psc.exceptions import ServiceConfigError
+    from psc.service.deploy import load_config
+    from psc.service.serve import serve
+
+    cfg = load_config(args.config)
+    if cfg.role != args.role:
+        raise ServiceConfigError(f"{args.config} configures {cfg.role!r}, not {args.role!r}")
+    serve(cfg, port=args.port, ready_file=args.ready_file)
+    return 0

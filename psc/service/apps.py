@@ -1,0 +1,121 @@
+"""The HTTP API of each served party: routes onto its transport-neutral core.
+
+Normative: ``protocols/service.md`` (routes, statuses, limits).  Each route hands the
+request body, unchanged, to one method of the party (:mod:`psc.parties`) and returns what
+the method returns; the party verifies everything, so the HTTP layer adds no trust.  What
+a route leaks is what the method leaks (see its docstring), plus the timing and size of
+the exchange to anyone on the path (run it behind TLS outside loopback).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from psc.parties.aggregator import Aggregator
+from psc.parties.committee.member import CommitteeMember
+from psc.service.http import cbor_get, cbor_post, new_app
+
+
+def aggregator_app(aggregator: Aggregator) -> FastAPI:
+    """The aggregator's API: submissions, the log side of reveals, log inclusions.
+
+    Retrying a submission is safe: an envelope already ingested returns its receipt again
+    and changes nothing (``Aggregator.ingest``).  A grade request prepared twice is
+    prepared again from the log (nothing is written).  A reveal notice is logged once: a
+    second release of it is refused (400, nothing changes), and the key holder, which
+    then cannot deliver, is asked again with a fresh request.
+    """
+    app = new_app(
+        "psc aggregator",
+        "The scoring authority: verifies, logs and adds agencies' encrypted envelopes; "
+        "never holds a decryption key.  Bodies are sealed canonical CBOR (protocols/).",
+    )
+    cbor_post(
+        app,
+        "/v1/submissions",
+        aggregator.ingest,
+        summary="ingest an agency's sealed envelope; returns the signed receipt",
+        description="protocols/ingest.md.  Idempotent: the same envelope returns the same "
+        "receipt.  400 malformed or unverifiable; 403 unknown agency or stale period; "
+        "409 catalog mismatch, replayed nonce or another envelope for the period.",
+        errors=(400, 403, 409),
+    )
+    cbor_post(
+        app,
+        "/v1/reveal-requests",
+        aggregator.prepare_reveal,
+        summary="turn a signed grade request into a reveal request for the key holder",
+        description="protocols/reveal-baseline.md.  403 for a purpose the requester did not "
+        "register or an unknown requester.",
+        errors=(400, 403),
+        max_body=1024 * 1024,
+    )
+    cbor_post(
+        app,
+        "/v1/reveal-notices",
+        aggregator.release,
+        summary="log the key holder's reveal notice; returns its log inclusion",
+        description="protocols/reveal-baseline.md.",
+        errors=(400, 403),
+        max_body=1024 * 1024,
+    )
+
+    def inclusion(envelope_hash: str) -> bytes:
+        try:
+            h = bytes.fromhex(envelope_hash)
+        except ValueError:
+            raise ValueError("envelope_hash must be hexadecimal") from None
+        return aggregator.log_inclusion(h)
+
+    cbor_get(
+        app,
+        "/v1/log/inclusions/{envelope_hash}",
+        inclusion,
+        summary="the log inclusion of a logged envelope (hex SHA-256 of its sealed bytes)",
+        description="protocols/access.md, protocols/log.md.",
+        errors=(400, 404),
+        patterns={"envelope_hash": "^[0-9a-f]{64}$"},
+    )
+    return app
+
+
+def member_app(member: CommitteeMember) -> FastAPI:
+    """A committee member's API: noise shares, decryption shares, the setup check.
+
+    Retrying is safe: the member keeps what it sent and what it helped release
+    (:class:`~psc.parties.committee.member_store.MemberStore`) before an answer leaves, and
+    answers a repeated request with the same share.
+    """
+    app = new_app(
+        f"psc committee member {member.index}",
+        "One of the k-of-n key committee: proved noise shares and proved decryption shares, "
+        "only for tasks bound to an aggregator-signed request and the public log.",
+    )
+    cbor_post(
+        app,
+        "/v1/noise-shares",
+        member.noise_share,
+        summary="a proved, encrypted noise share for a sealed reveal task",
+        description="protocols/reveal-dp.md, protocols/noise-shares.md.  403 when the "
+        "member's policy refuses the task.",
+        errors=(400, 403),
+        max_body=16 * 1024 * 1024,
+    )
+    cbor_post(
+        app,
+        "/v1/decryption-shares",
+        member.decryption_share,
+        summary="a proved decryption share of the noised, masked blocks of a request",
+        description="protocols/reveal-dp.md, protocols/decryption-shares.md.  403 when the "
+        "slots were already released for the period.",
+        errors=(400, 403),
+        max_body=64 * 1024 * 1024,
+    )
+    cbor_get(
+        app,
+        "/v1/known-answer-share",
+        member.known_answer_share,
+        summary="the member's sealed share of the known-answer setup check",
+        description="protocols/keygen.md.",
+    )
+    return app

@@ -1,0 +1,246 @@
+"""A loopback deployment on disk: ``psc init DIR`` writes it, ``psc serve ROLE`` runs a party.
+
+Normative: ``protocols/service.md`` (files and their keys).  :func:`init_deployment` runs
+setup once (:func:`psc.sim.deployment.setup`: a registry enrols the synthetic residents,
+publishes and signs the parameters, registers every agency and a bank) and writes what
+each party needs to start on its own, one TOML file per served party:
+
+``DIR/params.cbor``              the registry-signed public parameters (public)
+``DIR/registry.pub``             the registry's Ed25519 public key (the root of trust)
+``DIR/aggregator.toml``          the aggregator's config; ``aggregator/ledger.sqlite`` its
+                                 ledger (registrations already logged), ``aggregator.key``
+``DIR/agencies/<id>.key``        each agency's signing key (clients, not served)
+``DIR/agencies.toml``            agency id -> catalog agency
+
+Key files are written with mode 0600; whoever reads one *is* that party.  This is a
+loopback deployment for demos and tests: the synthetic residents' identities, one
+machine, no TLS.  :func:`load_config` refuses unknown keys (naming the nearest valid one)
+and missing files with :class:`~psc.exceptions.ServiceConfigError`, saying what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from psc.catalog import Catalog, load_catalog
+from psc.exceptions import ServiceConfigError
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.store import SQLiteLedger
+from psc.parties.agency import Agency
+from psc.parties.aggregator import Aggregator
+from psc.protocol.parameters import ProtocolParameters
+from psc.seams import system_clock
+
+ROLES = ("aggregator",)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One served party's configuration (``DIR/<role>.toml``); paths relative to the file."""
+
+    role: str
+    catalog: str
+    params: str
+    registry_key: str
+    signing_key: str
+    ledger: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    allow_insecure_key: bool = False
+    max_body: int = 64 * 1024 * 1024
+    base: str = ""  # the directory the paths are relative to (set by load_config)
+
+    def path(self, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else Path(self.base) / p
+
+
+def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+
+
+def read_key(path: Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key file (32 raw bytes); :class:`ServiceConfigError` otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ServiceConfigError(f"cannot read key file {path}: {e.strerror}; run psc init") from e
+    if len(raw) != 32:
+        raise ServiceConfigError(f"{path} is not a 32-byte Ed25519 key file; run psc init again")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _toml(values: Mapping[str, object]) -> str:
+    out = []
+    for k, v in values.items():
+        if isinstance(v, bool):
+            out.append(f"{k} = {'true' if v else 'false'}")
+        elif isinstance(v, int):
+            out.append(f"{k} = {v}")
+        else:
+            s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'{k} = "{s}"')
+    return "\n".join(out) + "\n"
+
+
+def init_deployment(
+    directory: str | Path,
+    *,
+    catalog: str = "city",
+    subjects: int = 200,
+    key_bits: int = 2048,
+    keypair: tuple[PaillierPublicKey, PaillierPrivateKey | None] | None = None,
+    randbytes: Callable[[int], bytes] = os.urandom,
+    clock: Callable[[], dt.datetime] = system_clock,
+) -> Path:
+    """Write a loopback deployment into ``directory`` (which must be empty or absent).
+
+    ``keypair`` overrides the Paillier key (tests pass small insecure keys; keys below
+    2048 bits are then allowed in every config).  Returns the directory.  Raises
+    :class:`ServiceConfigError` if ``directory`` holds anything.
+    """
+    from psc.sim.city import agency_instances
+    from psc.sim.deployment import setup
+    from psc.sim.sources import demo_keypair
+
+    root = Path(directory)
+    if root.exists() and any(root.iterdir()):
+        raise ServiceConfigError(f"{root} is not empty; psc init writes into a new directory")
+    root.mkdir(parents=True, exist_ok=True)
+    cat = load_catalog(catalog)
+    pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
+    insecure = pk.bits < 2048
+    ledger_path = root / "aggregator" / "ledger.sqlite"
+    ledger_path.parent.mkdir(parents=True)
+    d = setup(
+        cat,
+        agency_instances(cat),
+        subjects,
+        (pk, sk),
+        clock=clock,
+        ledger_path=ledger_path,
+        randbytes=randbytes,
+    )
+    d.ledger.close()
+    (root / "params.cbor").write_bytes(d.sealed_params)
+    (root / "registry.pub").write_text(d.params.registry_key.hex() + "\n")
+    _write_key(root / "aggregator.key", d.aggregator._key)
+    common = {
+        "catalog": catalog,
+        "params": "params.cbor",
+        "registry_key": d.params.registry_key.hex(),
+        "allow_insecure_key": insecure,
+    }
+    (root / "aggregator.toml").write_text(
+        _toml(
+            {
+                "role": "aggregator",
+                **common,
+                "signing_key": "aggregator.key",
+                "ledger": "aggregator/ledger.sqlite",
+                "host": "127.0.0.1",
+                "port": 0,
+            }
+        )
+    )
+    rows = {}
+    for a in d.agencies:
+        _write_key(root / "agencies" / f"{a.id}.key", a._key)
+        rows[a.id] = a.catalog_agency
+    (root / "agencies.toml").write_text(_toml(rows))
+    return root
+
+
+def load_config(path: str | Path) -> ServiceConfig:
+    """Read and check a party's config: every key known, every file present."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text("utf-8"))
+    except OSError as e:
+        raise ServiceConfigError(f"cannot read {p}: {e.strerror}; psc init DIR writes it") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ServiceConfigError(f"{p} is not valid TOML: {e}") from e
+    known = {f.name for f in fields(ServiceConfig)} - {"base"}
+    for key in doc:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ServiceConfigError(f"{p}: unknown key {key!r}{hint}")
+    missing = [f.name for f in fields(ServiceConfig) if f.name not in doc and f.name in _REQUIRED]
+    if missing:
+        raise ServiceConfigError(f"{p}: missing {', '.join(missing)}; run psc init again")
+    if doc["role"] not in ROLES:
+        raise ServiceConfigError(f"{p}: role {doc['role']!r} is not one of {', '.join(ROLES)}")
+    for key, typ in _TYPES.items():
+        if (key in doc and not isinstance(doc[key], typ)) or (
+            isinstance(doc.get(key), bool) and (typ is int)
+        ):
+            raise ServiceConfigError(f"{p}: {key} must be a {typ.__name__}")
+    cfg = ServiceConfig(**doc, base=str(p.parent))
+    for key in ("params", "signing_key"):
+        if not cfg.path(getattr(cfg, key)).is_file():
+            raise ServiceConfigError(f"{p}: {key} file {cfg.path(getattr(cfg, key))} is missing")
+    return cfg
+
+
+_REQUIRED = {"role", "catalog", "params", "registry_key", "signing_key", "ledger"}
+_TYPES: dict[str, type] = {
+    "role": str,
+    "catalog": str,
+    "params": str,
+    "registry_key": str,
+    "signing_key": str,
+    "ledger": str,
+    "host": str,
+    "port": int,
+    "allow_insecure_key": bool,
+    "max_body": int,
+}
+
+
+def load_params(cfg: ServiceConfig) -> ProtocolParameters:
+    """The registry-signed parameters, checked against the catalog and the registry key."""
+    cat: Catalog = load_catalog(cfg.catalog)
+    try:
+        key = bytes.fromhex(cfg.registry_key)
+    except ValueError:
+        raise ServiceConfigError("registry_key must be hexadecimal") from None
+    return ProtocolParameters.from_sealed(
+        cfg.path(cfg.params).read_bytes(),
+        cat,
+        key,
+        allow_insecure_key=cfg.allow_insecure_key,
+    )
+
+
+def open_aggregator(cfg: ServiceConfig) -> Aggregator:
+    """The aggregator of ``cfg``, on its ledger file (everything it accepted is there)."""
+    params = load_params(cfg)
+    key = read_key(cfg.path(cfg.signing_key))
+    ledger = SQLiteLedger(cfg.path(cfg.ledger), signer=key)
+    return Aggregator(params, ledger, key)
+
+
+def open_agencies(directory: str | Path, params: ProtocolParameters) -> list[Agency]:
+    """The deployment's agencies as clients (tests and the demo submit with these)."""
+    root = Path(directory)
+    rows = tomllib.loads((root / "agencies.toml").read_text("utf-8"))
+    return [
+        Agency(ident, str(cat_agency), params, read_key(root / "agencies" / f"{ident}.key"))
+        for ident, cat_agency in rows.items()
+    ]

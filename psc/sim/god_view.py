@@ -1,0 +1,308 @@
+"""The simulation's god view: checks of a run that no single party could make.
+
+The driver runs every party, so it can compare revealed grades with the plaintext oracle
+over all events and, in committee runs, with the noise each member actually drew
+(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never a protocol role's:
+nothing it learns flows back into a party or a message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from psc.parties.grading_authority import GradingAuthority
+
+from psc.catalog import Catalog
+from psc.dp.accounting import ApproxDP
+from psc.events import Event, EventTable, IntArray
+from psc.oracle import cap_counts, caps_from_counts, grades_of, score
+from psc.parties.committee import (
+    CommitteeReveal,
+    expected_misgrade_rate,
+    subject_key,
+)
+from psc.protocol.signing import new_signing_key, public_bytes
+from psc.sim.city import City
+from psc.sim.deployment import CommitteeSetup
+from psc.sim.results import HeReveal, RunResult
+
+
+def _noisy_grade(
+    catalog: Catalog,
+    events: Sequence[Event],
+    period: int,
+    noise: int,
+    cap_noise: Mapping[str, int],
+) -> str:
+    """God view: the oracle's grade of a subject's verified events with ``noise`` added to
+    its raw score (unclamped, as the committee grades it) and ``cap_noise`` to its cap
+    counts."""
+    mine = [Event(0, e.rule, e.date, e.evidence) for e in events]
+    t = EventTable.from_events(catalog, mine, 1)
+    raw = score(t, period).raw + noise
+    counts = {label: c + cap_noise.get(label, 0) for label, c in cap_counts(t, period).items()}
+    caps = caps_from_counts(catalog, counts, 1)
+    return catalog.labels[int(grades_of(catalog, raw, caps)[0])]
+
+
+def _committee_result(
+    result: RunResult,
+    cs: CommitteeSetup,
+    batch: CommitteeReveal,
+    raw: IntArray,
+    counts: Mapping[str, IntArray],
+    oracle: IntArray,
+) -> None:
+    """Fill in what the committee reveal spent and how accurate it was."""
+    assert cs.committee is not None and cs.revealer is not None
+    p = cs.committee.params
+    spent = [cs.committee.budget.spent(subject_key(s)) for s in range(result.subjects)]
+    worst = max(spent, key=lambda x: x.epsilon if isinstance(x, ApproxDP) else 0)
+    assert isinstance(worst, ApproxDP)
+    excluded = set(batch.excluded)
+    last = cs.revealer.last
+    if last is not None:
+        excluded |= set(last.excluded)
+    result.reveal = "committee"
+    result.grades_compared_with = (
+        "the oracle's grade of raw score + the total noise the members drew for that "
+        "subject (exact; the noise is known only to the simulation's god view)"
+    )
+    result.access_compared_with = (
+        "the subject's own recomputed raw score + the noise drawn for it (god view)"
+    )
+    result.committee_k, result.committee_n = p.k, p.n
+    result.committee_honest = p.policy.honest
+    result.mechanism = "distributed-discrete-laplace"
+    eps = p.epsilon  # score and cap counters together
+
+    def frac(q: Fraction) -> str:
+        return f"{q.numerator}/{q.denominator}" if q.denominator > 1 else str(q)
+
+    result.epsilon_per_release = frac(eps)
+    result.epsilon_breakdown = f"score {frac(p.policy.epsilon)}" + (
+        f" + cap counters {frac(p.policy.cap_epsilon)}"
+        if p.has_caps and p.policy.cap_epsilon is not None
+        else ""
+    )
+    result.epsilon_spent = float(worst.epsilon)
+    result.delta_spent = float(worst.delta)
+    budget = cs.budget
+    result.budget_epsilon = float(budget.epsilon)
+    result.expected_misgrade_rate = expected_misgrade_rate(p, raw, counts, oracle)
+    result.excluded_members = sorted(excluded)
+    result.notes.append(
+        f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
+        f"noise (epsilon {result.epsilon_per_release} per subject and period in all: "
+        f"{frac(p.policy.epsilon)} for the score"
+        + (
+            f" + {frac(p.policy.cap_epsilon)} for the cap counters"
+            if p.has_caps and p.policy.cap_epsilon is not None
+            else ""
+        )
+        + f"; honest = {p.policy.honest}, quorum = {p.quorum}): noisy by design. "
+        "grades_match_oracle is exact: each revealed grade equals the oracle's grade of the "
+        "subject's raw score and cap counts plus the noise the members actually drew "
+        "(recorded by the simulation's god view, SimulationNoiseWitness, which no protocol "
+        "party reads); against the noiseless oracle the misgrade rate is "
+        f"{result.misgrade_rate_vs_noiseless_oracle:.4f} (the noise predicts "
+        f"{result.expected_misgrade_rate:.4f})"
+    )
+
+
+def _he_result(
+    result: RunResult,
+    city: City,
+    slot_of: IntArray,
+    at: int,
+    paillier: IntArray,
+    oracle: npt.NDArray[np.int8],
+    rp_slot: int,
+    phase: Callable[[str], AbstractContextManager[None]],
+    authority: GradingAuthority | None,
+) -> None:
+    """``reveal="he"``: grade the same events under CKKS encryption and check the grades.
+
+    The parties of this path (:mod:`psc.hazmat.he`): agencies (signed, encrypted submissions), the
+    aggregator (forwards them to the grading log; no key) and one grading authority (the
+    secret key), which evaluates the published circuit itself on its logged inputs for
+    each signed request and decrypts nothing else (``protocols/he-grading.md``).
+    """
+    from psc.hazmat.he.circuit import GradingCircuit
+    from psc.hazmat.he.flooding import FLOOD_SIGMA
+    from psc.hazmat.he.params import MAX_MODULUS_BITS
+    from psc.parties.grading_authority import GradingAuthority
+    from psc.protocol.messages import GradeRequest as HeGradeRequest
+    from psc.protocol.signing import seal
+    from psc.sim.he_driver import he_submission, period_vectors
+
+    catalog, n = city.catalog, city.n_subjects
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with phase(f"he-{name}"):
+            yield
+        seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    # -- HE phase 1, keygen: the grading authority makes CKKS keys for the smallest profile
+    #    with the depth the catalog's circuit needs, publishes the public context
+    #    (relinearization keys, no secret key) and registers the signing keys of the
+    #    agencies, the registry and the bank.
+    with timed("keygen"):
+        circuit = (
+            authority.circuit if authority is not None else GradingCircuit.for_catalog(catalog)
+        )
+        auth = (
+            authority
+            if authority is not None
+            else GradingAuthority.generate(circuit, catalog=catalog)
+        )
+        auth.expect_subjects(n, first_period=city.periods[0])
+        keys = {inst.id: new_signing_key() for inst in city.agencies}
+        for inst in city.agencies:
+            auth.register_agency(inst.id, public_bytes(keys[inst.id]), inst.catalog_agency)
+        requesters = {"registry": new_signing_key(), "bank": new_signing_key()}
+        for rid, k in requesters.items():
+            auth.register_requester(rid, public_bytes(k))
+    S, params = circuit.slots, circuit.params
+    parts = -(-n // S)
+
+    # -- HE phases 2 and 3, submit and ingest: every agency maps its own records (the same
+    #    events and slots as the Paillier run) to one dense vector per (period, retention
+    #    class, counter), zero vectors included, encrypts it under the public context and
+    #    signs it; the aggregator forwards the bytes and the authority verifies and logs.
+    sent = n_score = n_cap = 0
+    per_agency: list[str] = []
+    for inst in city.agencies:
+        evs = [
+            Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence)
+            for p in city.periods
+            for e in city.events[inst.id][p]
+        ]
+        with timed("submit"):
+            table = EventTable.from_events(catalog, evs, n)
+            vectors = {
+                k: v
+                for k, v in period_vectors(table, city.periods).items()
+                if k[0] == inst.catalog_agency
+            }
+            wire = [
+                (counter, he_submission(auth, inst.id, keys[inst.id], p, cls, counter, v, a))
+                for (a, p, cls, counter), v in vectors.items()
+            ]
+        mine = sum(len(b) for _, b in wire)
+        sent += mine
+        k_score = sum(1 for c, _ in wire if c == "score")
+        n_score, n_cap = n_score + k_score, n_cap + len(wire) - k_score
+        per_agency.append(
+            f"{inst.id}: the public context and its own records; sent {k_score} score and "
+            f"{len(wire) - k_score} cap-counter ciphertexts ({mine:,} bytes), signed"
+        )
+        with timed("ingest"):
+            for _, data in wire:
+                auth.log_submission(data)
+
+    # -- HE phases 4 and 5, grade and decrypt: the registry asks for every subject's own
+    #    grade (one signed request per part) and the bank for one slot; for each, the
+    #    authority recomputes the live sums from its log, runs the published circuit,
+    #    floods from the OS CSPRNG, decrypts and releases only the rounded grades.
+    requests = [("registry", tuple(range(q * S, min(n, (q + 1) * S)))) for q in range(parts)] + [
+        ("bank", (rp_slot,))
+    ]
+    answers: list[dict[int, int]] = []
+    t_before = dict(auth.timings)
+    with phase("he-reveal"):
+        for rid, slots in requests:
+            req = HeGradeRequest(rid, catalog.scheme.purposes[0], at, slots, os.urandom(16), b"", 0)
+            answers.append(auth.reveal(seal(req, requesters[rid])))
+    for name in ("grade", "decrypt"):
+        spent = auth.timings.get(name, 0.0) - t_before.get(name, 0.0)
+        seconds[name] = round(seconds.get(name, 0.0) + spent, 3)
+    he = np.zeros(n, dtype=np.int64)
+    for answer in answers[:-1]:
+        for slot, g in answer.items():
+            he[slot] = g
+    labels = catalog.labels
+    rp_grade = labels[answers[-1][rp_slot]]
+    mismatches = int(np.count_nonzero(he != oracle))
+    seen = {
+        "agencies": per_agency,
+        "aggregator": [
+            f"{n_score} score and {n_cap} cap-counter ciphertexts ({sent:,} bytes) in signed "
+            "submissions, forwarded to the grading log; no secret key, nothing in the clear"
+        ],
+        "grading-authority": [
+            f"request {i + 1} (the registry's batch request): recomputed the live sums from "
+            f"its log, ran the published circuit on part {slots[0] // S} of {S} slots, "
+            f"flooded and decrypted; released {len(slots):,} grades"
+            for i, (_, slots) in enumerate(requests[:-1])
+        ]
+        + [
+            f"request {len(requests)} (the bank): slot {rp_slot}, the same circuit on its "
+            "logged inputs; released one grade"
+        ],
+        "registry": [
+            f"the grades of all {n:,} subjects (the batch request made on their behalf, to "
+            "notify each subject of its own grade)"
+        ],
+        "relying-party": [f"slot {rp_slot}: grade {rp_grade}"],
+    }
+    total = seconds.get("grade", 0.0) + seconds.get("decrypt", 0.0)
+    result.reveal = "he"
+    result.he = HeReveal(
+        profile=circuit.profile.name,
+        ring_dimension=params.n,
+        coeff_bits=list(params.coeff_bits),
+        modulus_bits=params.modulus_bits,
+        modulus_bound_bits=MAX_MODULUS_BITS[params.n],
+        scale_bits=params.scale_bits,
+        levels=params.levels,
+        slots=S,
+        band_composite=circuit.profile.band.name,
+        cap_composite=circuit.profile.cap.name,
+        flood_sigma=float(FLOOD_SIGMA),
+        context_bytes=auth.public.byte_size,
+        parts=parts,
+        score_submissions=n_score,
+        cap_submissions=n_cap,
+        submission_bytes=sent,
+        bytes_per_subject=round(sent / n, 1),
+        queries=len(requests),
+        seconds=seconds,
+        ms_per_subject=round(1000 * total / n, 3),
+        mismatches=mismatches,
+        paillier_mismatches=int(np.count_nonzero(paillier != oracle)),
+        grades_match_paillier=bool(np.array_equal(he, paillier)),
+        relying_party_grade=rp_grade,
+        seen=seen,
+    )
+    hist = np.bincount(he, minlength=len(labels))
+    result.grades = {lab: int(c) for lab, c in zip(labels, hist, strict=True)}
+    result.mismatches = mismatches + result.he.paillier_mismatches
+    rp_ok = rp_grade == labels[int(oracle[rp_slot])]
+    result.grades_match_oracle = result.grades_match_oracle and mismatches == 0 and rp_ok
+    result.grades_compared_with = (
+        "noiseless oracle (both the CKKS grades and the Paillier run's trusted reveal)"
+    )
+    result.ok = result.ok and result.grades_match_oracle and result.he.grades_match_paillier
+    result.notes.append(
+        f"grades computed under CKKS encryption ({circuit.profile.name}: N={params.n}, "
+        f"{params.modulus_bits}-bit modulus of at most {MAX_MODULUS_BITS[params.n]} for "
+        f"128-bit security, {params.levels} levels); one grading authority holds the secret "
+        "key, evaluates the published circuit itself on its log of signed submissions for "
+        "each signed request, floods from the OS CSPRNG and releases only rounded grades. "
+        "The Paillier run revealed through the trusted key holder; both are compared with "
+        "the oracle. Agencies submit one dense vector per period, retention class and "
+        "counter, zero vectors included"
+    )
