@@ -71,3 +71,30 @@ def test_refused_contributions_change_nothing(dep) -> None:  # type: ignore[no-u
     with pytest.raises(InvalidMessage, match="label"):
         d.submit("tax-bureau", 0, "short", "Z", 0, np.zeros(4))
     assert d.log.head()[0] == size
+
+
+def test_members_switching_down_before_decrypting_still_equal_the_oracle() -> None:
+    # decrypt_primes=3: the grade ciphertext is switched to 3 of the 7 ciphertext primes
+    # before decryption; smudging is sized for that level and still covers its noise
+    from psc.hazmat.exact import threshold as T
+    from psc.parties.exact.member import open_request
+
+    cat = toy_catalog()
+    d = ExactDeployment.create(
+        cat, TEST_PARAMS, 2, 3, randbytes=seeded(12), god_view=True, decrypt_primes=3
+    )
+    n = d.ring.n
+    v = np.arange(n) % 11 - 8
+    c = (np.arange(n) // 11) % 3
+    d.submit("tax-bureau", 0, "short", SCORE, 0, v)
+    d.submit("intermediate-court", 0, "short", "B", 0, c)
+    want = oracle.grades_of(
+        cat, cat.scheme.base_score + v, oracle.caps_from_counts(cat, {"B": c}, n)
+    )
+    out = d.reveal(d.request(RH, period=0, block=0))
+    assert np.array_equal(np.array([d.catalog.grade_index(g.grade) for g in out.grades]), want)
+    one = d.reveal(d.request(RH, period=0, block=0, slots=(5,)))
+    assert one.grades[0].grade == cat.labels[want[5]]
+    ct = d.members[1].grade_ciphertext(open_request(d.params, d.request(RH, period=0, block=0)))
+    assert ct.coeff_modulus_size() == 3
+    assert T.noise_bits(d.ring, ct, d.god_secret) + 8 <= d.noise_allowance

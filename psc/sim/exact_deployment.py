@@ -60,6 +60,7 @@ class ExactDeployment:
         session: bytes = b"psc-exact",
         randbytes: RandBytes = os.urandom,
         god_view: bool = False,
+        decrypt_primes: int = 0,
     ) -> ExactDeployment:
         import time
 
@@ -68,7 +69,10 @@ class ExactDeployment:
         polys = grade_polynomials(catalog, ring.t)
         # setup: dealer-free collective keys, Shamir re-sharing, known-answer check
         keys, secret = run_setup(ring, k, n, session, randbytes, keep_secret=god_view)
-        bits, allowance = threshold.widest_smudging(ring, k, n)
+        # smudging sized for the level members decrypt at (they switch down to it first)
+        bits, allowance = threshold.widest_smudging(
+            ring.at_level(decrypt_primes or ring.levels), k, n
+        )
         check_setup(keys, session, bits, randbytes)
         sign = {name: new_signing_key(randbytes) for name in ("aggregator", "combiner")}
         member_sign = {i: new_signing_key(randbytes) for i in range(1, n + 1)}
@@ -82,6 +86,7 @@ class ExactDeployment:
             aggregator_key=public_bytes(sign["aggregator"]),
             combiner_key=public_bytes(sign["combiner"]),
             member_keys={i: public_bytes(key) for i, key in member_sign.items()},
+            decrypt_primes=decrypt_primes,
         )
         log = InputLog(ring, catalog, {a: public_bytes(key) for a, key in agencies.items()})
         members = {

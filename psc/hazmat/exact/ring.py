@@ -23,6 +23,7 @@ Raises :class:`~psc.exceptions.ParameterError` for parameters SEAL refuses.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 from collections.abc import Callable
@@ -124,6 +125,30 @@ class Ring:
     @property
     def levels(self) -> int:
         return len(self.primes)
+
+    def at_level(self, primes: int) -> Ring:
+        """This ring seen at a lower level: the first ``primes`` ciphertext primes (SEAL's
+        modulus switching drops the last ones), for ciphertexts switched down before
+        decryption.  Raises :class:`~psc.exceptions.ParameterError` for a level SEAL's
+        chain does not have."""
+        if primes == len(self.primes):
+            return self
+        if not 1 <= primes < len(self.primes):
+            raise ParameterError(f"no level with {primes} primes (1..{len(self.primes)})")
+        view = copy.copy(self)
+        view.primes = self.primes[:primes]
+        view.q = functools.reduce(lambda a, b: a * b, view.primes, 1)
+        view._qcol = np.array(view.primes, dtype=np.uint64)[:, None]
+        return view
+
+    def parms_id_at(self, primes: int) -> Any:
+        """SEAL's parameter id of the level with ``primes`` ciphertext primes."""
+        data = self.context.first_context_data()
+        while data is not None:
+            if len(data.parms().coeff_modulus()) == primes:
+                return data.parms_id()
+            data = data.next_context_data()
+        raise ParameterError(f"no level with {primes} primes")
 
     def fingerprint(self) -> bytes:
         """16 bytes naming the parameters (N, primes, t): bound into every message."""

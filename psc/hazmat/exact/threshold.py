@@ -130,7 +130,9 @@ def smudging(ring: Ring, bits: int, randbytes: RandBytes) -> U64:
 
 
 def key_product(ring: Ring, ct: Any, key: U64, scalar: int = 1) -> U64:
-    """``scalar * key * c1`` in coefficient form (SEAL's NTT both ways)."""
+    """``scalar * key * c1`` in coefficient form (SEAL's NTT both ways), at the
+    ciphertext's level."""
+    ring = ring.at_level(ct.coeff_modulus_size())
     ntt = seal.Ciphertext()
     ring.evaluator.transform_to_ntt(ct, ntt)
     polys = ct_read(ring, ntt)
@@ -153,11 +155,14 @@ def decryption_share(
     """
     if ct.size() != 2:
         raise ParameterError("decrypt a relinearized ciphertext (size 2)")
+    ring = ring.at_level(ct.coeff_modulus_size())
     return ring.add(key_product(ring, ct, share, delta(n)), smudging(ring, bits, randbytes))
 
 
 def combine(ring: Ring, ct: Any, shares: Mapping[int, U64], n: int) -> npt.NDArray[np.int64]:
-    """The slots ``m`` (in ``[0, t)``) from exactly ``k`` shares (no consistency check)."""
+    """The slots ``m`` (in ``[0, t)``) from exactly ``k`` shares (no consistency check),
+    at the ciphertext's level."""
+    ring = ring.at_level(ct.coeff_modulus_size())
     subset = tuple(sorted(shares))
     lam = scaled_lagrange(subset, n)
     d = delta(n)
@@ -211,11 +216,14 @@ def combine_checked(
 
 def _zero_key_decryptor(ring: Ring) -> Any:
     # Decrypting (x, 0) reads x whatever the key: SEAL needs some key to build a decryptor.
-    dec = getattr(ring, "_zero_decryptor", None)
-    if dec is None:
-        dec = seal.Decryptor(ring.context, seal.KeyGenerator(ring.context).secret_key())
-        ring._zero_decryptor = dec  # type: ignore[attr-defined]
-    return dec
+    key = id(ring.context)
+    if key not in _ZERO_DECRYPTORS:
+        kg = seal.KeyGenerator(ring.context)
+        _ZERO_DECRYPTORS[key] = (ring.context, seal.Decryptor(ring.context, kg.secret_key()))
+    return _ZERO_DECRYPTORS[key][1]
+
+
+_ZERO_DECRYPTORS: dict[int, tuple[Any, Any]] = {}
 
 
 def crt_signed(ring: Ring, limbs_: U64) -> list[int]:
@@ -230,7 +238,8 @@ def crt_signed(ring: Ring, limbs_: U64) -> list[int]:
 
 def noise_bits(ring: Ring, ct: Any, secret: U64) -> int:
     """``log2 |c0 + c1 s - D m|_inf`` of a ciphertext under the collective secret (tests
-    and the simulation's god view only)."""
+    and the simulation's god view only), at the ciphertext's level."""
+    ring = ring.at_level(ct.coeff_modulus_size())
     c0 = ct_read(ring, ct)[0]
     phase = crt_signed(ring, ring.add(c0, key_product(ring, ct, secret)))
     d = ring.q // ring.t

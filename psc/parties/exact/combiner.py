@@ -105,12 +105,13 @@ class ExactCombiner:
         source = next(i for i, m in opened.items() if m.ciphertext_digest == d)
         ct_bytes = self.members[source].ciphertext(d)
         self.bytes_exchanged += len(ct_bytes)
-        ct = load_ciphertext(self.ring, ct_bytes)
+        ct = load_ciphertext(self.ring, ct_bytes, self.params.decrypt_primes)
         if digest(self.ring, ct) != d:
             raise InsufficientShares(
                 f"member {source} sent a ciphertext that is not the one decrypted", bad=[source]
             )
-        shares = {i: decode_share(self.ring, m) for i, m in opened.items()}
+        level = self.ring.at_level(ct.coeff_modulus_size())
+        shares = {i: decode_share(level, m) for i, m in opened.items()}
         slots = threshold.combine_checked(self.ring, ct, shares, self.params.k, self.params.n)
         return self._grades(
             req.request_hash, req.period, req.block, req.slots, slots, tuple(sorted(opened))

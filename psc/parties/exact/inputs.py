@@ -35,9 +35,10 @@ def ciphertext_bytes(ct: Any) -> bytes:
     return raw(ct)
 
 
-def load_ciphertext(ring: Ring, data: bytes) -> Any:
+def load_ciphertext(ring: Ring, data: bytes, level: int = 0) -> Any:
     """Parse a SEAL ciphertext stream; SEAL validates it against the ring (sizes, primes,
-    every word below its prime).  Raises :class:`InvalidMessage` otherwise."""
+    every word below its prime).  ``level``: the number of primes it must have (0: the
+    top level, as every contribution).  Raises :class:`InvalidMessage` otherwise."""
     import os
     import tempfile
 
@@ -51,8 +52,9 @@ def load_ciphertext(ring: Ring, data: bytes) -> Any:
         raise InvalidMessage("not a ciphertext for these parameters") from exc
     finally:
         os.unlink(path)
-    if ct.size() != 2 or ct.parms_id() != ring.context.first_parms_id():
-        raise InvalidMessage("a contribution is a fresh size-2 ciphertext at the top level")
+    want = ring.context.first_parms_id() if not level else ring.parms_id_at(level)
+    if ct.size() != 2 or ct.parms_id() != want:
+        raise InvalidMessage("a size-2 ciphertext at the expected level")
     return ct
 
 

@@ -52,6 +52,10 @@ class ExactParameters:
     aggregator_key: bytes  # Ed25519 key that signs ExactRevealRequest
     combiner_key: bytes  # Ed25519 key that signs ExactRevealTask
     member_keys: Mapping[int, bytes]  # Ed25519 key of each member, 1..n
+    # ciphertext primes kept for decryption: members switch the grade ciphertext down to
+    # this level first (noise shrinks with the modulus; smudging_bits is sized for it);
+    # 0 keeps every prime
+    decrypt_primes: int = 0
 
 
 def slot_mask(ring: Ring, slots: tuple[int, ...]) -> Any:
@@ -117,7 +121,12 @@ class ExactMember:
         if req.slots:
             masked = seal.Ciphertext()
             self.ring.evaluator.multiply_plain(ct, slot_mask(self.ring, req.slots), masked)
-            return masked
+            ct = masked
+        if self.params.decrypt_primes:
+            low = seal.Ciphertext()
+            level = self.ring.parms_id_at(self.params.decrypt_primes)
+            self.ring.evaluator.mod_switch_to(ct, level, low)
+            ct = low
         return ct
 
     def decryption_share(self, sealed_task: bytes) -> bytes:
