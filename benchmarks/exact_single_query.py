@@ -61,7 +61,7 @@ def main() -> None:
     key = next(iter(d.members[1]._grades))
     for i in (2, 3):
         d.members[i]._grades[key] = d.members[1]._grades[key]
-    lat, cpu, wrong, nbytes = [], [], 0, []
+    lat, wrong, nbytes = [], 0, []
     rng = np.random.default_rng(4)
     for _ in range(5):
         slot = int(rng.integers(0, d.ring.n))
