@@ -207,5 +207,5 @@ def test_demo_at_the_make_demo_size(tmp_path: Path) -> None:
 
 def test_driver_refuses_an_unknown_reveal(city: Catalog) -> None:
     sim = simulate_city(city, subjects=10, agencies=9, periods=1, seed=1)
-    with pytest.raises(ValueError, match="reveal must be 'trusted', 'committee' or 'he'"):
+    with pytest.raises(ValueError, match="reveal must be 'trusted', 'committee', 'he' or 'exact'"):
         run(sim, key_bits=512, reveal="oracle")

@@ -23,6 +23,9 @@ HAZMAT_UPWARD = {
     # the published circuit reads the grade scale and the raw-score range
     ("psc/hazmat/he/circuit.py", "psc.catalog"),
     ("psc/hazmat/he/circuit.py", "psc.oracle"),
+    # the exact grade polynomial interpolates the grade scale over the raw-score range
+    ("psc/hazmat/exact/polynomial.py", "psc.catalog"),
+    ("psc/hazmat/exact/polynomial.py", "psc.oracle"),
     # flooding noise comes from the exact samplers
     ("psc/hazmat/he/flooding.py", "psc.dp.random"),
     ("psc/hazmat/he/flooding.py", "psc.dp.sampling"),

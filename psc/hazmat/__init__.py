@@ -13,7 +13,9 @@ Contents: :mod:`~psc.hazmat.paillier` (phe-compatible keys, short-exponent rando
 :mod:`~psc.hazmat.proofs` (plaintext-knowledge and per-slot range proofs),
 :mod:`~psc.hazmat.backends` (packed Paillier, BFV, CKKS behind one interface),
 :mod:`~psc.hazmat.he` (CKKS parameters, sign composites, the grading circuit, flooding),
-:mod:`~psc.hazmat.merkle` (RFC 9162 trees and proofs).
+:mod:`~psc.hazmat.merkle` (RFC 9162 trees and proofs),
+:mod:`~psc.hazmat.exact` (dealer-free threshold BFV keys, smudged decryption, exact grade
+polynomials).
 
 Dependencies point downwards only: modules here import :mod:`psc.exceptions`, each other
 and third-party libraries.  The exceptions, listed in ``tests/test_layout.py``:

@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from psc.hazmat.exact.ring import LatticeParams
     from psc.parties.grading_authority import GradingAuthority
 
 from psc.catalog import period_label, period_start
@@ -88,6 +89,7 @@ def run(
     epsilon: Fraction = Fraction(1),
     committee_path: str | Path = ":memory:",
     he_authority: GradingAuthority | None = None,
+    exact_params: LatticeParams | None = None,
 ) -> RunResult:
     """Run every phase for ``city`` and check the grades against the oracle.
 
@@ -105,13 +107,17 @@ def run(
     when that holds, the protocol checks pass and the misgrade rate against the noiseless
     oracle agrees with what the noise predicts (within 5 standard errors).
 
+    ``reveal="exact"``: as ``"he"``, then the same events are graded by the dealer-free
+    k-of-n BFV committee (:mod:`psc.sim.exact_driver`; ``exact_params``: lattice
+    parameters, the city's by default) and compared with the noiseless oracle.
+
     ``reveal="he"``: the Paillier run reveals through the trusted key holder (exact), then
     the same events are graded under CKKS encryption (:mod:`psc.hazmat.he`; a new
     grading authority, or ``he_authority`` whose keys tests reuse) and both are compared
     with the oracle and with each other.
     """
-    if reveal not in ("trusted", "committee", "he"):
-        raise ValueError(f"reveal must be 'trusted', 'committee' or 'he', got {reveal!r}")
+    if reveal not in ("trusted", "committee", "he", "exact"):
+        raise ValueError(f"reveal must be 'trusted', 'committee', 'he' or 'exact', got {reveal!r}")
     phases: defaultdict[str, float] = defaultdict(float)
     wire: Counter[str] = Counter()
     scratch: Path | None = None
@@ -379,5 +385,10 @@ def run(
         shutil.rmtree(scratch, ignore_errors=True)
     if reveal == "he":
         _he_result(result, city, slot_of, last, got, oracle.grade, rp_slot, phase, he_authority)
+        result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+    if reveal == "exact":  # issue 10: the dealer-free exact reveal (psc/sim/exact_driver.py)
+        from psc.sim.exact_driver import exact_reveal
+
+        exact_reveal(result, city, slot_of, last, oracle.grade, rp_slot, phase, exact_params)
         result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
     return result

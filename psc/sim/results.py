@@ -56,6 +56,7 @@ class RunResult:
     noise_witnessed: int | None = None  # committee: subjects whose drawn noise was witnessed
     excluded_members: list[int] = field(default_factory=list)
     he: HeReveal | None = None  # reveal="he": the CKKS homomorphic grading run
+    exact_summary: str = ""  # reveal="exact": parameters and times of the exact reveal
     ok: bool = True  # every check passed (exact grades; committee: also the misgrade rate)
 
 
