@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     s: argparse.ArgumentParser = sub.add_parser(
         "serve", help="run one party of a deployment behind its HTTP API"
     )
-    s.add_argument("role", choices=["aggregator"], help="the party to run")
+    s.add_argument("role", choices=["aggregator", "member"], help="the party to run")
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")
     s.add_argument(
         "--port",

@@ -20,14 +20,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from psc.exceptions import ServiceConfigError
-from psc.service.apps import aggregator_app
-from psc.service.deploy import ServiceConfig, open_aggregator
+from psc.service.apps import aggregator_app, member_app
+from psc.service.deploy import ServiceConfig, open_aggregator, open_member
 
 
 def build_app(cfg: ServiceConfig) -> FastAPI:
     """The app of ``cfg.role`` over its party, opened from its files."""
     if cfg.role == "aggregator":
         return aggregator_app(open_aggregator(cfg))
+    if cfg.role == "member":
+        return member_app(open_member(cfg))
     raise ServiceConfigError(f"no service for role {cfg.role!r}")
 
 
