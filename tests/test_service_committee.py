@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +21,7 @@ from protocols.gen_reveal_dp import test_primes as shipped_primes
 from psc.catalog import period_index, period_start
 from psc.dp.accounting import ApproxDP
 from psc.events import Event
-from psc.exceptions import InsufficientShares, ParameterError
+from psc.exceptions import BudgetExhausted, InsufficientShares, ParameterError, PolicyViolation
 from psc.hazmat.threshold.dealer import deal
 from psc.parties.committee import CommitteeRevealer, KeyCommittee, MemberLink, subject_key
 from psc.parties.key_holder import KeyHolder
@@ -213,3 +214,71 @@ def test_fewer_than_k_members_fail_the_reveal_cleanly(world: World, tmp_path: Pa
     store2 = sqlite3.connect(tmp_path / "combiner2.sqlite", isolation_level=None)
     with pytest.raises(ParameterError, match="known-answer"):
         _key_holder(world, [world.link(i) for i in range(1, N + 1)], store2)
+
+
+def test_a_flooding_relying_party_is_refused_by_budget_and_consent(
+    world: World, tmp_path: Path
+) -> None:
+    """A bank floods the aggregator with requests for a purpose it never registered
+    (refused: 403, nothing logged), then asks for one subject's grade in more periods
+    than the subject's budget covers (refused by the budget), concurrently; every party
+    keeps answering: no 5xx, no crash."""
+    bank, purpose = _bank(world)
+    ledger = world.root / "aggregator" / "ledger.sqlite"
+    before = _log_size(ledger)
+    with HttpPeer(world.aggregator.url, timeout=120, retries=0) as peer:
+        agg = HttpAggregator(peer)
+
+        others = [p for p in bank.params.catalog.scheme.purposes if p != purpose]
+
+        def unlawful(i: int) -> str:  # purposes of the scheme the bank did not register
+            req = bank.request_grade(i % N_SUBJECTS, others[i % len(others)], _period())
+            try:
+                agg.prepare_reveal(req)
+            except PolicyViolation as e:
+                return type(e).__name__
+            return "accepted"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(unlawful, range(64)))
+    assert set(outcomes) == {"PolicyViolation"}
+    assert _log_size(ledger) == before and world.aggregator.alive()
+
+    links: list[MemberLink] = [world.link(i) for i in range(1, N + 1)]
+    store = sqlite3.connect(tmp_path / "combiner.sqlite", isolation_level=None)
+    params = load_params(load_config(world.root / "aggregator.toml"))
+    cparams = load_committee(world.root, params)
+    one_release = cparams.policy.epsilon + (cparams.policy.cap_epsilon or cparams.policy.epsilon)
+    committee = KeyCommittee(
+        cparams,
+        read_key(world.root / "combiner.key"),
+        links,
+        store,
+        budget=ApproxDP(one_release, Fraction(1, 10**9)),
+    )
+    view = LedgerLogView(params, world.root / "aggregator" / "ledger.sqlite")
+    kh = KeyHolder(
+        params, CommitteeRevealer(committee), read_key(world.root / "key_holder.key"), log_view=view
+    )
+    kh.register_relying_party((world.root / "bank.registration").read_bytes())
+    assert _reveal(world, kh, slot=5) in params.catalog.labels  # the one release it covers
+    refused = 0
+    with HttpPeer(world.aggregator.url, timeout=120) as peer:
+        agg = HttpAggregator(peer)
+        for back in range(1, 4):  # the same subject in earlier periods: new releases
+            req = bank.request_grade(5, purpose, _period() - back)
+            try:
+                kh.answer(agg.prepare_reveal(req))
+            except BudgetExhausted:
+                refused += 1
+    assert refused == 3
+    assert len(committee.budget.spends(subject_key(5))) == 1
+    assert all(m.alive() for m in world.members.values()) and world.aggregator.alive()
+
+
+def _log_size(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM log_leaves").fetchone()[0])
+    finally:
+        conn.close()

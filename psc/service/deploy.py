@@ -11,8 +11,9 @@ each party needs to start on its own, one TOML file per served party:
                                  ledger (registrations already logged), ``aggregator.key``
 ``DIR/agencies/<id>.key``        each agency's signing key (clients, not served)
 ``DIR/agencies.toml``            agency id -> catalog agency
-``DIR/key_holder.key``, ``DIR/bank.key``, ``bank.toml``, ``bank.registration``
-                                 the key holder's and a relying party's keys (clients here)
+``DIR/key_holder.key``, ``DIR/registry.key``, ``DIR/bank.key``, ``bank.toml``,
+``bank.registration``            the key holder's, the registry's and a relying party's
+                                 keys (clients here, not served)
 ``DIR/member-<i>.toml``          with a committee: each member's config; ``members/`` its
                                  key share, signing key and durable release record;
                                  ``committee.json`` the public committee parameters;
@@ -217,6 +218,7 @@ def init_deployment(
         rows[a.id] = a.catalog_agency
     (root / "agencies.toml").write_text(_toml(rows))
     _write_key(root / "key_holder.key", d.key_holder._key)
+    _write_key(root / "registry.key", d.registry._key)
     _write_key(root / "bank.key", d.bank._key)
     (root / "bank.toml").write_text(_toml({"id": d.bank.id, "purpose": d.bank_purpose}))
     (root / "bank.registration").write_bytes(d.bank_registration)
