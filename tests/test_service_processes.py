@@ -255,3 +255,20 @@ def _another_envelope_for_a_period(deployment: Path) -> None:
         aggregator.ingest(agency.submit([], _periods()[-1]))
     finally:
         aggregator.ledger.close()
+
+
+def test_init_and_serve_refuse_bad_input_with_exit_2(
+    deployment: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from psc.cli.main import main
+
+    assert main(["serve", "aggregator", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "psc init" in capsys.readouterr().err
+    assert main(["serve", "member", "--config", str(deployment / "aggregator.toml")]) == 2
+    assert "configures 'aggregator'" in capsys.readouterr().err
+    assert main(["init", str(deployment)]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as bad_port:
+        main(["serve", "aggregator", "--config", "x", "--port", "70000"])
+    assert bad_port.value.code == 2 and "--port" in capsys.readouterr().err
