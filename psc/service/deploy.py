@@ -32,10 +32,11 @@ import difflib
 import json
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -56,6 +57,10 @@ from psc.protocol.logview import LedgerLogView, LogView
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.seams import system_clock
+
+if TYPE_CHECKING:
+    from psc.sim.city import AgencyInstance
+    from psc.sim.deployment import Deployment
 
 ROLES = ("aggregator", "member")
 
@@ -132,6 +137,36 @@ def init_deployment(
     committee: tuple[ThresholdPublicKey, list[KeyShare]] | None = None,
     epsilon: Fraction = Fraction(1),
 ) -> Path:
+    """Write a loopback deployment into ``directory`` (see :func:`write_deployment`)."""
+    root, _ = write_deployment(
+        directory,
+        catalog=load_catalog(catalog),
+        catalog_name=catalog,
+        subjects=subjects,
+        key_bits=key_bits,
+        keypair=keypair,
+        randbytes=randbytes,
+        clock=clock,
+        committee=committee,
+        epsilon=epsilon,
+    )
+    return root
+
+
+def write_deployment(
+    directory: str | Path,
+    *,
+    catalog: Catalog,
+    catalog_name: str,
+    subjects: int,
+    key_bits: int = 2048,
+    keypair: tuple[PaillierPublicKey, PaillierPrivateKey | None] | None = None,
+    randbytes: Callable[[int], bytes] = os.urandom,
+    clock: Callable[[], dt.datetime] = system_clock,
+    committee: tuple[ThresholdPublicKey, list[KeyShare]] | None = None,
+    epsilon: Fraction = Fraction(1),
+    agencies: Sequence[AgencyInstance] | None = None,
+) -> tuple[Path, Deployment]:
     """Write a loopback deployment into ``directory`` (which must be empty or absent).
 
     ``keypair`` overrides the Paillier key (tests pass small insecure keys; keys below
@@ -151,8 +186,8 @@ def init_deployment(
     if root.exists() and any(root.iterdir()):
         raise ServiceConfigError(f"{root} is not empty; psc init writes into a new directory")
     root.mkdir(parents=True, exist_ok=True)
-    cat = load_catalog(catalog)
-    instances = agency_instances(cat)
+    cat = catalog
+    instances = list(agencies) if agencies is not None else agency_instances(cat)
     layout = None
     captured: dict[str, object] = {}
     revealer = None
@@ -195,7 +230,7 @@ def init_deployment(
     (root / "registry.pub").write_text(d.params.registry_key.hex() + "\n")
     _write_key(root / "aggregator.key", d.aggregator._key)
     common = {
-        "catalog": catalog,
+        "catalog": catalog_name,
         "params": "params.cbor",
         "registry_key": d.params.registry_key.hex(),
         "allow_insecure_key": insecure,
@@ -226,7 +261,7 @@ def init_deployment(
         combiner_key = captured["combiner_key"]
         assert isinstance(combiner_key, Ed25519PrivateKey)
         _write_committee(root, d.params, committee, combiner_key, epsilon, common, randbytes)
-    return root
+    return root, d
 
 
 def _policy(epsilon: Fraction, k: int) -> RevealPolicy:

@@ -46,8 +46,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(cfg: ServiceConfig, *, port: int | None = None, ready_file: str | None = None) -> None:
-    """Serve ``cfg``'s party until stopped (SIGTERM/SIGINT)."""
+def serve(
+    cfg: ServiceConfig,
+    *,
+    port: int | None = None,
+    ready_file: str | None = None,
+    watch_parent: int | None = None,
+) -> None:
+    """Serve ``cfg``'s party until stopped (SIGTERM/SIGINT).
+
+    ``watch_parent``: the pid of the process that started this one; stop (SIGTERM to
+    itself) as soon as it is gone, even if it was killed with SIGKILL and could not stop
+    its children, or died before this process got this far.
+    """
+    if watch_parent is not None:
+        _watch_parent(watch_parent)
     app = build_app(cfg)
     sock = bind(cfg.host, cfg.port if port is None else port)
     bound = sock.getsockname()[1]
@@ -63,6 +76,19 @@ def serve(cfg: ServiceConfig, *, port: int | None = None, ready_file: str | None
     )
     server = _Server(config, ready_file, bound)
     server.run(sockets=[sock])
+
+
+def _watch_parent(parent: int) -> None:
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="psc-parent-watch", daemon=True).start()
 
 
 class _Server(uvicorn.Server):
