@@ -90,22 +90,7 @@ def _out_of_range(catalog: Catalog, court: RightsAgency, sealed: bytes) -> bytes
     vec = np.zeros(adj.n_subjects, dtype=np.int64)
     vec[1] = true.lo - 1
     bound = adjustment_bounds(catalog, court.catalog_agency, len(adj.leaves))[0][true.retention]
-    fields = {
-        f: getattr(adj, f)
-        for f in (
-            "agency",
-            "kind",
-            "original",
-            "period",
-            "effective_period",
-            "leaves",
-            "order",
-            "catalog_version",
-            "nonce",
-            "n_subjects",
-            "created_at",
-        )
-    }
+    fields = {f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}
     ctx = validity.adjustment_context(**fields, index=0, vector=wide)
     ct, proof = court._encrypt_proven(vec, bound, wide, ctx)
     return _reseal(

@@ -39,7 +39,12 @@ from psc.protocol.messages import (
     SignedMessage,
     Submission,
 )
-from psc.protocol.parameters import ProtocolParameters, delta_bounds, protocol_layout
+from psc.protocol.parameters import (
+    SELF_ACCESS_PURPOSE,
+    ProtocolParameters,
+    delta_bounds,
+    protocol_layout,
+)
 from psc.protocol.signing import digest, new_signing_key, seal
 from psc.sim.city import agency_instances, simulate_city
 from psc.sim.deployment import Deployment, setup
@@ -124,6 +129,17 @@ def test_parameters_round_trip_and_refuse_another_catalog(
         ProtocolParameters.from_sealed(d.sealed_params, company, d.params.registry_key)
     with pytest.raises(InvalidMessage):
         ProtocolParameters.from_sealed(d.sealed_params, city, d.params.aggregator_key)
+
+
+def test_setup_refuses_a_catalog_with_only_self_access(
+    city: Catalog, test_keypair: Keypair
+) -> None:
+    """Used to escape as a bare StopIteration from the driver's setup."""
+    only_self = dataclasses.replace(
+        city, scheme=dataclasses.replace(city.scheme, purposes=(SELF_ACCESS_PURPOSE,))
+    )
+    with pytest.raises(ParameterError, match="needs one more purpose"):
+        setup(only_self, agency_instances(city), N, test_keypair, clock=SimClock(START))
 
 
 def test_registry_policies(city: Catalog, test_keypair: Keypair) -> None:

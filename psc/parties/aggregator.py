@@ -7,6 +7,8 @@ key.  Never: a decryption key, an identity, an event or a grade.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from psc.catalog import period_index
@@ -241,11 +243,12 @@ class Aggregator:
                 raise InvalidMessage("ciphertext does not declare its catalog bound")
             out.append((retention, label, ct.with_bound(bound)))
         # every slot of every ciphertext within the agency's catalog range (issue 11)
-        for index, vr in enumerate(validity.vector_ranges(cat, rec.catalog_agency)):
-            retention, label, ct = out[index]
-            if (vr.retention, vr.cap) != (retention, label):
-                raise InvalidMessage("envelope vectors are not in catalog order")
-            ctx = validity.vector_context(
+        ranges = validity.vector_ranges(cat, rec.catalog_agency)
+        self._verify_ranges(
+            out,
+            ranges,
+            sub.proofs,
+            lambda index, vr: validity.vector_context(
                 agency=sub.agency,
                 period=sub.period,
                 catalog_version=sub.catalog_version,
@@ -256,17 +259,40 @@ class Aggregator:
                 created_at=sub.created_at,
                 index=index,
                 vector=vr,
-            )
+            ),
+            agency=sub.agency,
+            message="envelope",
+        )
+        return out
+
+    def _verify_ranges(
+        self,
+        vectors: Sequence[tuple[str, str, PackedCiphertext]],
+        ranges: Sequence[validity.VectorRange],
+        proofs: Sequence[bytes],
+        context: Callable[[int, validity.VectorRange], bytes],
+        *,
+        agency: str,
+        message: str,
+    ) -> None:
+        """Verify the range proof of every vector of an envelope or adjustment (``message``)
+        against ``ranges`` (catalog order) and its Fiat-Shamir ``context``.  Raises
+        :class:`InvalidMessage` for vectors out of catalog order, :class:`InvalidProof`
+        naming the agency and the vector."""
+        for index, vr in enumerate(ranges):
+            retention, label, ct = vectors[index]
+            if (vr.retention, vr.cap) != (retention, label):
+                raise InvalidMessage(f"{message} vectors are not in catalog order")
             validity.verify_vector(
                 self.params.public_key,
                 self.params.layout,
                 ct,
                 vr,
-                sub.proofs[index],
-                ctx,
-                agency=sub.agency,
+                proofs[index],
+                context(index, vr),
+                agency=agency,
+                message=message,
             )
-        return out
 
     def _commit_envelope(
         self,
@@ -439,7 +465,7 @@ class Aggregator:
         log = self.ledger.log
         with self.ledger.transaction():
             index = log.append(codec.encode(entry))
-            sth = log.sign_tree_head()
+            log.sign_tree_head()
             self.ledger.put_reveal(
                 RevealRecord(
                     notice.request_hash,
@@ -453,14 +479,7 @@ class Aggregator:
                 )
             )
         del self._pending[notice.request_hash]
-        return codec.encode(
-            LogInclusion(
-                entry=codec.encode(entry),
-                index=index,
-                proof=tuple(log.inclusion_proof(index, sth.size)),
-                tree_head=TreeHead(sth.size, sth.root, sth.timestamp_ms, sth.signature),
-            )
-        )
+        return self._inclusion(index)
 
     # -- access support -------------------------------------------------------------------
     def log_inclusion(self, envelope_hash: bytes) -> bytes:
@@ -471,13 +490,18 @@ class Aggregator:
         rec = self.ledger.envelope(envelope_hash)
         if rec is None:
             raise KeyError(f"no accepted envelope {envelope_hash.hex()}")
+        return self._inclusion(rec.log_index)
+
+    def _inclusion(self, index: int) -> bytes:
+        """The encoded :class:`LogInclusion` of log entry ``index`` under the latest head."""
         log = self.ledger.log
         sth = log.latest_tree_head()
-        assert sth is not None and sth.size > rec.log_index  # signed at every append
-        msg = LogInclusion(
-            entry=log.entry(rec.log_index),
-            index=rec.log_index,
-            proof=tuple(log.inclusion_proof(rec.log_index, sth.size)),
-            tree_head=TreeHead(sth.size, sth.root, sth.timestamp_ms, sth.signature),
+        assert sth is not None and sth.size > index  # signed at every append
+        return codec.encode(
+            LogInclusion(
+                entry=log.entry(index),
+                index=index,
+                proof=tuple(log.inclusion_proof(index, sth.size)),
+                tree_head=TreeHead(sth.size, sth.root, sth.timestamp_ms, sth.signature),
+            )
         )
-        return codec.encode(msg)

@@ -117,6 +117,22 @@ def adjustment_ranges(
     return tuple(out)
 
 
+#: the fields of an adjustment (besides its vectors and proofs) every proof is bound to
+ADJUSTMENT_HEADER = (
+    "agency",
+    "kind",
+    "original",
+    "period",
+    "effective_period",
+    "leaves",
+    "order",
+    "catalog_version",
+    "nonce",
+    "n_subjects",
+    "created_at",
+)
+
+
 def adjustment_context(
     *,
     agency: str,
@@ -149,13 +165,20 @@ def adjustment_context(
         (b"nonce", nonce),
         (b"n_subjects", n_subjects.to_bytes(8, "big")),
         (b"created_at", created_at.to_bytes(8, "big")),
+        *_vector_fields(index, vector),
+    )
+    return ADJUSTMENT_DOMAIN + b"".join(_field(k, v) for k, v in parts)
+
+
+def _vector_fields(index: int, vector: VectorRange) -> tuple[tuple[bytes, bytes], ...]:
+    """The context fields naming a vector: its place, kind and range."""
+    return (
         (b"index", index.to_bytes(4, "big")),
         (b"retention", vector.retention.encode()),
         (b"cap", vector.cap.encode()),
         (b"lo", vector.lo.to_bytes(16, "big", signed=True)),
         (b"hi", vector.hi.to_bytes(16, "big", signed=True)),
     )
-    return ADJUSTMENT_DOMAIN + b"".join(_field(k, v) for k, v in parts)
 
 
 def _field(label: bytes, data: bytes) -> bytes:
@@ -187,11 +210,7 @@ def vector_context(
         (b"commitment_root", commitment_root),
         (b"commitment_size", commitment_size.to_bytes(8, "big")),
         (b"created_at", created_at.to_bytes(8, "big")),
-        (b"index", index.to_bytes(4, "big")),
-        (b"retention", vector.retention.encode()),
-        (b"cap", vector.cap.encode()),
-        (b"lo", vector.lo.to_bytes(16, "big", signed=True)),
-        (b"hi", vector.hi.to_bytes(16, "big", signed=True)),
+        *_vector_fields(index, vector),
     )
     return DOMAIN + b"".join(_field(k, v) for k, v in parts)
 

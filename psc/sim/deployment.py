@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from psc.catalog import Catalog
 from psc.dp.accounting import ApproxDP
 from psc.events import IntArray
+from psc.exceptions import ParameterError
 from psc.hazmat.backends.paillier import ShortExponentPool
 from psc.hazmat.packing import SlotLayout
 from psc.hazmat.paillier import (
@@ -106,7 +107,17 @@ def setup(
     ``revealer`` makes the key holder's reveal step from the parameters and a fresh
     signing key (the committee's combiner key); default: :class:`TrustedDecryptor` with
     the keypair's private key.  ``layout`` widens the slots (the committee's headroom).
+
+    Raises :class:`~psc.exceptions.ParameterError` if the catalog has no purpose besides
+    subject self-access (the example relying party needs one to ask for).
     """
+    purposes = [p for p in catalog.scheme.purposes if p != SELF_ACCESS_PURPOSE]
+    if not purposes:
+        raise ParameterError(
+            f"catalog {catalog.scheme.name!r} lists only {SELF_ACCESS_PURPOSE!r} in scheme.purposes: "
+            "the reference deployment's relying party needs one more purpose to ask for, "
+            "e.g. 'credit-assessment'"
+        )
     pk, sk = keypair
     sent: list[tuple[str, bytes]] = []
     multiplicity = max((a.instances for a in agencies), default=1)
@@ -158,7 +169,7 @@ def setup(
     bank = RelyingParty(
         "example-bank", params, new_signing_key(randbytes), clock=clock, randbytes=randbytes
     )
-    purpose = next(p for p in catalog.scheme.purposes if p != SELF_ACCESS_PURPOSE)
+    purpose = purposes[0]
     rp_reg = registry.register_relying_party(bank.id, [purpose], bank.public_key)
     sent.append(("relying-party-registration", rp_reg))
     aggregator.register_relying_party(rp_reg)

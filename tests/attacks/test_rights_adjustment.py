@@ -38,19 +38,6 @@ from psc.testing import insecure_keypair
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 P1 = period_index(START.date())
 N = 12
-FIELDS = (
-    "agency",
-    "kind",
-    "original",
-    "period",
-    "effective_period",
-    "leaves",
-    "order",
-    "catalog_version",
-    "nonce",
-    "n_subjects",
-    "created_at",
-)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +101,7 @@ def _forge(ag: RightsAgency, sealed: bytes, index: int, slot: int, value: int, s
     vec = np.zeros(adj.n_subjects, dtype=np.int64)
     vec[slot] = value
     ctx = validity.adjustment_context(
-        **{f: getattr(adj, f) for f in FIELDS}, index=index, vector=wide
+        **{f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}, index=index, vector=wide
     )
     ct, proof = ag._encrypt_proven(vec, bound, wide, ctx)
     deltas, caps = list(adj.deltas), list(adj.caps)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -205,30 +206,26 @@ class RightsAgency(Agency):
         dbounds, cbounds = adjustment_bounds(cat, self.catalog_agency, len(events))
         zeros = np.zeros(self.params.n_subjects, dtype=np.int64)
         leaves = tuple(sorted(i for _, i in events))
-        nonce = self._randbytes(NONCE_BYTES)
-        created_at = int(self._clock().timestamp())
+        header: dict[str, Any] = {
+            "agency": self.id,
+            "kind": order.kind,
+            "original": original,
+            "period": period,
+            "effective_period": now,
+            "leaves": leaves,
+            "order": order_hash,
+            "catalog_version": self.params.catalog_version,
+            "nonce": self._randbytes(NONCE_BYTES),
+            "n_subjects": self.params.n_subjects,
+            "created_at": int(self._clock().timestamp()),
+        }
         deltas: list[ClassCiphertext] = []
         caps: list[CapCiphertext] = []
         proofs: list[bytes] = []
         # every vector proven within its adjustment range, bound to the other fields
-        for index, vr in enumerate(
-            validity.adjustment_ranges(cat, self.catalog_agency, len(leaves))
-        ):
-            ctx = validity.adjustment_context(
-                agency=self.id,
-                kind=order.kind,
-                original=original,
-                period=period,
-                effective_period=now,
-                leaves=leaves,
-                order=order_hash,
-                catalog_version=self.params.catalog_version,
-                nonce=nonce,
-                n_subjects=self.params.n_subjects,
-                created_at=created_at,
-                index=index,
-                vector=vr,
-            )
+        ranges = validity.adjustment_ranges(cat, self.catalog_agency, len(leaves))
+        for index, vr in enumerate(ranges):
+            ctx = validity.adjustment_context(**header, index=index, vector=vr)
             if vr.cap:
                 vec = -cvec.get((vr.retention, vr.cap), zeros)
                 ct, proof = self._encrypt_proven(vec, cbounds[(vr.retention, vr.cap)], vr, ctx)
@@ -238,22 +235,7 @@ class RightsAgency(Agency):
                 ct, proof = self._encrypt_proven(vec, dbounds[vr.retention], vr, ctx)
                 deltas.append(ClassCiphertext(vr.retention, ct))
             proofs.append(proof)
-        msg = Adjustment(
-            agency=self.id,
-            kind=order.kind,
-            original=original,
-            period=period,
-            effective_period=now,
-            leaves=leaves,
-            order=order_hash,
-            catalog_version=self.params.catalog_version,
-            nonce=nonce,
-            n_subjects=self.params.n_subjects,
-            deltas=tuple(deltas),
-            caps=tuple(caps),
-            created_at=created_at,
-            proofs=tuple(proofs),
-        )
+        msg = Adjustment(**header, deltas=tuple(deltas), caps=tuple(caps), proofs=tuple(proofs))
         sealed = seal(msg, self._key)
         self._pending[digest(sealed)] = (msg, order.subject)
         return sealed

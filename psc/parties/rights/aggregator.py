@@ -28,10 +28,8 @@ from psc.parties.aggregator import Aggregator
 from psc.parties.rights.messages import Adjustment, AdjustmentEntry, adjustment_bounds
 from psc.protocol import codec, validity
 from psc.protocol.messages import (
-    LogInclusion,
     SignedMessage,
     Submission,
-    TreeHead,
 )
 from psc.protocol.parameters import ProtocolParameters, delta_bounds, trivial_zero
 from psc.protocol.signing import digest, open_signed
@@ -126,19 +124,6 @@ class RightsAggregator(Aggregator):
         if row is None:
             raise KeyError(f"no accepted adjustment {adjustment_hash.hex()}")
         return self._inclusion(int(row[0]))
-
-    def _inclusion(self, index: int) -> bytes:
-        log = self.ledger.log
-        sth = log.latest_tree_head()
-        assert sth is not None and sth.size > index  # signed at every append
-        return codec.encode(
-            LogInclusion(
-                entry=log.entry(index),
-                index=index,
-                proof=tuple(log.inclusion_proof(index, sth.size)),
-                tree_head=TreeHead(sth.size, sth.root, sth.timestamp_ms, sth.signature),
-            )
-        )
 
     # -- ingest ----------------------------------------------------------------------------
     def _adjuster_key(self, adj: Adjustment) -> bytes:
@@ -238,36 +223,15 @@ class RightsAggregator(Aggregator):
                 )
             out.append((retention, label, ct.with_bound(bound)))
         # every slot of every ciphertext within its adjustment range (rights.md, issue 11)
-        ranges = validity.adjustment_ranges(cat, rec.catalog_agency, len(adj.leaves))
-        for index, vr in enumerate(ranges):
-            retention, label, ct = out[index]
-            if (vr.retention, vr.cap) != (retention, label):
-                raise InvalidMessage("adjustment vectors are not in catalog order")
-            ctx = validity.adjustment_context(
-                agency=adj.agency,
-                kind=adj.kind,
-                original=adj.original,
-                period=adj.period,
-                effective_period=adj.effective_period,
-                leaves=adj.leaves,
-                order=adj.order,
-                catalog_version=adj.catalog_version,
-                nonce=adj.nonce,
-                n_subjects=adj.n_subjects,
-                created_at=adj.created_at,
-                index=index,
-                vector=vr,
-            )
-            validity.verify_vector(
-                self.params.public_key,
-                self.params.layout,
-                ct,
-                vr,
-                adj.proofs[index],
-                ctx,
-                agency=adj.agency,
-                message="adjustment",
-            )
+        header = {f: getattr(adj, f) for f in validity.ADJUSTMENT_HEADER}
+        self._verify_ranges(
+            out,
+            validity.adjustment_ranges(cat, rec.catalog_agency, len(adj.leaves)),
+            adj.proofs,
+            lambda index, vr: validity.adjustment_context(**header, index=index, vector=vr),
+            agency=adj.agency,
+            message="adjustment",
+        )
         return adj, out
 
     def _folded_bounds(self) -> dict[tuple[int, str, str], int]:
