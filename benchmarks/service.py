@@ -187,6 +187,19 @@ def run(
     return out
 
 
+def render(doc: dict[str, Any]) -> str:
+    """The README table of a result: each side's figures and the ratios."""
+    rows = ["side          submissions/s  reveal p50 ms  reveal p99 ms"]
+    for side in ("in_process", "http"):
+        r = doc[side]
+        rows.append(
+            f"{side:12s}  {r['submissions_per_s']:>13}  {r['reveal_p50_ms']:>13}  "
+            f"{r['reveal_p99_ms']:>13}"
+        )
+    ratios = ", ".join(f"{k} {v}" for k, v in doc["ratios"].items())
+    return "\n".join(rows) + f"\n\nratios: {ratios}; targets met: {doc['targets_met']}"
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks service")
     ap.add_argument("--quick", action="store_true", help="a small deployment (seconds)")
