@@ -2,7 +2,8 @@
 national plan computed from the measured rates.
 
 ``python -m benchmarks scale [--quick] [--json PATH] [--subjects N ...] [--reveal MODE]
-[--scheduler ADDRESS] [--dask-subjects N] [--quiet]``, run from the repository root.
+[--scheduler ADDRESS] [--dask-subjects N] [--reveal-subjects N] [--repeats R]
+[--quiet]``, run from the repository root.
 
 ``end_to_end``
     :func:`psc.sim.driver.run` on a seeded synthetic city (``agencies`` agencies,
@@ -13,19 +14,17 @@ national plan computed from the measured rates.
     ``reveal``, in wall-clock microseconds per subject (all periods, all agencies).
     ``cost_ratio_to_smallest`` divides each size's total per subject by the smallest size's.
 ``dask``
-    the aggregator's hot path on :class:`psc.scale.accumulators.ShardedAccumulators`, with 1
-    and then 2 workers (a ``LocalCluster`` each, or the ``--scheduler`` cluster's first
-    workers): every agency's ciphertexts for one period multiplied into per-shard
-    accumulators, then the live sums computed and merged.  Inputs are placed on the shard
-    workers before the clock starts (in a deployment each agency uploads a shard's blocks
-    to its worker), made by tiling ``base_blocks`` real ciphertext blocks per agency and
-    class up to ``dask_subjects`` subjects: the products cost the same whatever they
-    encrypt, and the merged live sum is decrypted and compared with numpy's sum of the
-    tiled vectors.  ``efficiency = t(1) / (2 t(2))``.
+    strong scaling from 1 to 2 Dask workers of the aggregation and of the sharded
+    reveal, alternately on one cluster, fastest of ``repeats``
+    (:mod:`benchmarks.scale_dask`), with the machine's own 2-process efficiency measured
+    in the same run and the load average before and after.
+
+Memory: ``peak_rss_ratio_to_smallest`` divides each size's peak RSS (the run's process
+plus its largest worker process) by the smallest size's, beside the subject ratio.
 
 The national plan (``papers/national-plan.md``, by ``python -m papers.national_plan``
 from this suite's results file) uses only the figures recorded here.  Exit codes: 0 ok, 1 a
-correctness check failed (nothing written), 2 bad usage.
+correctness check failed or a run stopped with an error (nothing written), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import argparse
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
-import os
 import resource
 import sys
 import time
@@ -43,20 +41,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.env import environment
 from benchmarks.report import Column, Progress, default_results_path, format_table, write_json
+from benchmarks.scale_dask import CorrectnessError, dask_scaling, load_average
 
 SUITE = "scale"
+
+
+class RunFailed(RuntimeError):
+    """An end-to-end run raised before it could finish: nothing to measure."""
+
 
 #: issue 15's acceptance lines for the quick run
 TARGET_COST_RATIO = 1.5
 TARGET_DASK_EFFICIENCY = 0.8
-
-
-class CorrectnessError(AssertionError):
-    """A run's checks failed: its figures would be worthless."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,8 @@ class ScaleConfig:
     quick: bool
     dask_workers: tuple[int, ...] = (1, 2)
     base_blocks: int = 32
+    reveal_subjects: int = 100_000
+    repeats: int = 3
     seed: int = 0
     catalog: str = "city"
     scheduler: str | None = None
@@ -81,19 +81,38 @@ class ScaleConfig:
             raise ValueError("subjects must be one or more sizes of at least 100")
         if self.agencies < 1 or self.periods < 1:
             raise ValueError("agencies and periods must be positive")
+        from psc.catalog import load_catalog
+
+        named = len(load_catalog(self.catalog).agencies)
+        if self.agencies < named:
+            raise ValueError(
+                f"catalog {self.catalog!r} names {named} agencies: agencies must be at least "
+                f"{named} (more are further instances, e.g. district courts)"
+            )
         if self.reveal not in ("trusted", "committee"):
             raise ValueError(f"reveal must be 'trusted' or 'committee', got {self.reveal!r}")
         if self.dask_subjects < 1000:
             raise ValueError("dask_subjects must be at least 1000")
+        if self.reveal_subjects < 100:
+            raise ValueError("reveal_subjects must be at least 100")
+        if self.repeats < 1:
+            raise ValueError("repeats must be at least 1")
         if self.dask_workers != (1, 2):
             raise ValueError("strong scaling is measured from 1 to 2 workers")
 
     @classmethod
     def quick_preset(cls) -> ScaleConfig:
+        # every agency proves every slot in range (validity proofs, issue 11): 10 agencies
+        # x 3 periods took 196 s at 10k subjects (measured, load 3.5), so about half an hour
+        # at 100k; the quick run cuts agencies x periods to the catalog's 7 x 1 (cost per
+        # subject scales with both; the full run has 10 x 3), and its larger size is 50k:
+        # at 100k the largest agency's envelope (dense vectors with per-slot proofs, one
+        # message) exceeds the codec's 64 MiB message limit and is refused at ingest
+        # (protocols/scale.md section 4.3)
         return cls(
-            subjects=(10_000, 100_000),
-            agencies=10,
-            periods=3,
+            subjects=(10_000, 50_000),
+            agencies=7,
+            periods=1,
             key_bits=2048,
             reveal="trusted",
             dask_subjects=4_000_000,
@@ -109,6 +128,7 @@ class ScaleConfig:
             key_bits=2048,
             reveal="trusted",
             dask_subjects=16_000_000,
+            reveal_subjects=1_000_000,
             quick=False,
         )
 
@@ -141,10 +161,11 @@ def _end_to_end_child(
 
 def end_to_end(config: ScaleConfig, subjects: int) -> dict[str, Any]:
     """One driver run at ``subjects`` in a fresh (spawned) process; raises
-    :class:`CorrectnessError` if the run's checks failed."""
+    :class:`CorrectnessError` if the run's checks failed and :class:`RunFailed` if the
+    run raised (e.g. a message over the codec's size limit)."""
     ctx = mp.get_context("spawn")
     with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
-        got = ex.submit(
+        future = ex.submit(
             _end_to_end_child,
             subjects,
             config.agencies,
@@ -153,7 +174,13 @@ def end_to_end(config: ScaleConfig, subjects: int) -> dict[str, Any]:
             config.reveal,
             config.seed,
             config.catalog,
-        ).result()
+        )
+        try:
+            got = future.result()
+        except Exception as exc:  # the run's own error, reported without a traceback
+            raise RunFailed(
+                f"the end-to-end run at {subjects} subjects stopped: {type(exc).__name__}: {exc}"
+            ) from exc
     r = got["result"]
     if not r["ok"] or not r["grades_match_oracle"] or not r["log_verified"]:
         raise CorrectnessError(
@@ -197,149 +224,6 @@ def end_to_end(config: ScaleConfig, subjects: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------
-# Dask strong scaling of the aggregator
-
-
-def _tile(base: list[tuple[Any, tuple[Any, ...], int]], blocks: range, b0: int) -> Any:
-    """Worker: the shard's update, block ``j`` taken from base block ``j mod b0``."""
-    return [(key, tuple(bl[j % b0] for j in blocks), bound) for key, bl, bound in base]
-
-
-def _mulmods(bits: int, count: int, seed: int) -> float:
-    """Control workload: ``count`` multiplications modulo a ``bits``-bit odd number."""
-    import random
-
-    from gmpy2 import mpz
-
-    rnd = random.Random(seed)
-    m = mpz(rnd.getrandbits(bits)) | 1
-    x, y = mpz(rnd.getrandbits(bits - 1)), mpz(rnd.getrandbits(bits - 1))
-    t0 = time.perf_counter()
-    for _ in range(count):
-        x = x * y % m
-    return time.perf_counter() - t0
-
-
-def machine_control(key_bits: int, count: int = 100_000) -> dict[str, Any]:
-    """The same modular-multiplication work in 1, then 2 plain processes at once (no Dask):
-    the parallel efficiency the machine itself allows right now (``t(1) / t(2)`` for equal
-    work per process), to read the Dask figure against on a shared machine."""
-    ctx = mp.get_context("spawn")
-    out = {}
-    for w in (1, 2):
-        with cf.ProcessPoolExecutor(w, mp_context=ctx) as ex:
-            ex.submit(_mulmods, 64, 1, 0).result()  # start-up outside the timing
-            t0 = time.perf_counter()
-            list(ex.map(_mulmods, [2 * key_bits] * w, [count] * w, range(w)))
-            out[w] = time.perf_counter() - t0
-    return {"mulmods_per_process": count, "seconds": out, "efficiency": out[1] / out[2]}
-
-
-def dask_scaling(config: ScaleConfig, progress: Progress) -> dict[str, Any]:
-    """Aggregation on 1 and then 2 Dask workers (see the module doc); raises
-    :class:`CorrectnessError` if a merged live sum does not decrypt to numpy's sum."""
-    from distributed import wait
-
-    from benchmarks.aggregate import agency_vectors, layout_for
-    from psc.catalog import load_catalog
-    from psc.hazmat.backends.paillier import PackedPaillier, ShortExponentPool
-    from psc.hazmat.paillier import MIN_KEY_BITS
-    from psc.scale.accumulators import ShardedAccumulators
-    from psc.scale.cluster import dask_client
-    from psc.scale.shards import ShardPlan
-    from psc.sim.sources import demo_keypair
-
-    catalog = load_catalog(config.catalog)
-    pk, sk = demo_keypair(config.key_bits)  # below 2048 bits: insecure, for tests only
-    insecure = pk.bits < MIN_KEY_BITS
-    layout, multiplicity = layout_for(catalog, pk.bits, config.agencies)
-    s, b0 = layout.slots, config.base_blocks
-    blocks = -(-config.dask_subjects // s)
-    n = blocks * s  # whole blocks, so the tiled vector is exact
-    progress(f"dask: encrypting {config.agencies} agency vectors of {b0 * s} subjects to tile")
-    vectors = agency_vectors(catalog, config.agencies, b0 * s, event_rate=0.05, seed=config.seed)
-    base = []
-    for a in vectors:
-        be = PackedPaillier(pk, layout, pool=ShortExponentPool(pk), allow_insecure_key=insecure)
-        base.append(((0, "tiled", ""), be.encrypt(a.vector, bound=a.bound).blocks, a.bound))
-    expected = np.tile(np.sum([a.vector for a in vectors], axis=0), blocks // b0 + 1)[:n]
-    runs: list[dict[str, Any]] = []
-    rng = np.random.default_rng(config.seed)
-    first_live: tuple[Any, ...] = ()
-    for w in config.dask_workers:
-        progress(f"dask: {w} worker(s), {n} subjects ({blocks} blocks), {len(base)} envelopes")
-        with dask_client(config.scheduler, workers=w, memory_limit="3GiB") as client:
-            addrs = sorted(client.scheduler_info()["workers"])[:w]
-            if len(addrs) < w:
-                raise ValueError(f"the cluster has {len(addrs)} workers, {w} needed")
-            plan = ShardPlan(layout, n, w)
-            acc = ShardedAccumulators(client, pk, plan, workers=addrs)
-            updates = [
-                [
-                    client.submit(
-                        _tile, [b], plan.block_range(i), b0, workers=[addrs[i]], pure=False
-                    )
-                    for i in range(w)
-                ]
-                for b in base
-            ]
-            wait([u for row in updates for u in row])  # inputs in place on the workers, untimed
-            acc.wait()
-            t0 = time.perf_counter()
-            for k, row in enumerate(updates):
-                acc.add_shard_updates(k.to_bytes(32, "big"), row)
-            wait(acc.live_sums_on_shards(0, {"tiled": 1}, [""]))
-            seconds = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            live = acc.live_sums(0, {"tiled": 1}, [])[""]  # gathered to one front
-            gather_s = time.perf_counter() - t1
-        # every block equal to the 1-worker run's (bit for bit), and a sample of blocks
-        # (each shard's first and last, and a seeded draw) decrypted against numpy's sum
-        if runs and live.blocks != first_live:
-            raise CorrectnessError(
-                f"dask with {w} worker(s): the merged sum differs from 1 worker's"
-            )
-        first_live = live.blocks
-        sample = {0, blocks - 1, *rng.integers(0, blocks, size=16).tolist()}
-        sample |= {x for i in range(w) for x in (plan.block_range(i)[0], plan.block_range(i)[-1])}
-        for j in sorted(sample):
-            count = min(s, n - j * s)
-            got = layout.unpack(int(sk.raw_decrypt(live.blocks[j])), int(pk.n), count, live.bound)
-            if not np.array_equal(got, expected[j * s : j * s + count]):
-                raise CorrectnessError(f"dask with {w} worker(s): the merged sum is wrong")
-        products = blocks * (len(base) - 1)
-        runs.append(
-            {
-                "workers": w,
-                "seconds": seconds,
-                "gather_seconds": gather_s,
-                "block_products": products,
-                "block_products_per_worker_second": products / (seconds * w),
-                "us_per_subject_agency": seconds * 1e6 / (n * len(base)),
-            }
-        )
-    t1, t2 = runs[0]["seconds"], runs[1]["seconds"]
-    progress("dask: machine control (the same kind of work in 1 and 2 plain processes)")
-    control = machine_control(pk.bits)
-    return {
-        "machine_control": control,
-        "subjects": n,
-        "blocks": blocks,
-        "slot_bits": layout.slot_bits,
-        "slots_per_ciphertext": s,
-        "multiplicity": multiplicity,
-        "envelopes": len(base),
-        "base_blocks": b0,
-        "key_bits": pk.bits,
-        "scheduler": config.scheduler or "LocalCluster",
-        "runs": runs,
-        "speedup": t1 / t2,
-        "efficiency": t1 / (2 * t2),
-        "checked": "every block equal across worker counts; sampled blocks decrypted = numpy",
-    }
-
-
-# ----------------------------------------------------------------------------------------
 # the document
 
 
@@ -361,23 +245,17 @@ def acceptance(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio <= TARGET_COST_RATIO,
             }
         )
-    eff = doc["dask"]["efficiency"]
-    out.append(
-        {
-            "target": "Dask 2-worker efficiency over 1 worker",
-            "value": eff,
-            "threshold": f">= {TARGET_DASK_EFFICIENCY:g}",
-            "met": eff >= TARGET_DASK_EFFICIENCY,
-        }
-    )
+    for what, d in (("aggregation", doc["dask"]), ("sharded reveal", doc["dask"]["reveal"])):
+        eff = d["efficiency"]
+        out.append(
+            {
+                "target": f"Dask 2-worker efficiency over 1 worker ({what})",
+                "value": eff,
+                "threshold": f">= {TARGET_DASK_EFFICIENCY:g}",
+                "met": eff >= TARGET_DASK_EFFICIENCY,
+            }
+        )
     return out
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def run(config: ScaleConfig, *, progress: Progress) -> dict[str, Any]:
@@ -390,13 +268,18 @@ def run(config: ScaleConfig, *, progress: Progress) -> dict[str, Any]:
             f"{config.reveal} reveal (fresh process)"
         )
         rec = end_to_end(config, n)
-        rec["load_average_after"] = _load()
+        rec["load_average_after"] = load_average()
         e2e.append(rec)
     base = e2e[0]["us_per_subject"]["total"]
+    rss = e2e[0]["peak_rss_bytes"] + e2e[0]["peak_rss_children_bytes"]
     for rec in e2e:
         rec["cost_ratio_to_smallest"] = rec["us_per_subject"]["total"] / base
+        rec["subjects_ratio_to_smallest"] = rec["subjects"] / e2e[0]["subjects"]
+        rec["peak_rss_ratio_to_smallest"] = (
+            rec["peak_rss_bytes"] + rec["peak_rss_children_bytes"]
+        ) / rss
     dask = dask_scaling(config, progress)
-    env["load_average_at_end"] = _load()
+    env["load_average_at_end"] = load_average()
     doc = {
         "suite": SUITE,
         "env": env,
@@ -406,7 +289,48 @@ def run(config: ScaleConfig, *, progress: Progress) -> dict[str, Any]:
         "elapsed_s": round(progress.elapsed_s, 1),
     }
     doc["acceptance"] = acceptance(doc)
+    doc["extrapolation_740k"] = extrapolate(doc)
     return doc
+
+
+#: how each driver phase grows: with subjects x agencies x periods (every envelope is
+#: dense and proven), with subjects (enrolment; the one batch reveal), or not at all
+_GROWS = {
+    "precompute": "envelope",
+    "submit": "envelope",
+    "ingest": "envelope",
+    "setup": "subjects",
+    "reveal": "subjects",
+    "audit": "envelope",
+    "access": "fixed",
+}
+
+
+def extrapolate(
+    doc: dict[str, Any], subjects: int = 740_000, agencies: int = 10, periods: int = 3
+) -> dict[str, Any]:
+    """**Extrapolated, not measured**: phase times at ``subjects x agencies x periods``
+    from the largest measured size's, each phase scaled by what it grows with
+    (:data:`_GROWS`), on the same machine under the same load.  Peak memory scaled with
+    subjects x agencies x periods, since the reference driver precomputes every period's
+    randomizers before the first period (``protocols/scale.md`` section 4.3)."""
+    r = max(doc["end_to_end"], key=lambda x: x["subjects"])
+    env_scale = (subjects * agencies * periods) / (r["subjects"] * r["agencies"] * r["periods"])
+    factor = {"envelope": env_scale, "subjects": subjects / r["subjects"], "fixed": 1.0}
+    phases = {k: v * factor[_GROWS.get(k, "envelope")] for k, v in r["phase_seconds"].items()}
+    return {
+        "extrapolated": True,
+        "from": f"end_to_end at {r['subjects']} subjects, {r['agencies']} agencies, "
+        f"{r['periods']} periods",
+        "subjects": subjects,
+        "agencies": agencies,
+        "periods": periods,
+        "reveal": r["reveal"],
+        "phase_seconds": phases,
+        "total_seconds": sum(phases.values()),
+        "peak_rss_bytes": (r["peak_rss_bytes"] + r["peak_rss_children_bytes"]) * env_scale,
+        "scaling": dict(_GROWS),
+    }
 
 
 TABLE = (
@@ -421,6 +345,7 @@ TABLE = (
     Column("key_holder_us", "key holder us/subj", "{:.1f}"),
     Column("cost_ratio_to_smallest", "x smallest", "{:.2f}"),
     Column("rss_mb", "peak RSS MB", "{:.0f}"),
+    Column("peak_rss_ratio_to_smallest", "RSS x smallest", "{:.2f}"),
 )
 
 
@@ -432,7 +357,7 @@ def render(doc: dict[str, Any]) -> str:
             "agency_us": r["us_per_subject"]["agencies"],
             "aggregator_us": r["us_per_subject"]["aggregator"],
             "key_holder_us": r["us_per_subject"]["key_holder"],
-            "rss_mb": r["peak_rss_bytes"] / 2**20,
+            "rss_mb": (r["peak_rss_bytes"] + r["peak_rss_children_bytes"]) / 2**20,
         }
         for r in doc["end_to_end"]
     ]
@@ -446,23 +371,64 @@ def render(doc: dict[str, Any]) -> str:
         "",
         format_table(rows, TABLE),
         "",
-        f"dask ({d['scheduler']}): {d['subjects']} subjects, {d['blocks']} blocks, "
-        f"{d['envelopes']} envelopes: "
-        + ", ".join(
-            f"{r['workers']} worker(s) {r['seconds']:.2f} s "
-            f"({r['block_products_per_worker_second']:.0f} block products/worker/s)"
-            for r in d["runs"]
-        )
-        + f"; efficiency {d['efficiency']:.2f} (the machine's own 2-process efficiency in "
-        f"the same run: {d['machine_control']['efficiency']:.2f})",
+        *_render_dask(d),
         "",
     ]
+    x = doc.get("extrapolation_740k")
+    if x is not None:
+        lines.append(
+            f"EXTRAPOLATED (not measured) from the {x['from']}: {x['subjects']:,} subjects, "
+            f"{x['agencies']} agencies, {x['periods']} periods, {x['reveal']} reveal: "
+            f"{x['total_seconds'] / 60:.0f} min ("
+            + ", ".join(f"{k} {v / 60:.1f}" for k, v in x["phase_seconds"].items())
+            + f" min), peak memory {x['peak_rss_bytes'] / 2**30:.1f} GiB"
+        )
+        lines.append("")
     for a in doc["acceptance"]:
         lines.append(
             f"{'MET   ' if a['met'] else 'MISSED'} {a['target']}: {a['value']:.2f} "
             f"(target {a['threshold']})"
         )
     return "\n".join(lines)
+
+
+def _render_dask(d: dict[str, Any]) -> list[str]:
+    """The Dask lines; results files of the first version (a cluster per setting, no
+    reveal) render too."""
+    how = (
+        f"one cluster, 1 and 2 workers alternately, fastest of {d['repeats']}; "
+        f"load {d['load_average_before']} -> {d['load_average_after']}"
+        if "repeats" in d
+        else "a fresh cluster per worker count, one round each"
+    )
+    median = f" (median {d['efficiency_median']:.2f})" if "efficiency_median" in d else ""
+    out = [
+        f"dask ({d['scheduler']}, {how}):",
+        f"  aggregation: {d['subjects']} subjects, {d['blocks']} blocks, {d['envelopes']} "
+        "envelopes: "
+        + ", ".join(
+            f"{r['workers']} worker(s) {r['seconds']:.2f} s "
+            f"({r['block_products_per_worker_second']:.0f} block products/worker/s)"
+            for r in d["runs"]
+        )
+        + f"; efficiency {d['efficiency']:.2f}{median}",
+    ]
+    if "reveal" in d:
+        r = d["reveal"]
+        out.append(
+            f"  sharded reveal: {r['subjects']} subjects, {r['blocks']} blocks: "
+            + ", ".join(
+                f"{x['workers']} worker(s) {x['seconds']:.2f} s ({x['us_per_subject']:.1f} "
+                "us/subject)"
+                for x in r["runs"]
+            )
+            + f"; efficiency {r['efficiency']:.2f} (median {r['efficiency_median']:.2f})"
+        )
+    out.append(
+        "  the machine's own 2-process efficiency in the same run: "
+        f"{d['machine_control']['efficiency']:.2f}"
+    )
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -475,6 +441,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=int, nargs="+", metavar="N")
     p.add_argument("--reveal", choices=("trusted", "committee"))
     p.add_argument("--dask-subjects", type=int, metavar="N")
+    p.add_argument("--reveal-subjects", type=int, metavar="N")
+    p.add_argument("--repeats", type=int, metavar="R", help="Dask rounds per setting")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://h:8786")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
@@ -485,7 +453,7 @@ def config_from_args(args: argparse.Namespace) -> ScaleConfig:
     over: dict[str, Any] = {}
     if args.subjects:
         over["subjects"] = tuple(args.subjects)
-    for name in ("reveal", "dask_subjects", "scheduler"):
+    for name in ("reveal", "dask_subjects", "reveal_subjects", "repeats", "scheduler"):
         if getattr(args, name) is not None:
             over[name] = getattr(args, name)
     return dataclasses.replace(base, **over)
@@ -493,7 +461,7 @@ def config_from_args(args: argparse.Namespace) -> ScaleConfig:
 
 def main(argv: Sequence[str]) -> int:
     """CLI entry point: 0 ok (targets missed are reported, not failed), 1 a correctness
-    check failed (nothing written), 2 bad usage."""
+    check failed or a run stopped with an error (nothing written), 2 bad usage."""
     try:
         args = _parser().parse_args(list(argv))
     except SystemExit as exc:
@@ -508,6 +476,9 @@ def main(argv: Sequence[str]) -> int:
         doc = run(config, progress=progress)
     except CorrectnessError as exc:
         print(f"scale: CORRECTNESS CHECK FAILED: {exc}", file=sys.stderr)
+        return 1
+    except RunFailed as exc:
+        print(f"scale: {exc}; nothing written", file=sys.stderr)
         return 1
     path = args.json if args.json is not None else default_results_path(SUITE, quick=config.quick)
     print(render(doc))

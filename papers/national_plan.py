@@ -2,8 +2,8 @@
 ``python -m papers.national_plan [RESULTS_JSON]``.
 
 Every number in the plan is computed here from fields of one results file written by
-``python -m benchmarks scale`` (default: ``benchmarks/results/scale-full.json`` if present,
-else ``scale-quick.json``); the plan names the field each input came from.  Nothing is typed
+``python -m benchmarks scale`` (default: the newer of ``benchmarks/results/scale-full.json``
+and ``scale-quick.json``); the plan names the field each input came from.  Nothing is typed
 in by hand except the national workload (1.4 billion persons, 47 central institutions, a
 24-hour processing cycle per monthly period, 2048-bit keys) and the catalog the slot layout
 is sized for.  Exit codes: 0 written, 2 no usable results file.
@@ -28,8 +28,17 @@ PERIODS_PER_YEAR = 12
 
 
 def _default_results() -> Path:
-    full = RESULTS / "scale-full.json"
-    return full if full.exists() else RESULTS / "scale-quick.json"
+    """The newer of ``scale-full.json`` and ``scale-quick.json`` (by the run's timestamp):
+    a full run made before a protocol change must not outlive it in the plan."""
+    found = []
+    for name in ("scale-full.json", "scale-quick.json"):
+        path = RESULTS / name
+        try:
+            stamp = json.loads(path.read_text())["env"]["timestamp_utc"]
+        except (OSError, ValueError, KeyError):
+            continue
+        found.append((stamp, path))
+    return max(found)[1] if found else RESULTS / "scale-quick.json"
 
 
 def plan(doc: dict[str, Any], source: str) -> dict[str, Any]:
@@ -85,6 +94,22 @@ def plan(doc: dict[str, Any], source: str) -> dict[str, Any]:
                 f"{source}: dask.runs[-1].block_products_per_worker_second",
             ),
             ("Dask 2-worker efficiency", d["efficiency"], f"{source}: dask.efficiency"),
+            *(
+                [
+                    (
+                        "Dask sharded-reveal block decryptions per worker-second (2 workers)",
+                        d["reveal"]["runs"][-1]["decryptions_per_worker_second"],
+                        f"{source}: dask.reveal.runs[-1].decryptions_per_worker_second",
+                    ),
+                    (
+                        "Dask sharded-reveal 2-worker efficiency",
+                        d["reveal"]["efficiency"],
+                        f"{source}: dask.reveal.efficiency",
+                    ),
+                ]
+                if "reveal" in d
+                else []
+            ),
         ],
         "derived": [
             (
@@ -139,6 +164,19 @@ def plan(doc: dict[str, Any], source: str) -> dict[str, Any]:
                 f"key-holder cores for a 24-hour reveal ({e2e['reveal']})",
                 PERSONS * reveal_s_per_subject / CYCLE_S,
                 "1.4e9 x key holder seconds per subject / 86,400",
+            ),
+            *(
+                [
+                    (
+                        "key-holder workers, sharded trusted reveal at the Dask rate",
+                        nat_per_vector
+                        * (1 + len(catalog.cap_labels()))
+                        / (d["reveal"]["runs"][-1]["decryptions_per_worker_second"] * CYCLE_S),
+                        "ceil(1.4e9 / slots) x (1 + cap labels) / (Dask reveal rate x 86,400)",
+                    )
+                ]
+                if "reveal" in d
+                else []
             ),
             ("bytes on the wire per period (submissions)", wire, "blocks x wire bytes per block"),
             (
@@ -208,6 +246,11 @@ def render(p: dict[str, Any], source: str) -> str:
         "machine; it is not in this results file, so it is not planned here.",
         "- Agency cores count the precompute phase's wall time on 2 processes as 2 cores: an "
         "upper bound on a shared machine.",
+        "- The plan assumes agencies submit in chunks. Today an agency submits one envelope "
+        "per period (its dense vectors with per-slot validity proofs), and at 100,000 subjects "
+        "the largest one already exceeds the codec's 64 MiB message limit "
+        "(`protocols/scale.md` section 4.3): chunked envelopes are specified there as the "
+        "fix, not built, so none of these figures is reachable with today's submission format.",
         "- The whole-ingest aggregator figure includes per-envelope verification, per-block "
         "ciphertext validation and SQLite writes of the single-process aggregator; with "
         "sharding those per-block steps run on the shards, so the product-only figure is the "

@@ -126,3 +126,26 @@ def test_shards_refuse_foreign_ciphertexts_and_report_divergence(
     assert live == ct  # one contribution: the ciphertext itself, merged back
     assert acc.live_sums(2, {"short": 1}, [])[""].bound == 0  # expired: the trivial zero
     assert len(set(acc.digests())) == 2
+
+
+def test_a_local_cluster_starts_when_the_default_dashboard_port_is_taken() -> None:
+    """Another Dask cluster on this machine holds 8787 (the scheduler's default HTTP port):
+    ours must still start (warnings are errors here, and distributed warns when it moves
+    off a taken port) and serve only on 127.0.0.1."""
+    import socket
+
+    blocker = socket.socket()
+    try:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", 8787))
+        blocker.listen(1)
+    except OSError:
+        pass  # someone else already holds it: the condition under test holds anyway
+    try:
+        with dask_client(workers=1, memory_limit="512MiB", timeout_s=120) as c:
+            assert c.submit(sum, [1, 2, 3]).result() == 6
+            info = c.scheduler_info()
+            assert info["address"].startswith("tcp://127.0.0.1:")
+            assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
+    finally:
+        blocker.close()

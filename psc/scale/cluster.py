@@ -3,7 +3,8 @@
 :func:`dask_client` is a context manager that always closes what it opened, on every path
 (errors, interrupts): with ``scheduler=None`` it starts a ``LocalCluster`` of ``workers``
 single-threaded worker *processes* (gmpy2 arithmetic holds the GIL, so threads would not
-scale), each capped at ``memory_limit``, no dashboard; with ``scheduler="tcp://host:8786"``
+scale), each capped at ``memory_limit``, no dashboard, every server on 127.0.0.1 and a
+free port; with ``scheduler="tcp://host:8786"``
 it connects to an existing cluster and closes only the client.  Local worker processes
 import this very ``psc`` (its repository root is put first on their ``PYTHONPATH``).
 """
@@ -51,8 +52,13 @@ def dask_client(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
+        host="127.0.0.1",
         memory_limit=memory_limit,
         dashboard_address=None,
+        # no dashboard, and the scheduler's HTTP server (health and metrics routes) on a
+        # free loopback port: its default, 8787, is often another cluster's on a shared
+        # machine, and distributed then warns and moves (an error where warnings are)
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
         env={"PYTHONPATH": path},
     )
