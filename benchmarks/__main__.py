@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "validity": "benchmarks.validity",
     "scale": "benchmarks.scale",
     "compliance": "benchmarks.compliance",
+    "service": "benchmarks.service",
 }
 
 

@@ -98,6 +98,10 @@ def _table(doc: dict[str, Any]) -> str:
         from benchmarks.compliance import render as render_compliance
 
         return render_compliance(doc)
+    if suite == "service":
+        from benchmarks.service import render as render_service
+
+        return render_service(doc)
     raise ValueError(f"no table for suite {suite!r} (add it to benchmarks/readme_results.py)")
 
 

@@ -59,6 +59,20 @@ def aggregator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         yield party.url, root / "aggregator" / "ledger.sqlite"
 
 
+@pytest.fixture(scope="module")
+def member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from protocols.gen_reveal_dp import test_primes as shipped_primes
+    from psc.hazmat.threshold.dealer import deal
+
+    tpk, shares = deal(2, 3, bits=512, allow_insecure=True, _primes=shipped_primes(512))
+    root = init_deployment(
+        tmp_path_factory.mktemp("schema-member") / "dep", subjects=16, committee=(tpk, shares)
+    )
+    with Parties() as ps:
+        party = ps.start("member", root / "member-1.toml")
+        yield party.url, root / "members" / "member-1.sqlite"
+
+
 def _operations(url: str) -> list[schemathesis.APIOperation]:
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     ops = []
@@ -79,10 +93,21 @@ def test_every_route_is_in_the_schema(aggregator: tuple[str, Path]) -> None:
     }
 
 
+def test_every_member_route_is_in_the_schema(member: tuple[str, Path]) -> None:
+    url, _ = member
+    assert {op.label for op in _operations(url)} == {
+        "GET /v1/health",
+        "POST /v1/noise-shares",
+        "POST /v1/decryption-shares",
+        "GET /v1/known-answer-share",
+    }
+
+
+@pytest.mark.parametrize("party", ["aggregator", "member"])
 def test_generated_requests_get_no_5xx_and_rejections_change_nothing(
-    aggregator: tuple[str, Path],
+    party: str, request: pytest.FixtureRequest
 ) -> None:
-    url, ledger = aggregator
+    url, ledger = request.getfixturevalue(party)
     for op in _operations(url):
 
         @settings(

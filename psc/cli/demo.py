@@ -81,6 +81,12 @@ def register(sub: Any) -> None:
         "trusted baseline, then exact grades from a dealer-free 3-of-5 BFV committee (no "
         "trusted party; N=32768: several minutes of setup and evaluation per 32,768 subjects)",
     )
+    p.add_argument(
+        "--processes",
+        action="store_true",
+        help="run the aggregator as its own process on 127.0.0.1 (psc serve), every other "
+        "party here, talking to it over HTTP; needs --reveal trusted",
+    )
     p.add_argument("--threshold", type=int, default=3, help="committee threshold k (default 3)")
     p.add_argument("--members", type=int, default=5, help="committee members n (default 5)")
     p.add_argument(
@@ -106,6 +112,11 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
             return f"{flag} must be at least {low}, got {value}"
     if args.agencies is not None and args.agencies < 1:
         return f"--agencies must be at least 1, got {args.agencies}"
+    if args.processes and args.reveal != "trusted":
+        return (
+            "--processes runs the trusted reveal only (the committee's across processes is "
+            "in the tests); add --reveal trusted"
+        )
     if args.reveal == "committee" and not 1 <= args.threshold <= args.members <= 64:
         return (
             "need 1 <= --threshold <= --members <= 64, got --threshold "
@@ -156,6 +167,8 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
             file=sys.stderr,
         )
         return 2
+    from psc.sim.loopback import recent_first_period
+
     try:
         city = simulate_city(
             catalog,
@@ -163,10 +176,13 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
             agencies=args.agencies,
             periods=args.periods,
             seed=args.seed,
+            **({"first_period": recent_first_period(args.periods)} if args.processes else {}),
         )
     except ValueError as exc:
         print(f"psc demo: {exc}", file=sys.stderr)
         return 2
+    if args.processes:
+        return _run_processes(args, city, real_stdout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / "ledger.sqlite"
@@ -277,6 +293,52 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
             real_stdout.write(text)
             real_stdout.flush()
             print("json: standard output")
+        else:
+            print(f"json: {write_text(args.json_path, text)}")
+    print(f"grades_match_oracle: {'true' if result.grades_match_oracle else 'false'}")
+    print(f"checks_passed: {'true' if result.ok else 'false'}")
+    return 0 if result.ok else 1
+
+
+def _run_processes(args: argparse.Namespace, city: Any, real_stdout: TextIO) -> int:
+    """``--processes``: the aggregator as its own process (:mod:`psc.sim.loopback`)."""
+    import shutil
+
+    from psc.sim.loopback import run_loopback
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    deployment = out / "deployment"
+    shutil.rmtree(deployment, ignore_errors=True)  # the demo's own files of a previous run
+    print(
+        f"psc demo: {city.n_subjects:,} subjects, {len(city.agencies)} agencies, "
+        f"{len(city.periods)} periods, {city.n_events:,} events, seed {args.seed}; "
+        "the aggregator as its own process on 127.0.0.1"
+    )
+    result = run_loopback(
+        city, deployment, key_bits=args.key_bits, access_sample=args.access_sample
+    )
+    print(f"aggregator: {result.aggregator_url} (stopped)")
+    print(f"\ngrades at {result.evaluation_period}   revealed     oracle")
+    for label in reversed(list(result.grades)):
+        print(
+            f"  {label:6s}              {result.grades[label]:>8,}   {result.oracle_grades[label]:>8,}"
+        )
+    print("\nphase          seconds")
+    for name, sec in result.phase_seconds.items():
+        print(f"  {name:12s} {sec:8.3f}")
+    print(f"  {'total':12s} {sum(result.phase_seconds.values()):8.3f}")
+    print(
+        f"\nbytes over HTTP: {result.bytes_over_http:,}; log: {result.log_size} entries, "
+        f"verified: {result.log_verified}; subject access: "
+        f"{result.access_consistent}/{result.access_checked} consistent"
+    )
+    print(f"deployment: {deployment}")
+    if args.json_path:
+        text = json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True) + "\n"
+        if args.json_path == STDOUT:
+            real_stdout.write(text)
+            real_stdout.flush()
         else:
             print(f"json: {write_text(args.json_path, text)}")
     print(f"grades_match_oracle: {'true' if result.grades_match_oracle else 'false'}")

@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     s: argparse.ArgumentParser = sub.add_parser(
         "serve", help="run one party of a deployment behind its HTTP API"
     )
-    s.add_argument("role", choices=["aggregator"], help="the party to run")
+    s.add_argument("role", choices=["aggregator", "member"], help="the party to run")
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")
     s.add_argument(
         "--port",
@@ -43,6 +43,7 @@ def register(sub: Any) -> None:
         help="override the config's port (0: a free one)",
     )
     s.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
+    s.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=run_serve)
 
 
@@ -65,5 +66,5 @@ def run_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.role != args.role:
         raise ServiceConfigError(f"{args.config} configures {cfg.role!r}, not {args.role!r}")
-    serve(cfg, port=args.port, ready_file=args.ready_file)
+    serve(cfg, port=args.port, ready_file=args.ready_file, watch_parent=args.watch_parent)
     return 0

@@ -443,8 +443,17 @@ class Aggregator:
         :class:`LogInclusion` of the entry, which the key holder checks before it delivers
         the response.  Raises :class:`InvalidMessage` if the notice is not the key holder's
         or answers no pending request.
+
+        Idempotent: the same notice again (its answer was lost) returns the inclusion of
+        the entry already logged and changes nothing; another notice for a request already
+        released is refused.
         """
         notice = open_signed(sealed_notice, RevealNotice, lambda m: self.params.key_holder_key)
+        logged = self.ledger.reveal(notice.request_hash)
+        if logged is not None:
+            if logged.notice != sealed_notice:
+                raise InvalidMessage("reveal notice does not answer a pending request")
+            return self._inclusion(logged.log_index)
         req = self._pending.get(notice.request_hash)
         if (
             req is None

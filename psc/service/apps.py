@@ -21,9 +21,8 @@ def aggregator_app(aggregator: Aggregator) -> FastAPI:
 
     Retrying a submission is safe: an envelope already ingested returns its receipt again
     and changes nothing (``Aggregator.ingest``).  A grade request prepared twice is
-    prepared again from the log (nothing is written).  A reveal notice is logged once: a
-    second release of it is refused (400, nothing changes), and the key holder, which
-    then cannot deliver, is asked again with a fresh request.
+    prepared again from the log (nothing is written).  A reveal notice is logged once: the
+    same notice again returns the inclusion already logged (``Aggregator.release``).
     """
     app = new_app(
         "psc aggregator",

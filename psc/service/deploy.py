@@ -11,6 +11,13 @@ each party needs to start on its own, one TOML file per served party:
                                  ledger (registrations already logged), ``aggregator.key``
 ``DIR/agencies/<id>.key``        each agency's signing key (clients, not served)
 ``DIR/agencies.toml``            agency id -> catalog agency
+``DIR/key_holder.key``, ``DIR/registry.key``, ``DIR/bank.key``, ``bank.toml``,
+``bank.registration``            the key holder's, the registry's and a relying party's
+                                 keys (clients here, not served)
+``DIR/member-<i>.toml``          with a committee: each member's config; ``members/`` its
+                                 key share, signing key and durable release record;
+                                 ``committee.json`` the public committee parameters;
+                                 ``combiner.key`` the combiner's signing key
 
 Key files are written with mode 0600; whoever reads one *is* that party.  This is a
 loopback deployment for demos and tests: the synthetic residents' identities, one
@@ -22,25 +29,40 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from psc.catalog import Catalog, load_catalog
 from psc.exceptions import ServiceConfigError
+from psc.hazmat.backends.paillier import ShortExponentPool
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 from psc.ledger.store import SQLiteLedger
 from psc.parties.agency import Agency
 from psc.parties.aggregator import Aggregator
+from psc.parties.committee.member import CommitteeMember
+from psc.parties.committee.member_store import MemberStore
+from psc.parties.committee.params import CommitteeParameters, RevealPolicy, reveal_layout
+from psc.parties.key_holder import Revealer
+from psc.protocol.logview import LedgerLogView, LogView
 from psc.protocol.parameters import ProtocolParameters
+from psc.protocol.signing import new_signing_key, public_bytes
 from psc.seams import system_clock
 
-ROLES = ("aggregator",)
+if TYPE_CHECKING:
+    from psc.sim.city import AgencyInstance
+    from psc.sim.deployment import Deployment
+
+ROLES = ("aggregator", "member")
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,11 @@ class ServiceConfig:
     port: int = 0
     allow_insecure_key: bool = False
     max_body: int = 64 * 1024 * 1024
+    #: members only: the committee's public file, the key share, the aggregator's ledger
+    #: (read-side: the public log every member recomputes what it decrypts from)
+    committee: str = ""
+    key_share: str = ""
+    log: str = ""
     base: str = ""  # the directory the paths are relative to (set by load_config)
 
     def path(self, name: str) -> Path:
@@ -107,11 +134,48 @@ def init_deployment(
     keypair: tuple[PaillierPublicKey, PaillierPrivateKey | None] | None = None,
     randbytes: Callable[[int], bytes] = os.urandom,
     clock: Callable[[], dt.datetime] = system_clock,
+    committee: tuple[ThresholdPublicKey, list[KeyShare]] | None = None,
+    epsilon: Fraction = Fraction(1),
 ) -> Path:
+    """Write a loopback deployment into ``directory`` (see :func:`write_deployment`)."""
+    root, _ = write_deployment(
+        directory,
+        catalog=load_catalog(catalog),
+        catalog_name=catalog,
+        subjects=subjects,
+        key_bits=key_bits,
+        keypair=keypair,
+        randbytes=randbytes,
+        clock=clock,
+        committee=committee,
+        epsilon=epsilon,
+    )
+    return root
+
+
+def write_deployment(
+    directory: str | Path,
+    *,
+    catalog: Catalog,
+    catalog_name: str,
+    subjects: int,
+    key_bits: int = 2048,
+    keypair: tuple[PaillierPublicKey, PaillierPrivateKey | None] | None = None,
+    randbytes: Callable[[int], bytes] = os.urandom,
+    clock: Callable[[], dt.datetime] = system_clock,
+    committee: tuple[ThresholdPublicKey, list[KeyShare]] | None = None,
+    epsilon: Fraction = Fraction(1),
+    agencies: Sequence[AgencyInstance] | None = None,
+) -> tuple[Path, Deployment]:
     """Write a loopback deployment into ``directory`` (which must be empty or absent).
 
     ``keypair`` overrides the Paillier key (tests pass small insecure keys; keys below
-    2048 bits are then allowed in every config).  Returns the directory.  Raises
+    2048 bits are then allowed in every config).  ``committee`` (a dealt threshold key)
+    makes the deployment reveal through a k-of-n committee instead: every member gets a
+    config, its key share and signing key (``members/``), the combiner and key holder
+    their keys, and ``committee.json`` the public committee parameters (DP policy:
+    ``epsilon`` for the score and for the cap counters, ``honest = k``).  Returns the
+    directory.  Raises
     :class:`ServiceConfigError` if ``directory`` holds anything.
     """
     from psc.sim.city import agency_instances
@@ -122,26 +186,51 @@ def init_deployment(
     if root.exists() and any(root.iterdir()):
         raise ServiceConfigError(f"{root} is not empty; psc init writes into a new directory")
     root.mkdir(parents=True, exist_ok=True)
-    cat = load_catalog(catalog)
-    pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
+    cat = catalog
+    instances = list(agencies) if agencies is not None else agency_instances(cat)
+    layout = None
+    captured: dict[str, object] = {}
+    revealer = None
+    if committee is not None:
+        tpk = committee[0]
+        pk, sk = tpk.public, None
+        policy = _policy(epsilon, tpk.k)
+        layout = reveal_layout(
+            cat,
+            pk.bits,
+            multiplicity=max(a.instances for a in instances),
+            members=tpk.parties,
+            policy=policy,
+        )
+
+        def revealer(
+            params: ProtocolParameters, combiner_key: Ed25519PrivateKey, view: LogView
+        ) -> Revealer:
+            captured["combiner_key"] = combiner_key
+            return _NotServedHere()
+
+    else:
+        pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
     insecure = pk.bits < 2048
     ledger_path = root / "aggregator" / "ledger.sqlite"
     ledger_path.parent.mkdir(parents=True)
     d = setup(
         cat,
-        agency_instances(cat),
+        instances,
         subjects,
         (pk, sk),
         clock=clock,
         ledger_path=ledger_path,
         randbytes=randbytes,
+        revealer=revealer,
+        layout=layout,
     )
     d.ledger.close()
     (root / "params.cbor").write_bytes(d.sealed_params)
     (root / "registry.pub").write_text(d.params.registry_key.hex() + "\n")
     _write_key(root / "aggregator.key", d.aggregator._key)
     common = {
-        "catalog": catalog,
+        "catalog": catalog_name,
         "params": "params.cbor",
         "registry_key": d.params.registry_key.hex(),
         "allow_insecure_key": insecure,
@@ -163,7 +252,70 @@ def init_deployment(
         _write_key(root / "agencies" / f"{a.id}.key", a._key)
         rows[a.id] = a.catalog_agency
     (root / "agencies.toml").write_text(_toml(rows))
-    return root
+    _write_key(root / "key_holder.key", d.key_holder._key)
+    _write_key(root / "registry.key", d.registry._key)
+    _write_key(root / "bank.key", d.bank._key)
+    (root / "bank.toml").write_text(_toml({"id": d.bank.id, "purpose": d.bank_purpose}))
+    (root / "bank.registration").write_bytes(d.bank_registration)
+    if committee is not None:
+        combiner_key = captured["combiner_key"]
+        assert isinstance(combiner_key, Ed25519PrivateKey)
+        _write_committee(root, d.params, committee, combiner_key, epsilon, common, randbytes)
+    return root, d
+
+
+def _policy(epsilon: Fraction, k: int) -> RevealPolicy:
+    return RevealPolicy(Fraction(epsilon), min(Fraction(1, 4), Fraction(epsilon)), k)
+
+
+class _NotServedHere(Revealer):
+    """Setup's key holder when the committee reveals: ``psc init`` only writes files."""
+
+    def grades(self, *args: object, **kwargs: object) -> dict[int, int]:
+        raise ServiceConfigError("this key holder is not served; open it from its files")
+
+
+def _write_committee(
+    root: Path,
+    params: ProtocolParameters,
+    committee: tuple[ThresholdPublicKey, list[KeyShare]],
+    combiner_key: Ed25519PrivateKey,
+    epsilon: Fraction,
+    common: Mapping[str, object],
+    randbytes: Callable[[int], bytes],
+) -> None:
+    tpk, shares = committee
+    keys = [new_signing_key(randbytes) for _ in shares]
+    doc = {
+        "public": tpk.to_json(),
+        "epsilon": str(Fraction(epsilon)),
+        "member_keys": [public_bytes(k).hex() for k in keys],
+        "combiner_key": public_bytes(combiner_key).hex(),
+    }
+    (root / "committee.json").write_text(json.dumps(doc, indent=1) + "\n")
+    _write_key(root / "combiner.key", combiner_key)
+    for share, key in zip(shares, keys, strict=True):
+        i = share.index
+        _write_key(root / "members" / f"member-{i}.key", key)
+        fd = os.open(root / "members" / f"member-{i}.share.json", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(share.to_json(), f)
+        (root / f"member-{i}.toml").write_text(
+            _toml(
+                {
+                    "role": "member",
+                    **common,
+                    "signing_key": f"members/member-{i}.key",
+                    "ledger": f"members/member-{i}.sqlite",
+                    "committee": "committee.json",
+                    "key_share": f"members/member-{i}.share.json",
+                    "log": "aggregator/ledger.sqlite",
+                    "host": "127.0.0.1",
+                    "port": 0,
+                }
+            )
+        )
+    del params  # the members read the parameters from params.cbor
 
 
 def load_config(path: str | Path) -> ServiceConfig:
@@ -192,7 +344,10 @@ def load_config(path: str | Path) -> ServiceConfig:
         ):
             raise ServiceConfigError(f"{p}: {key} must be a {typ.__name__}")
     cfg = ServiceConfig(**doc, base=str(p.parent))
-    for key in ("params", "signing_key"):
+    files = ["params", "signing_key"]
+    if cfg.role == "member":
+        files += ["committee", "key_share", "log"]
+    for key in files:
         if not cfg.path(getattr(cfg, key)).is_file():
             raise ServiceConfigError(f"{p}: {key} file {cfg.path(getattr(cfg, key))} is missing")
     return cfg
@@ -210,6 +365,9 @@ _TYPES: dict[str, type] = {
     "port": int,
     "allow_insecure_key": bool,
     "max_body": int,
+    "committee": str,
+    "key_share": str,
+    "log": str,
 }
 
 
@@ -234,6 +392,43 @@ def open_aggregator(cfg: ServiceConfig) -> Aggregator:
     key = read_key(cfg.path(cfg.signing_key))
     ledger = SQLiteLedger(cfg.path(cfg.ledger), signer=key)
     return Aggregator(params, ledger, key)
+
+
+def load_committee(root: Path, params: ProtocolParameters) -> CommitteeParameters:
+    """The committee's public parameters from ``committee.json``."""
+    try:
+        doc = json.loads((root / "committee.json").read_text("utf-8"))
+        tpk = ThresholdPublicKey.from_json(doc["public"])
+        return CommitteeParameters(
+            params.catalog,
+            tpk,
+            params.layout,
+            params.multiplicity,
+            _policy(Fraction(doc["epsilon"]), tpk.k),
+            tuple(bytes.fromhex(k) for k in doc["member_keys"]),
+            bytes.fromhex(doc["combiner_key"]),
+            allow_insecure_key=params.allow_insecure_key,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ServiceConfigError(
+            f"{root / 'committee.json'} is unreadable ({e}); run psc init"
+        ) from e
+
+
+def open_member(cfg: ServiceConfig) -> CommitteeMember:
+    """A committee member from its files: key share, signing key, durable release record,
+    and a read-side view of the aggregator's log."""
+    params = load_params(cfg)
+    cparams = load_committee(cfg.path(cfg.committee).parent, params)
+    share = KeyShare.from_json(cparams.public, json.loads(cfg.path(cfg.key_share).read_text()))
+    return CommitteeMember(
+        cparams,
+        share,
+        read_key(cfg.path(cfg.signing_key)),
+        log_view=LedgerLogView(params, cfg.path(cfg.log)),
+        store=MemberStore(cfg.path(cfg.ledger)),
+        pool=ShortExponentPool(cparams.public.public),
+    )
 
 
 def open_agencies(directory: str | Path, params: ProtocolParameters) -> list[Agency]:

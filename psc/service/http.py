@@ -191,6 +191,7 @@ def cbor_get(
             return error_response(e)
         return Response(content=out, media_type=MEDIA_TYPE)
 
+    patterns = patterns or {}
     params = [
         {
             "name": n,
@@ -198,7 +199,7 @@ def cbor_get(
             "required": True,
             "schema": {
                 "type": "string",
-                **({"pattern": patterns[n]} if n in (patterns or {}) else {}),
+                **({"pattern": patterns[n]} if n in patterns else {}),
             },
         }
         for n in _path_names(path)

@@ -4,7 +4,8 @@
 in its own session (process group) and returns once the party answers; :meth:`Party.stop`
 sends SIGTERM to the group and SIGKILL after a grace period, and :class:`Parties` stops
 every party it started when its ``with`` block ends, whatever ends it (an exception,
-Ctrl-C, a failed check), so no process outlives the demo or the test that started it.
+Ctrl-C, a failed check), so no process outlives the demo or the test that started it; a
+party whose parent is killed outright (SIGKILL) notices within a second and stops itself.
 :meth:`Party.kill` is ``kill -9`` (fault tests).
 """
 
@@ -102,6 +103,8 @@ def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
                 str(port),
                 "--ready-file",
                 str(ready),
+                "--watch-parent",
+                str(os.getpid()),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -111,12 +114,15 @@ def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
         )
     party = Party(role, Path(config), proc, 0, log)
     deadline = time.monotonic() + START_TIMEOUT
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            party.stop()
-            text = log.read_text("utf-8", "replace").strip()
-            raise PartyFailed(f"psc serve {role} did not start: {text or 'no output'}")
-        time.sleep(0.05)
+    try:
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = log.read_text("utf-8", "replace").strip()
+                raise PartyFailed(f"psc serve {role} did not start: {text or 'no output'}")
+            time.sleep(0.05)
+    except BaseException:  # Ctrl-C while waiting included: never leave the party running
+        party.stop()
+        raise
     party.port = int(ready.read_text().split()[0])
     return party
 
