@@ -2,14 +2,15 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast lint typecheck bench-quick vectors paper clean
+.PHONY: demo test test-fast lint typecheck bench-quick vectors paper lock clean
 
-$(STAMP): pyproject.toml
+# every dependency at the exact version in constraints.txt (make lock rewrites it)
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ckks,service,paper]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ckks,service,paper]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -31,6 +32,13 @@ test-fast: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks aggregate --quick --json benchmarks/results/aggregate-quick.json
+
+# after a dependency change in pyproject.toml: install it, then pin what is installed
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev,ckks,service,paper]'
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 vectors: $(STAMP)
 	$(PY) -m protocols.generate
