@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast lint typecheck bench-quick vectors paper lock clean
+.PHONY: demo test test-slow test-fast lint typecheck bench-quick vectors paper lock clean
 
 # every dependency at the exact version in constraints.txt (make lock rewrites it)
 $(STAMP): pyproject.toml constraints.txt
@@ -24,8 +24,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy psc papers/build papers/build_report.py
 
+# make test: lint, types and every test but the slow large-parameter group (about 6 min);
+# make test-slow: that group (CI runs both: .ci/run)
 test: lint typecheck
-	$(PY) -m pytest -q -n 2 --durations=15
+	$(PY) -m pytest -q -n 2 -m 'not slow' --durations=15
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m slow --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow'
