@@ -87,15 +87,6 @@ class _ForkedMember:
             self.proc.kill()
 
 
-class _Parallel(dict):  # type: ignore[type-arg]
-    """Members the combiner asks one after another, but which all start on the task as
-    soon as the first is asked (the task is broadcast)."""
-
-    def broadcast(self, task: bytes, ask: tuple[int, ...]) -> None:
-        for i in ask:
-            self[i].send(task)
-
-
 def exact_run(
     catalog: Catalog,
     lattice: LatticeParams,
@@ -122,20 +113,16 @@ def exact_run(
     products = dep.members[1].products
     dep.members[1]._grades.clear()
     ask = tuple(range(1, k + 1))
-    forked = _Parallel({i: _ForkedMember(dep.members[i]) for i in ask})
+    forked = {i: _ForkedMember(dep.members[i]) for i in ask}
     comb = dep.combiner
-    comb.members = forked  # type: ignore[assignment]
-    original = comb.reveal
+    comb.members = dict(forked)
 
     def reveal(sealed: bytes) -> Any:
-        # broadcast first so the members work in parallel, then collect in order
-        from psc.protocol.exact_messages import ExactRevealTask
-        from psc.protocol.signing import seal
-
-        task = seal(ExactRevealTask(authorization=sealed, issued_at=0), comb._key)
-        forked.broadcast(task, ask)
-        comb._clock = lambda: 0.0
-        return original(sealed, ask)
+        # hand the task to every member first so they work in parallel, then collect in order
+        task = comb.task(sealed)
+        for i in ask:
+            forked[i].send(task)
+        return comb.reveal_task(sealed, task, ask)
 
     try:
         comb.bytes_exchanged = 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from psc.catalog import load_catalog
 from psc.hazmat.exact import threshold
@@ -41,7 +42,7 @@ TOY = Path(__file__).parent.parent / "tests" / "data" / "exact-toy.toml"
 VERSION = 1
 
 
-def _key(name: str):  # type: ignore[no-untyped-def]
+def _key(name: str) -> Ed25519PrivateKey:
     return _signing_key_from_seed(hashlib.sha256(b"psc/exact/vectors/" + name.encode()).digest())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from psc.catalog import Catalog, load_catalog
@@ -19,7 +20,7 @@ def toy_catalog() -> Catalog:
     return load_catalog(TOY)
 
 
-def seeded(seed: int):  # type: ignore[no-untyped-def]
+def seeded(seed: int) -> Callable[[int], bytes]:
     rng = random.Random(seed)
     return rng.randbytes
 

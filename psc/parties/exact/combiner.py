@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,11 +34,21 @@ from psc.hazmat.exact import threshold
 from psc.hazmat.exact.circuit import digest
 from psc.hazmat.exact.ring import Ring
 from psc.parties.exact.inputs import load_ciphertext
-from psc.parties.exact.member import ExactMember, ExactParameters, decode_share, open_request
+from psc.parties.exact.member import ExactParameters, decode_share, open_request
 from psc.protocol.exact_messages import ExactDecryptionShare, ExactGrades, ExactRevealTask
 from psc.protocol.messages import SlotGrade
 from psc.protocol.signing import digest as sha256
 from psc.protocol.signing import open_signed, seal
+
+
+class MemberLink(Protocol):
+    """The two calls the combiner makes of a member: an
+    :class:`~psc.parties.exact.member.ExactMember` in process, or
+    a link to one in another process with the same methods."""
+
+    def decryption_share(self, sealed_task: bytes) -> bytes: ...
+
+    def ciphertext(self, digest: bytes) -> bytes: ...
 
 
 class ExactCombiner:
@@ -49,7 +60,7 @@ class ExactCombiner:
         ring: Ring,
         catalog: Catalog,
         params: ExactParameters,
-        members: Mapping[int, ExactMember],
+        members: Mapping[int, MemberLink],
         signing_key: Ed25519PrivateKey,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,11 +89,22 @@ class ExactCombiner:
         which members to ask (default: all).  Raises
         :class:`~psc.exceptions.InsufficientShares` (with suspects) or
         :class:`~psc.exceptions.InvalidMessage`; nothing is released then."""
-        req = open_request(self.params, sealed_request)
-        ask = tuple(sorted(self.members)) if ask is None else tuple(sorted(ask))
-        task = seal(
+        return self.reveal_task(sealed_request, self.task(sealed_request), ask)
+
+    def task(self, sealed_request: bytes) -> bytes:
+        """The signed task for an aggregator-signed request, as every asked member receives
+        it (a transport may hand it to all of them at once before :meth:`reveal_task`)."""
+        return seal(
             ExactRevealTask(authorization=sealed_request, issued_at=int(self._clock())), self._key
         )
+
+    def reveal_task(
+        self, sealed_request: bytes, task: bytes, ask: tuple[int, ...] | None = None
+    ) -> ExactGrades:
+        """:meth:`reveal` with the task :meth:`task` made for ``sealed_request``: ask the
+        members, check and combine."""
+        req = open_request(self.params, sealed_request)
+        ask = tuple(sorted(self.members)) if ask is None else tuple(sorted(ask))
         task_hash = sha256(task)
         opened: dict[int, ExactDecryptionShare] = {}
         for i in ask:
