@@ -1,16 +1,18 @@
-"""A scoring period with the aggregator as its own process: the same grades as the oracle,
-a log that verifies from its file, and no party process left behind."""
+"""A scoring period with every party its own process: the same checks as the single-process
+driver (grades against the oracle, exact; the log from its file; subject access), and no
+party process left behind on any exit path."""
 
 from __future__ import annotations
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from psc.catalog import Catalog
 from psc.sim.city import simulate_city
-from psc.sim.loopback import recent_first_period, run_loopback
+from psc.sim.loopback import processes_result, recent_first_period, run_processes
 from psc.testing import insecure_keypair
 
 pytestmark = pytest.mark.timeout(600)
@@ -21,17 +23,70 @@ def _serving(directory: Path) -> list[str]:
     return [line for line in out.stdout.splitlines() if "serve" in line and str(directory) in line]
 
 
-def test_a_period_across_processes_matches_the_oracle(city: Catalog, tmp_path: Path) -> None:
+def _roles(urls: dict[str, str], agencies: int, members: int) -> None:
+    assert {"aggregator", "registry", "key-holder"} <= set(urls)
+    assert sum(name.startswith("member-") for name in urls) == members
+    assert len(urls) == 3 + agencies + members
+    assert len(set(urls.values())) == len(urls), "two parties share a port"
+
+
+def test_a_trusted_period_across_processes_matches_the_oracle(
+    city: Catalog, tmp_path: Path
+) -> None:
     town = simulate_city(city, subjects=60, periods=2, seed=3, first_period=recent_first_period(2))
-    result = run_loopback(town, tmp_path / "dep", keypair=insecure_keypair(0, 512), access_sample=4)
+    observed, root, setup = run_processes(
+        town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="trusted", access_sample=4
+    )
+    result = processes_result(town, observed, root, setup)
     assert result.grades_match_oracle and result.ok, result
-    assert result.access_checked == 4 and result.log_verified
-    assert result.bytes_over_http > 0
+    assert result.mismatches == 0 and result.reveal == "trusted"
+    assert result.access_checked == 4 and result.access_consistent == 4 and result.log_verified
+    assert result.envelopes == 2 * len(town.agencies)
+    assert result.bytes_submitted > 0 and result.bytes_by_message["grade-request-answer"] > 0
+    _roles(result.processes, len(town.agencies), 0)
     assert not _serving(tmp_path), "a party process outlived the run"
 
 
+def test_a_committee_period_across_processes_checks_every_noisy_grade(
+    city: Catalog, tmp_path: Path
+) -> None:
+    """The DP committee reveal with each member, the combiner's desk, the registry and every
+    agency in its own process; each grade equals the oracle's grade of raw score plus the
+    noise the member processes drew (the god view's files), and the budget was spent once."""
+    town = simulate_city(city, subjects=40, periods=2, seed=5, first_period=recent_first_period(2))
+    observed, root, setup = run_processes(
+        town,
+        tmp_path / "dep",
+        key_bits=512,
+        reveal="committee",
+        committee=(2, 3),
+        epsilon=Fraction(1),
+        access_sample=5,
+    )
+    result = processes_result(town, observed, root, setup)
+    assert result.grades_match_oracle and result.ok, result
+    assert result.reveal == "committee" and result.noise_witnessed == town.n_subjects
+    assert result.committee_k == 2 and result.committee_n == 3 and result.excluded_members == []
+    assert result.epsilon_spent == 2.0  # one release: score 1 + cap counters 1
+    _roles(result.processes, len(town.agencies), 3)
+    assert not _serving(tmp_path), "a party process outlived the run"
+
+
+def test_the_check_fails_when_a_revealed_grade_is_changed(city: Catalog, tmp_path: Path) -> None:
+    """The audit is not a formality: one grade changed after the run is a mismatch."""
+    town = simulate_city(city, subjects=30, periods=1, seed=7, first_period=recent_first_period(1))
+    observed, root, setup = run_processes(
+        town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="trusted", access_sample=0
+    )
+    labels = town.catalog.labels
+    slot = next(iter(observed.revealed))
+    observed.revealed[slot] = labels[(labels.index(observed.revealed[slot]) + 1) % len(labels)]
+    result = processes_result(town, observed, root, setup)
+    assert result.mismatches == 1 and not result.grades_match_oracle and not result.ok
+
+
 def test_ctrl_c_stops_every_party_process(tmp_path: Path) -> None:
-    """SIGINT to ``psc demo --processes`` while the aggregator process serves: the demo
+    """SIGINT to ``psc demo`` (every party a process) while the parties serve: the demo
     exits 130 and leaves no party process behind."""
     import os
     import signal
@@ -44,7 +99,7 @@ def test_ctrl_c_stops_every_party_process(tmp_path: Path) -> None:
     out = tmp_path / "out"
     demo = subprocess.Popen(
         [
-            *(sys.executable, "-m", "psc", "demo", "--processes", "--reveal", "trusted"),
+            *(sys.executable, "-m", "psc", "demo", "--reveal", "trusted"),
             *("--subjects", "3000", "--key-bits", "1024", "--out", str(out)),
         ],
         stdout=subprocess.DEVNULL,
@@ -53,9 +108,9 @@ def test_ctrl_c_stops_every_party_process(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 180
-        while not _serving(tmp_path):
+        while len(_serving(tmp_path)) < 3:
             assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
-            assert time.monotonic() < deadline, "the aggregator process never started"
+            assert time.monotonic() < deadline, "the party processes never started"
             time.sleep(0.2)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 130

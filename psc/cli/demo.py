@@ -81,11 +81,20 @@ def register(sub: Any) -> None:
         "trusted baseline, then exact grades from a dealer-free 3-of-5 BFV committee (no "
         "trusted party; N=32768: several minutes of setup and evaluation per 32,768 subjects)",
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--processes",
         action="store_true",
-        help="run the aggregator as its own process on 127.0.0.1 (psc serve), every other "
-        "party here, talking to it over HTTP; needs --reveal trusted",
+        help="every party its own process on 127.0.0.1 (psc serve): the aggregator, the "
+        "registry, each agency, the key holder and each committee member, talking sealed "
+        "CBOR over HTTP; the bank and the residents are clients here (the default for "
+        "--reveal committee and trusted)",
+    )
+    where.add_argument(
+        "--in-process",
+        action="store_true",
+        help="every party in this one process (the reference driver; always so for "
+        "--reveal he and exact)",
     )
     p.add_argument("--threshold", type=int, default=3, help="committee threshold k (default 3)")
     p.add_argument("--members", type=int, default=5, help="committee members n (default 5)")
@@ -112,11 +121,8 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
             return f"{flag} must be at least {low}, got {value}"
     if args.agencies is not None and args.agencies < 1:
         return f"--agencies must be at least 1, got {args.agencies}"
-    if args.processes and args.reveal != "trusted":
-        return (
-            "--processes runs the trusted reveal only (the committee's across processes is "
-            "in the tests); add --reveal trusted"
-        )
+    if args.processes and args.reveal in ("he", "exact"):
+        return f"--reveal {args.reveal} runs in one process; drop --processes"
     if args.reveal == "committee" and not 1 <= args.threshold <= args.members <= 64:
         return (
             "need 1 <= --threshold <= --members <= 64, got --threshold "
@@ -169,6 +175,7 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
         return 2
     from psc.sim.loopback import recent_first_period
 
+    processes = not args.in_process and args.reveal in ("committee", "trusted")
     try:
         city = simulate_city(
             catalog,
@@ -176,13 +183,11 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
             agencies=args.agencies,
             periods=args.periods,
             seed=args.seed,
-            **({"first_period": recent_first_period(args.periods)} if args.processes else {}),
+            **({"first_period": recent_first_period(args.periods)} if processes else {}),
         )
     except ValueError as exc:
         print(f"psc demo: {exc}", file=sys.stderr)
         return 2
-    if args.processes:
-        return _run_processes(args, city, real_stdout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / "ledger.sqlite"
@@ -196,17 +201,20 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
     )
     note = "" if args.key_bits >= MIN_KEY_BITS else "INSECURE, for tests only; "
     print(f"Paillier key: {args.key_bits} bits ({note}the secure default is {DEFAULT_KEY_BITS})")
-    result = run_driver(
-        city,
-        key_bits=args.key_bits,
-        ledger_path=ledger,
-        workers=args.workers,
-        access_sample=args.access_sample,
-        reveal=args.reveal,
-        committee=(args.threshold, args.members),
-        epsilon=args.epsilon,
-        committee_path=committee_store,
-    )
+    if processes:
+        result, ledger = _run_processes(args, city, out)
+    else:
+        result = run_driver(
+            city,
+            key_bits=args.key_bits,
+            ledger_path=ledger,
+            workers=args.workers,
+            access_sample=args.access_sample,
+            reveal=args.reveal,
+            committee=(args.threshold, args.members),
+            epsilon=args.epsilon,
+            committee_path=committee_store,
+        )
     if result.reveal == "committee":
         print(
             f"reveal: {result.committee_k}-of-{result.committee_n} key committee, "
@@ -300,47 +308,43 @@ def _run(args: argparse.Namespace, real_stdout: TextIO) -> int:
     return 0 if result.ok else 1
 
 
-def _run_processes(args: argparse.Namespace, city: Any, real_stdout: TextIO) -> int:
-    """``--processes``: the aggregator as its own process (:mod:`psc.sim.loopback`)."""
+def _run_processes(args: argparse.Namespace, city: Any, out: Path) -> tuple[Any, Path]:
+    """Every party its own process (:mod:`psc.sim.loopback`); the result and the ledger."""
     import shutil
 
-    from psc.sim.loopback import run_loopback
+    from psc.sim.loopback import processes_result, run_processes
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     deployment = out / "deployment"
     shutil.rmtree(deployment, ignore_errors=True)  # the demo's own files of a previous run
+    quiet = args.json_path == STDOUT or not sys.stderr.isatty()
+    observed, root, setup = run_processes(
+        city,
+        deployment,
+        key_bits=args.key_bits,
+        reveal=args.reveal,
+        committee=(args.threshold, args.members),
+        epsilon=args.epsilon,
+        access_sample=args.access_sample,
+        progress=None if quiet else lambda line: print(f"  {line}", file=sys.stderr),
+    )
+    result = processes_result(city, observed, root, setup)
+    # the aggregator's log and the combiner's store where the in-process run puts them
+    _copy_sqlite(root / "aggregator" / "ledger.sqlite", out / "ledger.sqlite")
+    if (root / "key_holder" / "committee.sqlite").exists():
+        _copy_sqlite(root / "key_holder" / "committee.sqlite", out / "committee.sqlite")
     print(
-        f"psc demo: {city.n_subjects:,} subjects, {len(city.agencies)} agencies, "
-        f"{len(city.periods)} periods, {city.n_events:,} events, seed {args.seed}; "
-        "the aggregator as its own process on 127.0.0.1"
+        f"parties: {len(result.processes)} processes on 127.0.0.1 (all stopped): "
+        + ", ".join(sorted(result.processes))
     )
-    result = run_loopback(
-        city, deployment, key_bits=args.key_bits, access_sample=args.access_sample
-    )
-    print(f"aggregator: {result.aggregator_url} (stopped)")
-    print(f"\ngrades at {result.evaluation_period}   revealed     oracle")
-    for label in reversed(list(result.grades)):
-        print(
-            f"  {label:6s}              {result.grades[label]:>8,}   {result.oracle_grades[label]:>8,}"
-        )
-    print("\nphase          seconds")
-    for name, sec in result.phase_seconds.items():
-        print(f"  {name:12s} {sec:8.3f}")
-    print(f"  {'total':12s} {sum(result.phase_seconds.values()):8.3f}")
-    print(
-        f"\nbytes over HTTP: {result.bytes_over_http:,}; log: {result.log_size} entries, "
-        f"verified: {result.log_verified}; subject access: "
-        f"{result.access_consistent}/{result.access_checked} consistent"
-    )
-    print(f"deployment: {deployment}")
-    if args.json_path:
-        text = json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True) + "\n"
-        if args.json_path == STDOUT:
-            real_stdout.write(text)
-            real_stdout.flush()
-        else:
-            print(f"json: {write_text(args.json_path, text)}")
-    print(f"grades_match_oracle: {'true' if result.grades_match_oracle else 'false'}")
-    print(f"checks_passed: {'true' if result.ok else 'false'}")
-    return 0 if result.ok else 1
+    return result, out / "ledger.sqlite"
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of a stopped party's SQLite file (the backup API: WAL included)."""
+    import sqlite3
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a:
+        with contextlib.closing(sqlite3.connect(dst)) as b:
+            a.backup(b)

@@ -9,6 +9,7 @@ a port in use) exits 2 with what to do next.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from psc.cli.argtypes import int_at_least
@@ -34,13 +35,26 @@ def register(sub: Any) -> None:
     s: argparse.ArgumentParser = sub.add_parser(
         "serve", help="run one party of a deployment behind its HTTP API"
     )
-    s.add_argument("role", choices=["aggregator", "member"], help="the party to run")
+    s.add_argument(
+        "role",
+        choices=["aggregator", "member", "registry", "agency", "key-holder"],
+        help="the party to run",
+    )
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")
     s.add_argument(
         "--port",
         type=int_at_least(0, high=65535),
         default=None,
         help="override the config's port (0: a free one)",
+    )
+    s.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        type=peer_arg,
+        metavar="NAME=URL",
+        help="a peer this party calls, e.g. aggregator=http://127.0.0.1:8001 or "
+        "member-2=http://127.0.0.1:8003 (repeat; agencies and the key holder need them)",
     )
     s.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     s.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
@@ -66,5 +80,23 @@ def run_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.role != args.role:
         raise ServiceConfigError(f"{args.config} configures {cfg.role!r}, not {args.role!r}")
-    serve(cfg, port=args.port, ready_file=args.ready_file, watch_parent=args.watch_parent)
+    serve(
+        cfg,
+        port=args.port,
+        ready_file=args.ready_file,
+        watch_parent=args.watch_parent,
+        peers=dict(args.peer),
+    )
     return 0
+
+
+def peer_arg(text: str) -> tuple[str, str]:
+    """``NAME=URL`` with a known peer name and an http(s) URL."""
+    name, sep, url = text.partition("=")
+    if not sep or not re.fullmatch(r"aggregator|member-[1-9][0-9]*", name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write NAME=URL with NAME aggregator or member-<i>"
+        )
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?", url):
+        raise argparse.ArgumentTypeError(f"{text!r}: the URL must look like http://127.0.0.1:8001")
+    return name, url

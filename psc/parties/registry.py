@@ -21,6 +21,7 @@ from psc.exceptions import (
 )
 from psc.hazmat.packing import SlotLayout
 from psc.hazmat.paillier import PaillierPublicKey
+from psc.protocol import codec
 from psc.protocol.messages import (
     NONCE_BYTES,
     AccessRequest,
@@ -34,6 +35,7 @@ from psc.protocol.parameters import (
     ProtocolParameters,
     protocol_layout,
 )
+from psc.protocol.service_messages import AccessAsk, GradeAsk
 from psc.protocol.signing import open_signed, public_bytes, seal
 from psc.seams import Clock, RandBytes, _randbelow, _seconds, system_clock
 
@@ -92,6 +94,25 @@ class Registry:
             order[i], order[j] = order[j], order[i]
         self._slots = {ident: order[k] for k, ident in enumerate(identities)}
         return dict(self._slots)
+
+    @classmethod
+    def restore(
+        cls,
+        catalog: Catalog,
+        signing_key: Ed25519PrivateKey,
+        slots: dict[str, int],
+        *,
+        clock: Clock = system_clock,
+        randbytes: RandBytes = os.urandom,
+    ) -> Registry:
+        """Registry, after a restart: its enrolment (identity -> slot) read back from its
+        private file.  Raises ``ValueError`` unless the slots are a permutation of
+        ``0 .. len(slots) - 1``."""
+        if sorted(slots.values()) != list(range(len(slots))):
+            raise ValueError("the enrolment is not a permutation of the slots; run setup again")
+        reg = cls(catalog, signing_key, clock=clock, randbytes=randbytes)
+        reg._slots = dict(slots)
+        return reg
 
     def slot_of(self, identity: str) -> int:
         """The slot of an enrolled identity.  Raises :class:`UnknownParty` if not enrolled."""
@@ -224,6 +245,23 @@ class Registry:
             issued_at=_seconds(self._clock),
         )
         return seal(msg, self._key)
+
+    def answer_grade_ask(self, data: bytes) -> bytes:
+        """Registry, for residents authenticated by the channel: a :class:`GradeAsk` in, the
+        sealed :class:`GradeRequest` for their slots out (:meth:`grade_request`).
+
+        Raises :class:`InvalidMessage` for a malformed ask and :class:`UnknownParty` naming
+        the first identity that is not enrolled; nothing is signed then.
+        """
+        ask = codec.decode(data, GradeAsk)
+        return self.grade_request([self.slot_of(i) for i in ask.identities], ask.period)
+
+    def answer_access_ask(self, data: bytes) -> bytes:
+        """Registry, for a resident authenticated by the channel: an :class:`AccessAsk`
+        in, the sealed :class:`AccessRequest` for its slot out (:meth:`access_request`).
+        Raises :class:`InvalidMessage` or :class:`UnknownParty`."""
+        ask = codec.decode(data, AccessAsk)
+        return self.access_request(ask.identity, ask.first_period, ask.last_period)
 
 
 def open_agency_registration(sealed: bytes, params: ProtocolParameters) -> AgencyRegistration:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from psc.parties.agency_desk import AgencyDesk
 from psc.parties.aggregator import Aggregator
 from psc.parties.committee.member import CommitteeMember
+from psc.parties.registry import Registry
+from psc.parties.reveal_desk import RevealDesk
 from psc.service.http import cbor_get, cbor_post, new_app
 
 
@@ -116,5 +119,94 @@ def member_app(member: CommitteeMember) -> FastAPI:
         member.known_answer_share,
         summary="the member's sealed share of the known-answer setup check",
         description="protocols/keygen.md.",
+    )
+    return app
+
+
+def registry_app(registry: Registry) -> FastAPI:
+    """The registry's API for residents authenticated by the channel (the residents' login
+    in a deployment; loopback here): signed grade and access requests for their slots.
+
+    Nothing is stored, so a retry signs a fresh request (a new nonce) and changes nothing.
+    Leaks: to the caller, the signed request, which names the slots asked for (a resident
+    learns its own pseudonymous slot).
+    """
+    app = new_app(
+        "psc registry",
+        "The scheme operator: signs requests on behalf of authenticated residents.  "
+        "Bodies are canonical CBOR (protocols/service.md).",
+    )
+    cbor_post(
+        app,
+        "/v1/grade-asks",
+        registry.answer_grade_ask,
+        summary="residents ask for their own grades: a registry-signed grade request",
+        description="protocols/service.md §5.  400 malformed; 403 an identity not enrolled.",
+        errors=(400, 403),
+        max_body=64 * 1024 * 1024,
+    )
+    cbor_post(
+        app,
+        "/v1/access-asks",
+        registry.answer_access_ask,
+        summary="a resident asks for its events: a registry-signed access request",
+        description="protocols/service.md §5, protocols/access.md.  403 not enrolled.",
+        errors=(400, 403),
+        max_body=64 * 1024,
+    )
+    return app
+
+
+def agency_app(desk: AgencyDesk) -> FastAPI:
+    """An agency's API: its operator's submissions, and subjects' access requests.
+
+    Retrying a submission returns the stored receipt (``AgencyDesk.submit_period``).
+    """
+    app = new_app(
+        f"psc agency {desk.agency.id}",
+        "An official data source: encrypts, commits and signs its records per period; "
+        "answers subjects' registry-signed access requests with proofs.",
+    )
+    cbor_post(
+        app,
+        "/v1/period-submissions",
+        desk.submit_period,
+        summary="operator: encrypt and submit a period's records; the aggregator's receipt",
+        description="protocols/service.md §5, protocols/submit.md.  400 malformed ask or a "
+        "record that is not the agency's; the aggregator's refusals pass through (403, 409).",
+        errors=(400, 403, 409),
+        max_body=1024,
+    )
+    cbor_post(
+        app,
+        "/v1/access-requests",
+        desk.answer_access,
+        summary="a subject's registry-signed access request: its events with proofs",
+        description="protocols/access.md.",
+        errors=(400,),
+        max_body=64 * 1024,
+    )
+    return app
+
+
+def key_holder_app(desk: RevealDesk) -> FastAPI:
+    """The key holder's reveal desk: a sealed grade request in, the logged response out.
+
+    Retrying the same request returns the same response (``RevealDesk.grades``).
+    """
+    app = new_app(
+        "psc key holder",
+        "Answers lawful grade requests with grades only, through the trusted key or the "
+        "k-of-n committee, after the aggregator logged the reveal notice.",
+    )
+    cbor_post(
+        app,
+        "/v1/grade-requests",
+        desk.grades,
+        summary="a signed grade request; the grade response, once its notice is logged",
+        description="protocols/reveal-baseline.md, protocols/reveal-dp.md.  403 purpose, "
+        "consent, budget or unknown requester; 409 stale; 503 too few committee members.",
+        errors=(400, 403, 409, 503),
+        max_body=64 * 1024 * 1024,
     )
     return app

@@ -9,11 +9,17 @@ each party needs to start on its own, one TOML file per served party:
 ``DIR/registry.pub``             the registry's Ed25519 public key (the root of trust)
 ``DIR/aggregator.toml``          the aggregator's config; ``aggregator/ledger.sqlite`` its
                                  ledger (registrations already logged), ``aggregator.key``
-``DIR/agencies/<id>.key``        each agency's signing key (clients, not served)
+``DIR/agencies/<id>.toml``       each agency's config; ``agencies/<id>.key`` its signing
+                                 key, ``agencies/<id>/records.sqlite`` its records (empty:
+                                 the simulation fills them), ``outbox.sqlite`` its outbox
 ``DIR/agencies.toml``            agency id -> catalog agency
-``DIR/key_holder.key``, ``DIR/registry.key``, ``DIR/bank.key``, ``bank.toml``,
-``bank.registration``            the key holder's, the registry's and a relying party's
-                                 keys (clients here, not served)
+``DIR/registry.toml``            the registry's config; ``registry.key``, and
+                                 ``registry/slots.json`` its private enrolment
+``DIR/key_holder.toml``          the key holder's reveal desk; ``key_holder.key``, and
+                                 ``key_holder/paillier.json`` the trusted private key (or,
+                                 with a committee, the combiner's key and store)
+``DIR/bank.key``, ``bank.toml``, ``bank.registration``
+                                 a relying party's key and registration (a client)
 ``DIR/member-<i>.toml``          with a committee: each member's config; ``members/`` its
                                  key share, signing key and durable release record;
                                  ``committee.json`` the public committee parameters;
@@ -62,7 +68,7 @@ if TYPE_CHECKING:
     from psc.sim.city import AgencyInstance
     from psc.sim.deployment import Deployment
 
-ROLES = ("aggregator", "member")
+ROLES = ("aggregator", "member", "registry", "agency", "key-holder")
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class ServiceConfig:
     params: str
     registry_key: str
     signing_key: str
-    ledger: str
+    ledger: str = ""
     host: str = "127.0.0.1"
     port: int = 0
     allow_insecure_key: bool = False
@@ -84,6 +90,21 @@ class ServiceConfig:
     committee: str = ""
     key_share: str = ""
     log: str = ""
+    #: the registry: its private enrolment (identity -> slot), JSON
+    slots: str = ""
+    #: an agency: its id, its catalog agency and its records (SQLite, protocols/service.md)
+    agency_id: str = ""
+    catalog_agency: str = ""
+    records: str = ""
+    #: the key holder: the trusted Paillier private key (JSON), or with a committee the
+    #: combiner's signing key, store and each subject's budget in releases
+    paillier_key: str = ""
+    combiner_key: str = ""
+    committee_store: str = ""
+    budget_releases: int = 12
+    #: SIMULATION ONLY (psc demo's god view, never a deployment): a directory where a member
+    #: records the grade noise it draws, so the demo can check every DP grade exactly
+    simulation_noise_witness: str = ""
     base: str = ""  # the directory the paths are relative to (set by load_config)
 
     def path(self, name: str) -> Path:
@@ -166,6 +187,7 @@ def write_deployment(
     committee: tuple[ThresholdPublicKey, list[KeyShare]] | None = None,
     epsilon: Fraction = Fraction(1),
     agencies: Sequence[AgencyInstance] | None = None,
+    noise_witness: Path | None = None,
 ) -> tuple[Path, Deployment]:
     """Write a loopback deployment into ``directory`` (which must be empty or absent).
 
@@ -174,8 +196,9 @@ def write_deployment(
     makes the deployment reveal through a k-of-n committee instead: every member gets a
     config, its key share and signing key (``members/``), the combiner and key holder
     their keys, and ``committee.json`` the public committee parameters (DP policy:
-    ``epsilon`` for the score and for the cap counters, ``honest = k``).  Returns the
-    directory.  Raises
+    ``epsilon`` for the score and for the cap counters, ``honest = k``).
+    ``noise_witness`` (SIMULATION ONLY: ``psc demo``'s god view) has every member record
+    the grade noise it draws in that directory.  Returns the directory and the setup.  Raises
     :class:`ServiceConfigError` if ``directory`` holds anything.
     """
     from psc.sim.city import agency_instances
@@ -251,17 +274,84 @@ def write_deployment(
     for a in d.agencies:
         _write_key(root / "agencies" / f"{a.id}.key", a._key)
         rows[a.id] = a.catalog_agency
+        _write_agency(root, a.id, a.catalog_agency, common)
     (root / "agencies.toml").write_text(_toml(rows))
     _write_key(root / "key_holder.key", d.key_holder._key)
     _write_key(root / "registry.key", d.registry._key)
+    _write_private(root / "registry" / "slots.json", json.dumps(d.slots, sort_keys=True))
+    (root / "registry.toml").write_text(
+        _toml(
+            {
+                "role": "registry",
+                **common,
+                "signing_key": "registry.key",
+                "slots": "registry/slots.json",
+            }
+        )
+    )
     _write_key(root / "bank.key", d.bank._key)
     (root / "bank.toml").write_text(_toml({"id": d.bank.id, "purpose": d.bank_purpose}))
     (root / "bank.registration").write_bytes(d.bank_registration)
+    holder: dict[str, object] = {
+        "role": "key-holder",
+        **common,
+        "signing_key": "key_holder.key",
+        "ledger": "key_holder/desk.sqlite",
+        "log": "aggregator/ledger.sqlite",
+    }
     if committee is not None:
         combiner_key = captured["combiner_key"]
         assert isinstance(combiner_key, Ed25519PrivateKey)
-        _write_committee(root, d.params, committee, combiner_key, epsilon, common, randbytes)
+        _write_committee(
+            root, d.params, committee, combiner_key, epsilon, common, randbytes, noise_witness
+        )
+        holder |= {
+            "committee": "committee.json",
+            "combiner_key": "combiner.key",
+            "committee_store": "key_holder/committee.sqlite",
+            "budget_releases": 12,
+        }
+    elif sk is not None:
+        doc = {"n": str(pk.n), "p": str(sk.p), "q": str(sk.q)}
+        _write_private(root / "key_holder" / "paillier.json", json.dumps(doc))
+        holder["paillier_key"] = "key_holder/paillier.json"
+    if committee is not None or sk is not None:
+        (root / "key_holder").mkdir(exist_ok=True)
+        (root / "key_holder.toml").write_text(_toml(holder))
     return root, d
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A secret file (mode 0600) in a directory made as needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _write_agency(
+    root: Path, ident: str, catalog_agency: str, common: Mapping[str, object]
+) -> None:
+    """An agency's config and its (empty) record file: the agency's own back office, which
+    the simulation fills (:meth:`~psc.parties.agency_desk.RecordStore.write`)."""
+    from psc.parties.agency_desk import RecordStore
+
+    (root / "agencies" / ident).mkdir(parents=True, exist_ok=True)
+    RecordStore.write(root / "agencies" / ident / "records.sqlite", [])
+    (root / "agencies" / f"{ident}.toml").write_text(
+        _toml(
+            {
+                "role": "agency",
+                **common,
+                "params": "../params.cbor",
+                "signing_key": f"{ident}.key",
+                "agency_id": ident,
+                "catalog_agency": catalog_agency,
+                "records": f"{ident}/records.sqlite",
+                "ledger": f"{ident}/outbox.sqlite",
+            }
+        )
+    )
 
 
 def _policy(epsilon: Fraction, k: int) -> RevealPolicy:
@@ -283,6 +373,7 @@ def _write_committee(
     epsilon: Fraction,
     common: Mapping[str, object],
     randbytes: Callable[[int], bytes],
+    noise_witness: Path | None = None,
 ) -> None:
     tpk, shares = committee
     keys = [new_signing_key(randbytes) for _ in shares]
@@ -312,6 +403,11 @@ def _write_committee(
                     "log": "aggregator/ledger.sqlite",
                     "host": "127.0.0.1",
                     "port": 0,
+                    **(
+                        {"simulation_noise_witness": str(noise_witness)}
+                        if noise_witness is not None
+                        else {}
+                    ),
                 }
             )
         )
@@ -333,7 +429,9 @@ def load_config(path: str | Path) -> ServiceConfig:
             near = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ServiceConfigError(f"{p}: unknown key {key!r}{hint}")
-    missing = [f.name for f in fields(ServiceConfig) if f.name not in doc and f.name in _REQUIRED]
+    role = doc.get("role")
+    need = _REQUIRED | _ROLE_FILES.get(role if isinstance(role, str) else "", set())
+    missing = [f.name for f in fields(ServiceConfig) if f.name not in doc and f.name in need]
     if missing:
         raise ServiceConfigError(f"{p}: missing {', '.join(missing)}; run psc init again")
     if doc["role"] not in ROLES:
@@ -344,16 +442,28 @@ def load_config(path: str | Path) -> ServiceConfig:
         ):
             raise ServiceConfigError(f"{p}: {key} must be a {typ.__name__}")
     cfg = ServiceConfig(**doc, base=str(p.parent))
-    files = ["params", "signing_key"]
-    if cfg.role == "member":
-        files += ["committee", "key_share", "log"]
+    files = [
+        "params",
+        "signing_key",
+        *sorted(_ROLE_FILES[cfg.role] - {"ledger", "agency_id", "catalog_agency"}),
+    ]
+    if cfg.role == "key-holder":
+        files += ["committee", "combiner_key"] if cfg.committee else ["paillier_key"]
     for key in files:
         if not cfg.path(getattr(cfg, key)).is_file():
             raise ServiceConfigError(f"{p}: {key} file {cfg.path(getattr(cfg, key))} is missing")
     return cfg
 
 
-_REQUIRED = {"role", "catalog", "params", "registry_key", "signing_key", "ledger"}
+_REQUIRED = {"role", "catalog", "params", "registry_key", "signing_key"}
+#: per role: the further keys it must have (files among them must exist)
+_ROLE_FILES: dict[str, set[str]] = {
+    "aggregator": {"ledger"},
+    "member": {"ledger", "committee", "key_share", "log"},
+    "registry": {"slots"},
+    "agency": {"ledger", "agency_id", "catalog_agency", "records"},
+    "key-holder": {"ledger", "log"},
+}
 _TYPES: dict[str, type] = {
     "role": str,
     "catalog": str,
@@ -368,6 +478,15 @@ _TYPES: dict[str, type] = {
     "committee": str,
     "key_share": str,
     "log": str,
+    "slots": str,
+    "agency_id": str,
+    "catalog_agency": str,
+    "records": str,
+    "paillier_key": str,
+    "combiner_key": str,
+    "committee_store": str,
+    "budget_releases": int,
+    "simulation_noise_witness": str,
 }
 
 
@@ -421,6 +540,11 @@ def open_member(cfg: ServiceConfig) -> CommitteeMember:
     params = load_params(cfg)
     cparams = load_committee(cfg.path(cfg.committee).parent, params)
     share = KeyShare.from_json(cparams.public, json.loads(cfg.path(cfg.key_share).read_text()))
+    witness = None
+    if cfg.simulation_noise_witness:  # psc demo's god view only (see ServiceConfig)
+        from psc.sim.deployment import SimulationNoiseWitness
+
+        witness = SimulationNoiseWitness(cfg.path(cfg.simulation_noise_witness))
     return CommitteeMember(
         cparams,
         share,
@@ -428,6 +552,7 @@ def open_member(cfg: ServiceConfig) -> CommitteeMember:
         log_view=LedgerLogView(params, cfg.path(cfg.log)),
         store=MemberStore(cfg.path(cfg.ledger)),
         pool=ShortExponentPool(cparams.public.public),
+        _simulation_noise_witness=witness,
     )
 
 

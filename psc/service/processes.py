@@ -18,9 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from psc.exceptions import PscError
 
 #: Seconds a party has to start answering.
 START_TIMEOUT = 60.0
@@ -28,7 +31,7 @@ START_TIMEOUT = 60.0
 STOP_GRACE = 10.0
 
 
-class PartyFailed(RuntimeError):
+class PartyFailed(PscError, RuntimeError):
     """A party process exited or did not become ready; its stderr is in the message."""
 
 
@@ -81,7 +84,9 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
+def start_party(
+    role: str, config: str | Path, *, port: int = 0, peers: Mapping[str, str] | None = None
+) -> Party:
     """Start ``psc serve role --config config`` and wait until it answers.
 
     Raises :class:`PartyFailed` (with the party's stderr) if it exits or is not ready
@@ -105,6 +110,7 @@ def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
                 str(ready),
                 "--watch-parent",
                 str(os.getpid()),
+                *(f"--peer={name}={url}" for name, url in (peers or {}).items()),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -133,8 +139,8 @@ class Parties:
 
     running: list[Party] = field(default_factory=list)
 
-    def start(self, role: str, config: str | Path) -> Party:
-        party = start_party(role, config)
+    def start(self, role: str, config: str | Path, peers: Mapping[str, str] | None = None) -> Party:
+        party = start_party(role, config, peers=peers)
         self.running.append(party)
         return party
 

@@ -14,22 +14,32 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from psc.exceptions import ServiceConfigError
-from psc.service.apps import aggregator_app, member_app
+from psc.service.apps import agency_app, aggregator_app, key_holder_app, member_app, registry_app
 from psc.service.deploy import ServiceConfig, open_aggregator, open_member
+from psc.service.desks import open_agency_desk, open_registry, open_reveal_desk
 
 
-def build_app(cfg: ServiceConfig) -> FastAPI:
-    """The app of ``cfg.role`` over its party, opened from its files."""
+def build_app(cfg: ServiceConfig, peers: Mapping[str, str] | None = None) -> FastAPI:
+    """The app of ``cfg.role`` over its party, opened from its files; ``peers`` names the
+    URLs of the parties it calls (:mod:`psc.service.desks`)."""
+    peers = peers or {}
     if cfg.role == "aggregator":
         return aggregator_app(open_aggregator(cfg))
     if cfg.role == "member":
         return member_app(open_member(cfg))
+    if cfg.role == "registry":
+        return registry_app(open_registry(cfg))
+    if cfg.role == "agency":
+        return agency_app(open_agency_desk(cfg, peers))
+    if cfg.role == "key-holder":
+        return key_holder_app(open_reveal_desk(cfg, peers))
     raise ServiceConfigError(f"no service for role {cfg.role!r}")
 
 
@@ -55,6 +65,7 @@ def serve(
     port: int | None = None,
     ready_file: str | None = None,
     watch_parent: int | None = None,
+    peers: Mapping[str, str] | None = None,
 ) -> None:
     """Serve ``cfg``'s party until stopped (SIGTERM/SIGINT).
 
@@ -64,7 +75,7 @@ def serve(
     """
     if watch_parent is not None:
         _watch_parent(watch_parent)
-    app = build_app(cfg)
+    app = build_app(cfg, peers)
     sock = bind(cfg.host, cfg.port if port is None else port)
     bound = sock.getsockname()[1]
 

@@ -207,8 +207,13 @@ class SimulationNoiseWitness:
     deployment never makes one.  :meth:`close` deletes the files.
     """
 
-    def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="psc-noise-witness-"))
+    def __init__(self, directory: Path | None = None) -> None:
+        """``directory``: where the draws go (members in ``psc serve`` processes write there,
+        ``psc demo`` reads it); a private temporary directory by default."""
+        if directory is None:
+            directory = Path(tempfile.mkdtemp(prefix="psc-noise-witness-"))
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir = directory
 
     def _path(self, member: int, label: str) -> Path:
         return self._dir / f"member-{member}-{label}.npy"

@@ -57,6 +57,9 @@ class RunResult:
     excluded_members: list[int] = field(default_factory=list)
     he: HeReveal | None = None  # reveal="he": the CKKS homomorphic grading run
     exact_summary: str = ""  # reveal="exact": parameters and times of the exact reveal
+    #: every party's process, name -> URL on 127.0.0.1 (stopped by the end); empty when
+    #: every party ran in one process (psc demo --in-process)
+    processes: dict[str, str] = field(default_factory=dict)
     ok: bool = True  # every check passed (exact grades; committee: also the misgrade rate)
 
 
