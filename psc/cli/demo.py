@@ -345,6 +345,8 @@ def _copy_sqlite(src: Path, dst: Path) -> None:
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{dst}{suffix}").unlink(missing_ok=True)
-    with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a:
-        with contextlib.closing(sqlite3.connect(dst)) as b:
-            a.backup(b)
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a,
+        contextlib.closing(sqlite3.connect(dst)) as b,
+    ):
+        a.backup(b)

@@ -1,6 +1,6 @@
 """The key holder's reveal desk: one grade request in, the logged grade response out.
 
-Normative: ``protocols/reveal-baseline.md`` (the steps) and ``protocols/service.md`` §5
+Normative: ``protocols/reveal-baseline.md`` (the steps) and ``protocols/service.md`` §2, §4
 (the route).  A requester (the registry on residents' behalf, a relying party) sends its
 sealed :class:`~psc.protocol.messages.GradeRequest`; the desk runs the reveal's steps with
 the aggregator through an :class:`AggregatorLink` (in process, or

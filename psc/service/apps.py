@@ -141,7 +141,7 @@ def registry_app(registry: Registry) -> FastAPI:
         "/v1/grade-asks",
         registry.answer_grade_ask,
         summary="residents ask for their own grades: a registry-signed grade request",
-        description="protocols/service.md §5.  400 malformed; 403 an identity not enrolled.",
+        description="protocols/service.md §8.  400 malformed; 403 an identity not enrolled.",
         errors=(400, 403),
         max_body=64 * 1024 * 1024,
     )
@@ -150,7 +150,7 @@ def registry_app(registry: Registry) -> FastAPI:
         "/v1/access-asks",
         registry.answer_access_ask,
         summary="a resident asks for its events: a registry-signed access request",
-        description="protocols/service.md §5, protocols/access.md.  403 not enrolled.",
+        description="protocols/service.md §8, protocols/access.md.  403 not enrolled.",
         errors=(400, 403),
         max_body=64 * 1024,
     )
@@ -172,7 +172,7 @@ def agency_app(desk: AgencyDesk) -> FastAPI:
         "/v1/period-submissions",
         desk.submit_period,
         summary="operator: encrypt and submit a period's records; the aggregator's receipt",
-        description="protocols/service.md §5, protocols/submit.md.  400 malformed ask or a "
+        description="protocols/service.md §8, protocols/submit.md.  400 malformed ask or a "
         "record that is not the agency's; the aggregator's refusals pass through (403, 409).",
         errors=(400, 403, 409),
         max_body=1024,
