@@ -28,7 +28,7 @@ from psc.parties.key_holder import KeyHolder
 from psc.parties.relying_party import RelyingParty
 from psc.protocol.logview import LedgerLogView
 from psc.protocol.signing import digest
-from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer
+from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer, PeerUnavailable
 from psc.service.deploy import (
     init_deployment,
     load_committee,
@@ -282,3 +282,55 @@ def _log_size(path: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM log_leaves").fetchone()[0])
     finally:
         conn.close()
+
+
+def test_the_key_holder_desk_process_reveals_and_refuses_a_flood(world: World) -> None:
+    """The key holder's desk as its own process, combining the member processes: a bank's
+    request is answered (the same bytes again for a retry), a flood of requests beyond the
+    subject's budget or for purposes the bank never registered is refused (403, the same
+    exception class at the client), a member killed before a reveal leaves the other k to
+    answer, and every party keeps running."""
+    cfg = world.root / "key_holder.toml"
+    cfg.write_text(cfg.read_text().replace("budget_releases = 12", "budget_releases = 1"))
+    peers = {"aggregator": world.aggregator.url} | {
+        f"member-{i}": m.url for i, m in world.members.items()
+    }
+    desk = world.parties.start("key-holder", cfg, peers)
+    bank, purpose = _bank(world)
+    with HttpPeer(desk.url, timeout=300, retries=0) as client:
+        request = bank.request_grade(5, purpose, _period())
+        response = client.post("/v1/grade-requests", request)
+        assert bank.read_grade(request, response) in bank.params.catalog.labels
+        assert client.post("/v1/grade-requests", request) == response  # a retry: same bytes
+
+        others = [p for p in bank.params.catalog.scheme.purposes if p != purpose]
+
+        def flood(i: int) -> str:
+            if i % 2:  # beyond the subject's budget: the same subject, earlier periods
+                req = bank.request_grade(5, purpose, _period() - 1 - i // 2 % 3)
+            else:  # a purpose the bank did not register
+                req = bank.request_grade(i % N_SUBJECTS, others[i % len(others)], _period())
+            try:
+                client.post("/v1/grade-requests", req)
+            except (BudgetExhausted, PolicyViolation) as e:
+                return type(e).__name__
+            return "answered"
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(flood, range(12)))
+        assert set(outcomes) == {"BudgetExhausted", "PolicyViolation"}, outcomes
+
+        # a member down before a reveal: below the noise quorum it fails cleanly (503,
+        # nothing decrypted); once the member is back, the same request is answered
+        world.members[1].kill()
+        request = bank.request_grade(6, purpose, _period())
+        with pytest.raises(PeerUnavailable, match="Nothing was decrypted"):
+            client.post("/v1/grade-requests", request)
+        world.members[1] = world.parties.start("member", world.root / "member-1.toml")
+    peers["member-1"] = world.members[1].url
+    desk.stop()
+    desk = world.parties.start("key-holder", cfg, peers)  # it learns member 1's new port
+    with HttpPeer(desk.url, timeout=300, retries=0) as client:
+        assert bank.read_grade(request, client.post("/v1/grade-requests", request))
+    assert desk.alive() and world.aggregator.alive()
+    assert all(m.alive() for m in world.members.values())
