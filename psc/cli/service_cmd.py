@@ -42,6 +42,13 @@ def register(sub: Any) -> None:
         default=None,
         help="override the config's port (0: a free one)",
     )
+    s.add_argument(
+        "--log-url",
+        default=None,
+        metavar="URL",
+        help="members: the aggregator's base URL; the member reads the public log over HTTP "
+        "into a verified replica (overrides the config's log)",
+    )
     s.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     s.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=run_serve)
@@ -66,5 +73,11 @@ def run_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.role != args.role:
         raise ServiceConfigError(f"{args.config} configures {cfg.role!r}, not {args.role!r}")
-    serve(cfg, port=args.port, ready_file=args.ready_file, watch_parent=args.watch_parent)
+    serve(
+        cfg,
+        port=args.port,
+        ready_file=args.ready_file,
+        watch_parent=args.watch_parent,
+        log_url=args.log_url,
+    )
     return 0

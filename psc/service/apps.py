@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from psc.parties.aggregator import Aggregator
 from psc.parties.committee.member import CommitteeMember
 from psc.service.http import cbor_get, cbor_post, new_app
+from psc.service.log_routes import add_log_routes
 
 
 def aggregator_app(aggregator: Aggregator) -> FastAPI:
@@ -75,6 +76,7 @@ def aggregator_app(aggregator: Aggregator) -> FastAPI:
         errors=(400, 404),
         patterns={"envelope_hash": "^[0-9a-f]{64}$"},
     )
+    add_log_routes(app, aggregator)  # the public log for mirrors (protocols/service.md 8)
     return app
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -81,8 +82,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
-    """Start ``psc serve role --config config`` and wait until it answers.
+def start_party(
+    role: str, config: str | Path, *, port: int = 0, extra_args: Sequence[str] = ()
+) -> Party:
+    """Start ``psc serve role --config config [extra_args]`` and wait until it answers
+    (``extra_args``: e.g. ``("--log-url", url)`` for a member).
 
     Raises :class:`PartyFailed` (with the party's stderr) if it exits or is not ready
     within :data:`START_TIMEOUT` seconds; the process is stopped first.
@@ -105,6 +109,7 @@ def start_party(role: str, config: str | Path, *, port: int = 0) -> Party:
                 str(ready),
                 "--watch-parent",
                 str(os.getpid()),
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -133,8 +138,8 @@ class Parties:
 
     running: list[Party] = field(default_factory=list)
 
-    def start(self, role: str, config: str | Path) -> Party:
-        party = start_party(role, config)
+    def start(self, role: str, config: str | Path, *, extra_args: Sequence[str] = ()) -> Party:
+        party = start_party(role, config, extra_args=extra_args)
         self.running.append(party)
         return party
 
