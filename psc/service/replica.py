@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 from urllib.parse import quote
@@ -65,7 +66,14 @@ from psc.protocol.messages import (
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import digest, open_signed
 
-__all__ = ["LogReplica", "LogSource", "check_extension", "check_page", "open_tree_head"]
+__all__ = [
+    "LogReplica",
+    "LogSource",
+    "check_extension",
+    "check_leaves",
+    "check_page",
+    "open_tree_head",
+]
 
 
 class LogSource(Protocol):
@@ -130,6 +138,24 @@ def check_extension(
             f"a forked or rewritten log: the signed head at size {new.size} does not extend "
             f"the held head at size {held.size} (the consistency proof fails)"
         ) from None
+
+
+def check_leaves(held: Sequence[bytes], entries: Sequence[bytes], head: SignedTreeHead) -> None:
+    """Refuse unless the held leaf hashes followed by the new leaves' bytes (hashed here,
+    ``H(0x00 || entry)``) are exactly ``head.size`` leaves with root ``head.root``.
+    Raises :class:`InvalidMessage`."""
+    if len(held) + len(entries) != head.size:
+        raise InvalidMessage(
+            f"{len(held)} held and {len(entries)} served leaves are not the {head.size} the "
+            "signed head covers"
+        )
+    tree = merkle.MerkleTree(held)
+    tree.extend(merkle.leaf_hash(e) for e in entries)
+    if tree.root() != head.root:
+        raise InvalidMessage(
+            f"the leaves served for {len(held)}..{head.size - 1} do not rebuild the signed "
+            f"root at size {head.size}: a leaf was rewritten, dropped or added"
+        )
 
 
 def check_page(data: bytes, start: int, end: int) -> LogLeaves:
@@ -273,13 +299,7 @@ class LogReplica(LedgerLogView):
         hashes = [bytes(r[0]) for r in led.connection.execute(_HASHES)]
         if len(hashes) != held:
             raise InvalidMessage(f"the replica's file holds {len(hashes)} leaves, not {held}")
-        tree = merkle.MerkleTree(hashes)
-        tree.extend(merkle.leaf_hash(e) for e in batch.entries)
-        if tree.root(new.size) != new.root:
-            raise InvalidMessage(
-                f"the leaves served for {held}..{new.size - 1} do not rebuild the signed root "
-                f"at size {new.size}: a leaf was rewritten, dropped or added"
-            )
+        check_leaves(hashes, batch.entries, new)
         known = {p.party: p.registration for p in led.parties("agency")}
         known |= {p.party: p.registration for p in led.parties("relying-party")}
         for i, entry in enumerate(batch.entries, start=held):
