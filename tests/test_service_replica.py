@@ -217,3 +217,38 @@ def test_a_lying_aggregator_is_refused_and_the_replica_is_unchanged(
     source.lie = None
     rep.sync()  # and the honest log is taken once it is served honestly
     assert rep.size == size
+
+
+def test_a_member_whose_log_is_a_url_checks_against_a_replica_next_to_its_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``psc/service/deploy.py``: a member config whose ``log`` is the aggregator's URL
+    loads without the aggregator's file and opens a replica at
+    ``members/member-<i>.log.sqlite`` (nothing is fetched until a check needs it);
+    ``psc serve --log-url`` takes a member and an http:// URL, and refuses anything else
+    with exit 2 before it listens."""
+    from protocols.gen_reveal_dp import test_primes as shipped_primes
+    from psc.cli.main import main
+    from psc.hazmat.threshold.dealer import deal
+    from psc.service.deploy import init_deployment, load_config, load_params, member_log_view
+    from psc.service.serve import build_app
+
+    tpk, shares = deal(2, 3, bits=512, allow_insecure=True, _primes=shipped_primes(512))
+    root = init_deployment(tmp_path / "dep", subjects=8, committee=(tpk, shares))
+    toml = root / "member-1.toml"
+    text = toml.read_text().replace(
+        'log = "aggregator/ledger.sqlite"', 'log = "http://127.0.0.1:9"'
+    )
+    toml.write_text(text)
+    (root / "aggregator" / "ledger.sqlite").rename(root / "aggregator" / "elsewhere.sqlite")
+    cfg = load_config(toml)
+    view = member_log_view(cfg, load_params(cfg))
+    assert isinstance(view, LogReplica) and view.size == 0
+    assert (root / "members" / "member-1.log.sqlite").is_file()
+    assert build_app(cfg).title == "psc committee member 1"
+
+    agg = str(root / "aggregator.toml")
+    assert main(["serve", "aggregator", "--config", agg, "--log-url", "http://127.0.0.1:9"]) == 2
+    assert "--log-url takes a member" in capsys.readouterr().err
+    assert main(["serve", "member", "--config", str(toml), "--log-url", "ledger.sqlite"]) == 2
+    assert "http:// URL" in capsys.readouterr().err
