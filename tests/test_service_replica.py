@@ -16,6 +16,7 @@ import sqlite3
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,7 +25,7 @@ from psc.exceptions import InvalidMessage
 from psc.ledger.translog import tree_head_bytes
 from psc.protocol import codec
 from psc.protocol.log_messages import LogLeaves
-from psc.protocol.logview import LedgerLogView
+from psc.protocol.logview import LedgerLogView, stored_adjustment
 from psc.protocol.messages import LogEntry, TreeHead
 from psc.service.replica import LogReplica
 from tests._log_world import LogWorld, LyingSource, log_world, period
@@ -252,3 +253,82 @@ def test_a_member_whose_log_is_a_url_checks_against_a_replica_next_to_its_state(
     assert "--log-url takes a member" in capsys.readouterr().err
     assert main(["serve", "member", "--config", str(toml), "--log-url", "ledger.sqlite"]) == 2
     assert "http:// URL" in capsys.readouterr().err
+
+
+def test_a_logged_adjustment_is_replicated_and_summed(
+    tmp_path: Path, city: Any, test_keypair: Any
+) -> None:
+    """A rights correction on a file ledger: the replica fetches the adjustment its leaf
+    names, and sums it as the aggregator's file does; an adjustment whose bytes are not
+    its leaf's is refused."""
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+
+    from psc.ledger.store import SQLiteLedger
+    from psc.service.log_routes import add_log_routes
+    from psc.sim.city import agency_instances
+    from psc.sim.rights_deployment import setup_rights
+    from psc.sim.sources import seeded_randbytes
+    from tests import test_rights_e2e as e2e
+    from tests._log_world import TestClient, _Deferred
+
+    clock = e2e.SimulatedClock(e2e.START)
+    ledger = tmp_path / "rights-ledger.sqlite"
+    r = setup_rights(
+        city,
+        agency_instances(city),
+        e2e.N,
+        test_keypair,
+        clock=clock,
+        desk_db=sqlite3.connect(":memory:"),
+        key_holder_db=sqlite3.connect(":memory:"),
+        randbytes=seeded_randbytes("replica-adjustment"),
+        ledger_path=str(ledger),
+    )
+    clock.advance(seconds=(e2e.NOW - e2e.START).total_seconds())
+    events = [e2e.ev(r, 3, "court.judgment-default", e2e.P1)]
+    e2e.submit(r, events, [e2e.P1, e2e.P1 + 1, e2e.P1 + 2])
+    at = e2e.P1 + 3
+    access = r.office.verified_access(e2e.ident(3), first_period=e2e.P1, at=at)
+    (judgment,) = access.events
+    r.office.grant_correction(r.office.open_correction(e2e.ident(3), judgment.ref).id)
+
+    shim = _Deferred()
+    with TestClient(shim) as client:
+
+        def app() -> FastAPI:
+            served = FastAPI()
+            add_log_routes(served, SimpleNamespace(ledger=SQLiteLedger(ledger)))  # type: ignore[arg-type]
+            return served
+
+        shim.app = client.portal.call(app)  # type: ignore[union-attr]
+        source = LyingSource(client)
+        params = r.deployment.params
+        direct = LedgerLogView(params, ledger)
+        head = SQLiteLedger(ledger).tree_head()
+        assert head is not None
+
+        lying = LogReplica(params, LyingSource(client, lie=_flip_adjustment), tmp_path / "l.sqlite")
+        with pytest.raises(InvalidMessage, match="does not hash to the leaf's digest"):
+            lying.sync()
+        assert lying.size == 0
+
+        rep = LogReplica(params, source, tmp_path / "r.sqlite")
+        live = rep.live_sums(at, head.size, head.root)
+        assert any(p.startswith("/v1/log/adjustments/") for p in source.paths)
+        assert live.by_label == direct.live_sums(at, head.size, head.root).by_label
+        (h,) = [
+            bytes.fromhex(p.rsplit("/", 1)[1])
+            for p in source.paths
+            if p.startswith("/v1/log/adjustments/")
+        ]
+        assert stored_adjustment(SQLiteLedger(tmp_path / "r.sqlite"), h) == stored_adjustment(
+            SQLiteLedger(ledger), h
+        )
+
+
+def _flip_adjustment(path: str, body: bytes) -> bytes:
+    if path.startswith("/v1/log/adjustments/"):
+        return body[:-1] + bytes([body[-1] ^ 1])
+    return body
