@@ -1,4 +1,4 @@
-"""Write ``protocols/vectors/service.json``: the asks of ``protocols/service.md`` §8 and the
+"""Write ``protocols/vectors/service.json``: the asks of ``protocols/service.md`` §9 and the
 error bodies of §3.
 
 Deterministic: a fixed registry key seed, a fixed enrolment, a fixed clock and

@@ -15,7 +15,9 @@ from pathlib import Path
 
 def generators() -> list[str]:
     here = Path(__file__).parent
-    return sorted(m.name[4:] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("gen_"))
+    return sorted(
+        m.name[4:] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("gen_")
+    )
 
 
 def main(argv: list[str]) -> int:

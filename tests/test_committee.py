@@ -203,6 +203,7 @@ def test_fewer_than_k_members_cannot_reveal_and_the_charge_is_kept_for_a_free_re
     """Fewer than k decryption shares decrypt nothing; the release was charged before any
     decryption share was asked for (some may have been given), so the charge stays, marked
     pending, and a retry of the same period is not charged again."""
+
     class Refuse(MemberLink):
         def __init__(self, inner: MemberLink) -> None:
             self.index = inner.index

@@ -235,7 +235,16 @@ def test_rights_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["rights", "--db", db, "open", "repair", "--subject", "S"]) == 1
     assert "needs --ref" in capsys.readouterr().err
     assert main(["rights", "--db", db, "decide", "7", "--grant"]) == 1
-    correction = ["open", "correction", "--subject", "S", "--ref", "E", "--rule", "traffic.violation"]
+    correction = [
+        "open",
+        "correction",
+        "--subject",
+        "S",
+        "--ref",
+        "E",
+        "--rule",
+        "traffic.violation",
+    ]
     assert main(["rights", "--db", db, *correction]) == 0
     assert main(["rights", "--db", db, "decide", "1", "--grant"]) == 1
     assert "--agency, --delta and --period" in capsys.readouterr().err

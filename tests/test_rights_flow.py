@@ -199,7 +199,9 @@ def test_aggregator_verifies_adjustments_before_touching_state(
         (seal(dataclasses.replace(msg, leaves=(999,)), tax._key), InvalidMessage),
         (seal(dataclasses.replace(msg, period=P1 + 1), tax._key), InvalidMessage),
         (
-            seal(dataclasses.replace(msg, deltas=(), proofs=msg.proofs[len(msg.deltas) :]), tax._key),
+            seal(
+                dataclasses.replace(msg, deltas=(), proofs=msg.proofs[len(msg.deltas) :]), tax._key
+            ),
             InvalidMessage,
         ),
         (seal(dataclasses.replace(msg, catalog_version=H), tax._key), CatalogMismatch),

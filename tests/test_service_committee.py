@@ -1,5 +1,7 @@
 """Committee members as real processes: a reveal over HTTP, a member killed during it,
-members down before it, and a restarted member that keeps its release record.
+members down before it, and a restarted member that keeps its release record.  Members
+read the public log over HTTP (``psc serve member --log-url``) into verified replicas
+(``members/member-<i>.log.sqlite``), not from the aggregator's file.
 
 Keys: INSECURE 512-bit test safe primes (``protocols/vectors/threshold.json``).  Every
 server is stopped when the test ends, however it ends.
@@ -53,6 +55,13 @@ class World:
     members: dict[int, Party]
     peers: list[HttpPeer]
 
+    def start_member(self, i: int) -> Party:
+        """Member ``i`` as a process reading the log from the aggregator's routes."""
+        args = ("--log-url", self.aggregator.url)
+        party = self.parties.start("member", self.root / f"member-{i}.toml", extra_args=args)
+        self.members[i] = party
+        return party
+
     def link(self, i: int) -> HttpMemberLink:
         peer = HttpPeer(self.members[i].url, timeout=120, retries=1, backoff=0.05)
         self.peers.append(peer)
@@ -65,8 +74,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     root = init_deployment(tmp_path / "dep", subjects=N_SUBJECTS, committee=(tpk, shares))
     with Parties() as ps:
         agg = ps.start("aggregator", root / "aggregator.toml")
-        members = {i: ps.start("member", root / f"member-{i}.toml") for i in range(1, N + 1)}
-        w = World(root, ps, agg, members, [])
+        w = World(root, ps, agg, {}, [])
+        for i in range(1, N + 1):
+            w.start_member(i)
         try:
             _submit(w)
             yield w
@@ -157,6 +167,12 @@ def test_a_member_killed_during_the_reveal_leaves_the_other_k_to_finish(
     assert 1 in reveal.excluded and set(reveal.members) == {2, 3}
     # spent exactly once, for the one released slot
     assert len(committee.budget.spends(subject_key(0))) == 1
+    # the members that decrypted checked it against their replicas of the log, read over
+    # HTTP: each holds the signed head the reveal request named
+    size = _log_size(world.root / "aggregator" / "ledger.sqlite")
+    for i in (2, 3):
+        replica = world.root / "members" / f"member-{i}.log.sqlite"
+        assert 0 < _log_size(replica) <= size
 
     # the killed member restarts from its files and keeps its record: the noise share
     # it sent for the task is still there (it refuses a different one for the same task)
@@ -165,8 +181,7 @@ def test_a_member_killed_during_the_reveal_leaves_the_other_k_to_finish(
     sent = conn.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
     conn.close()
     assert sent >= 1
-    restarted = world.parties.start("member", world.root / "member-1.toml")
-    world.members[1] = restarted
+    world.start_member(1)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     assert conn.execute("SELECT COUNT(*) FROM sent").fetchone()[0] == sent
     conn.close()
@@ -189,7 +204,7 @@ def test_a_restarted_member_keeps_its_release_record(world: World, tmp_path: Pat
     before = released()
     assert before, "member 2 released nothing"
     world.members[2].kill()
-    world.members[2] = world.parties.start("member", world.root / "member-2.toml")
+    world.start_member(2)
     assert released() == before
     # and it still refuses to help release the same slot and period again: a fresh
     # combiner (empty store: it has no stored answer to give) cannot get a second value

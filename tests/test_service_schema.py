@@ -117,6 +117,12 @@ def test_every_route_is_in_the_schema(aggregator: tuple[str, Path]) -> None:
         "POST /v1/reveal-requests",
         "POST /v1/reveal-notices",
         "GET /v1/log/inclusions/{envelope_hash}",
+        "GET /v1/log/tree-head",
+        "GET /v1/log/leaves/{start}/{end}",
+        "GET /v1/log/consistency/{old_size}/{new_size}",
+        "GET /v1/log/envelopes/{envelope_hash}",
+        "GET /v1/log/parties/{party}",
+        "GET /v1/log/adjustments/{adjustment_hash}",
     }
 
 

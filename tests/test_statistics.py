@@ -71,6 +71,7 @@ def setup(city_cat: Catalog, *, draw=None, budget=None):  # type: ignore[no-unty
                 parts.append(encrypt_district_deltas(backend, bound, d))
     total = backend.sum(parts)
     truth = live_district_sums(sim.table(), sim.district, DISTRICTS, last)
+
     def auth(period: int) -> bytes:  # the aggregator's request for the published statistic
         return c.statistic_request("district-mean", period, DISTRICTS)
 

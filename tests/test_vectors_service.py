@@ -1,4 +1,4 @@
-"""Replay ``protocols/vectors/service.json``: the asks of ``protocols/service.md`` §8, what the
+"""Replay ``protocols/vectors/service.json``: the asks of ``protocols/service.md`` §9, what the
 registry signs for them, the ``bad_*`` encodings every decoder refuses, and the error
 bodies of §3."""
 

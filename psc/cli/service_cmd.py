@@ -56,6 +56,13 @@ def register(sub: Any) -> None:
         help="a peer this party calls, e.g. aggregator=http://127.0.0.1:8001 or "
         "member-2=http://127.0.0.1:8003 (repeat; agencies and the key holder need them)",
     )
+    s.add_argument(
+        "--log-url",
+        default=None,
+        metavar="URL",
+        help="members and the key holder: the aggregator's base URL; the party reads the "
+        "public log over HTTP into a verified replica (overrides the config's log)",
+    )
     s.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     s.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=run_serve)
@@ -86,6 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ready_file=args.ready_file,
         watch_parent=args.watch_parent,
         peers=dict(args.peer),
+        log_url=args.log_url,
     )
     return 0
 

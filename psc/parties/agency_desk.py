@@ -1,6 +1,6 @@
 """An agency at work: its own records, its operator's asks, the aggregator at the other end.
 
-Normative: ``protocols/service.md`` §2, §4 and §8.  :class:`RecordStore` is the agency's back office
+Normative: ``protocols/service.md`` §2, §4 and §9.  :class:`RecordStore` is the agency's back office
 (a SQLite table of its official records, already addressed by slot: the registry told
 the agency the slots of the people it holds records about, ``protocols/setup.md``); in
 the simulation the city writes it.  :class:`AgencyDesk` turns an operator's

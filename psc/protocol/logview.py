@@ -49,7 +49,14 @@ from psc.protocol.parameters import (
 )
 from psc.protocol.signing import digest, open_signed
 
-__all__ = ["Contribution", "LedgerLogView", "LiveSums", "LogView", "Requester"]
+__all__ = [
+    "Contribution",
+    "LedgerLogView",
+    "LiveSums",
+    "LogView",
+    "Requester",
+    "stored_adjustment",
+]
 
 
 @dataclass(frozen=True)
@@ -301,6 +308,23 @@ def _product(cts: list[PackedCiphertext], nsquare: int) -> PackedCiphertext:
     )
 
 
+def stored_adjustment(led: Ledger, adjustment_hash: bytes) -> bytes | None:
+    """The sealed adjustment (rights workflow) stored next to ``led`` under its hash, or
+    ``None`` (no such adjustment, no ``adjustments`` table, or not a SQLite ledger).  What
+    the aggregator serves at ``GET /v1/log/adjustments/{hash}`` and what a log view sums;
+    the caller checks the bytes against the log leaf's digest."""
+    if not isinstance(led, SQLiteLedger):
+        return None
+    conn = led.connection
+    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'adjustments'"
+    if conn.execute(table).fetchone() is None:
+        return None
+    row = conn.execute(
+        "SELECT adjustment FROM adjustments WHERE adjustment_hash = ?", (adjustment_hash,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def _adjustment_contributions(
     leaf: bytes, led: Ledger, params: ProtocolParameters
 ) -> list[Contribution]:
@@ -313,16 +337,14 @@ def _adjustment_contributions(
     entry = codec.decode(leaf, AdjustmentEntry)
     if not isinstance(led, SQLiteLedger):
         raise InvalidMessage("adjustments are stored next to a SQLite ledger only")
-    row = led.connection.execute(
-        "SELECT adjustment FROM adjustments WHERE adjustment_hash = ?", (entry.digest,)
-    ).fetchone()
-    if row is None or digest(bytes(row[0])) != entry.digest:
+    sealed = stored_adjustment(led, entry.digest)
+    if sealed is None or digest(sealed) != entry.digest:
         raise InvalidMessage(f"the log holds an adjustment by {entry.party!r} that is not stored")
     rec = led.party(entry.party)
     if rec is None or rec.role != "agency":
         raise InvalidMessage(f"a logged adjustment names {entry.party!r}, not an agency")
     reg = open_agency_registration(rec.registration, params)
-    adj = open_signed(bytes(row[0]), Adjustment, lambda m: reg.public_key)
+    adj = open_signed(sealed, Adjustment, lambda m: reg.public_key)
     if (adj.agency, adj.period, adj.effective_period) != (
         entry.party,
         entry.period,

@@ -1,4 +1,4 @@
-"""The asks that start a party's work over HTTP (normative: ``protocols/service.md`` §8).
+"""The asks that start a party's work over HTTP (normative: ``protocols/service.md`` §9).
 
 Three parties act on behalf of someone outside the protocol: the registry on behalf of an
 authenticated resident, an agency on behalf of its own operator.  What these people ask

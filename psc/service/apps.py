@@ -17,6 +17,7 @@ from psc.parties.committee.member import CommitteeMember
 from psc.parties.registry import Registry
 from psc.parties.reveal_desk import RevealDesk
 from psc.service.http import cbor_get, cbor_post, new_app
+from psc.service.log_routes import add_log_routes
 
 
 def aggregator_app(aggregator: Aggregator) -> FastAPI:
@@ -78,6 +79,7 @@ def aggregator_app(aggregator: Aggregator) -> FastAPI:
         errors=(400, 404),
         patterns={"envelope_hash": "^[0-9a-f]{64}$"},
     )
+    add_log_routes(app, aggregator)  # the public log for mirrors (protocols/service.md 8)
     return app
 
 
@@ -141,7 +143,7 @@ def registry_app(registry: Registry) -> FastAPI:
         "/v1/grade-asks",
         registry.answer_grade_ask,
         summary="residents ask for their own grades: a registry-signed grade request",
-        description="protocols/service.md §8.  400 malformed; 403 an identity not enrolled.",
+        description="protocols/service.md §9.  400 malformed; 403 an identity not enrolled.",
         errors=(400, 403),
         max_body=64 * 1024 * 1024,
     )
@@ -150,7 +152,7 @@ def registry_app(registry: Registry) -> FastAPI:
         "/v1/access-asks",
         registry.answer_access_ask,
         summary="a resident asks for its events: a registry-signed access request",
-        description="protocols/service.md §8, protocols/access.md.  403 not enrolled.",
+        description="protocols/service.md §9, protocols/access.md.  403 not enrolled.",
         errors=(400, 403),
         max_body=64 * 1024,
     )
@@ -172,7 +174,7 @@ def agency_app(desk: AgencyDesk) -> FastAPI:
         "/v1/period-submissions",
         desk.submit_period,
         summary="operator: encrypt and submit a period's records; the aggregator's receipt",
-        description="protocols/service.md §8, protocols/submit.md.  400 malformed ask or a "
+        description="protocols/service.md §9, protocols/submit.md.  400 malformed ask or a "
         "record that is not the agency's; the aggregator's refusals pass through (403, 409).",
         errors=(400, 403, 409),
         max_body=1024,

@@ -85,8 +85,9 @@ class ServiceConfig:
     port: int = 0
     allow_insecure_key: bool = False
     max_body: int = 64 * 1024 * 1024
-    #: members only: the committee's public file, the key share, the aggregator's ledger
-    #: (read-side: the public log every member recomputes what it decrypts from)
+    #: members only: the committee's public file, the key share, and the public log every
+    #: member recomputes what it decrypts from: the aggregator's URL (a verified replica
+    #: is synced from it) or, on one machine, its ledger file (read-side)
     committee: str = ""
     key_share: str = ""
     log: str = ""
@@ -447,6 +448,8 @@ def load_config(path: str | Path) -> ServiceConfig:
         "signing_key",
         *sorted(_ROLE_FILES[cfg.role] - {"ledger", "agency_id", "catalog_agency"}),
     ]
+    if is_log_url(cfg.log):  # the log comes over HTTP into a replica (no file)
+        files.remove("log")
     if cfg.role == "key-holder":
         files += ["committee", "combiner_key"] if cfg.committee else ["paillier_key"]
     for key in files:
@@ -549,11 +552,31 @@ def open_member(cfg: ServiceConfig) -> CommitteeMember:
         cparams,
         share,
         read_key(cfg.path(cfg.signing_key)),
-        log_view=LedgerLogView(params, cfg.path(cfg.log)),
+        log_view=party_log_view(cfg, params),
         store=MemberStore(cfg.path(cfg.ledger)),
         pool=ShortExponentPool(cparams.public.public),
         _simulation_noise_witness=witness,
     )
+
+
+def party_log_view(cfg: ServiceConfig, params: ProtocolParameters) -> LogView:
+    """The public log a member or the key holder checks reveals against: with ``log`` an
+    ``http://`` URL (the aggregator's), a verified replica synced from its log routes and
+    kept next to the party's state (``<ledger stem>.log.sqlite``,
+    :mod:`psc.service.replica`); otherwise the aggregator's ledger file, read-side (one
+    machine only)."""
+    if is_log_url(cfg.log):
+        from psc.service.client import HttpPeer
+        from psc.service.replica import LogReplica
+
+        replica = cfg.path(cfg.ledger).with_suffix(".log.sqlite")
+        return LogReplica(params, HttpPeer(cfg.log), replica)
+    return LedgerLogView(params, cfg.path(cfg.log))
+
+
+def is_log_url(log: str) -> bool:
+    """Whether a config's ``log`` names the aggregator's URL rather than its ledger file."""
+    return log.startswith(("http://", "https://"))
 
 
 def open_agencies(directory: str | Path, params: ProtocolParameters) -> list[Agency]:

@@ -34,9 +34,14 @@ from psc.parties.committee.transport import MemberLink
 from psc.parties.key_holder import KeyHolder, Revealer, TrustedDecryptor
 from psc.parties.registry import Registry
 from psc.parties.reveal_desk import RevealDesk
-from psc.protocol.logview import LedgerLogView
 from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer
-from psc.service.deploy import ServiceConfig, load_committee, load_params, read_key
+from psc.service.deploy import (
+    ServiceConfig,
+    load_committee,
+    load_params,
+    party_log_view,
+    read_key,
+)
 
 #: Seconds a desk waits for a peer's answer (a committee reveal of a city takes minutes).
 PEER_TIMEOUT = 1800.0
@@ -117,7 +122,7 @@ def open_reveal_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> RevealDesk
         params,
         revealer,
         read_key(cfg.path(cfg.signing_key)),
-        log_view=LedgerLogView(params, cfg.path(cfg.log)),
+        log_view=party_log_view(cfg, params),
     )
     for reg in sorted(cfg.path(".").glob("*.registration")):
         holder.register_relying_party(reg.read_bytes())

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -85,9 +85,16 @@ def child_env() -> dict[str, str]:
 
 
 def start_party(
-    role: str, config: str | Path, *, port: int = 0, peers: Mapping[str, str] | None = None
+    role: str,
+    config: str | Path,
+    *,
+    port: int = 0,
+    peers: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Party:
-    """Start ``psc serve role --config config`` and wait until it answers.
+    """Start ``psc serve role --config config [--peer NAME=URL ...] [extra_args]`` and wait
+    until it answers (``peers``: the parties it calls; ``extra_args``: e.g.
+    ``("--log-url", url)`` for a member reading the log over HTTP).
 
     Raises :class:`PartyFailed` (with the party's stderr) if it exits or is not ready
     within :data:`START_TIMEOUT` seconds; the process is stopped first.
@@ -111,6 +118,7 @@ def start_party(
                 "--watch-parent",
                 str(os.getpid()),
                 *(f"--peer={name}={url}" for name, url in (peers or {}).items()),
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -139,8 +147,15 @@ class Parties:
 
     running: list[Party] = field(default_factory=list)
 
-    def start(self, role: str, config: str | Path, peers: Mapping[str, str] | None = None) -> Party:
-        party = start_party(role, config, peers=peers)
+    def start(
+        self,
+        role: str,
+        config: str | Path,
+        peers: Mapping[str, str] | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+    ) -> Party:
+        party = start_party(role, config, peers=peers, extra_args=extra_args)
         self.running.append(party)
         return party
 

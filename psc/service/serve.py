@@ -12,6 +12,7 @@ files, so even ``kill -9`` loses nothing acknowledged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Mapping
@@ -22,14 +23,28 @@ from fastapi import FastAPI
 
 from psc.exceptions import ServiceConfigError
 from psc.service.apps import agency_app, aggregator_app, key_holder_app, member_app, registry_app
-from psc.service.deploy import ServiceConfig, open_aggregator, open_member
+from psc.service.deploy import ServiceConfig, is_log_url, open_aggregator, open_member
 from psc.service.desks import open_agency_desk, open_registry, open_reveal_desk
 
 
-def build_app(cfg: ServiceConfig, peers: Mapping[str, str] | None = None) -> FastAPI:
+def build_app(
+    cfg: ServiceConfig, peers: Mapping[str, str] | None = None, *, log_url: str | None = None
+) -> FastAPI:
     """The app of ``cfg.role`` over its party, opened from its files; ``peers`` names the
-    URLs of the parties it calls (:mod:`psc.service.desks`)."""
+    URLs of the parties it calls (:mod:`psc.service.desks`).
+
+    ``log_url`` (members and the key holder, ``psc serve ... --log-url``): the aggregator's
+    base URL, overriding the config's ``log``; the party then checks reveals against a
+    verified replica of the log synced over HTTP.  Raises :class:`ServiceConfigError`
+    otherwise.
+    """
     peers = peers or {}
+    if log_url is not None:
+        if cfg.role not in ("member", "key-holder") or not is_log_url(log_url):
+            raise ServiceConfigError(
+                "--log-url takes a member or the key holder, and an http:// URL"
+            )
+        cfg = dataclasses.replace(cfg, log=log_url)
     if cfg.role == "aggregator":
         return aggregator_app(open_aggregator(cfg))
     if cfg.role == "member":
@@ -66,16 +81,18 @@ def serve(
     ready_file: str | None = None,
     watch_parent: int | None = None,
     peers: Mapping[str, str] | None = None,
+    log_url: str | None = None,
 ) -> None:
     """Serve ``cfg``'s party until stopped (SIGTERM/SIGINT).
 
     ``watch_parent``: the pid of the process that started this one; stop (SIGTERM to
     itself) as soon as it is gone, even if it was killed with SIGKILL and could not stop
-    its children, or died before this process got this far.
+    its children, or died before this process got this far.  ``log_url``: see
+    :func:`build_app`.
     """
     if watch_parent is not None:
         _watch_parent(watch_parent)
-    app = build_app(cfg, peers)
+    app = build_app(cfg, peers, log_url=log_url)
     sock = bind(cfg.host, cfg.port if port is None else port)
     bound = sock.getsockname()[1]
 

@@ -252,30 +252,35 @@ def _start_all(
     agg = parties.start("aggregator", root / "aggregator.toml")
     urls = {"aggregator": agg.url}
     on_agg = {"aggregator": agg.url}
-    jobs: list[tuple[str, str, Path, Mapping[str, str]]] = [
-        ("registry", "registry", root / "registry.toml", {})
+    # members and the key holder check reveals against a verified replica of the log,
+    # synced from the aggregator's log routes (never its files)
+    log = ("--log-url", agg.url)
+    jobs: list[tuple[str, str, Path, Mapping[str, str], tuple[str, ...]]] = [
+        ("registry", "registry", root / "registry.toml", {}, ())
     ]
-    jobs += [(a, "agency", root / "agencies" / f"{a}.toml", on_agg) for a in agencies]
+    jobs += [(a, "agency", root / "agencies" / f"{a}.toml", on_agg, ()) for a in agencies]
     if committee:
         members = sorted(root.glob("member-*.toml"))
-        jobs += [(m.stem, "member", m, {}) for m in members]
+        jobs += [(m.stem, "member", m, {}, log) for m in members]
     started = _start_many(parties, jobs)
     urls |= {name: p.url for name, p in started.items()}
     holder_peers = {"aggregator": agg.url} | {
         name: url for name, url in urls.items() if name.startswith("member-")
     }
-    urls["key-holder"] = parties.start("key-holder", root / "key_holder.toml", holder_peers).url
+    holder = parties.start("key-holder", root / "key_holder.toml", holder_peers, extra_args=log)
+    urls["key-holder"] = holder.url
     say(f"  {len(urls)} parties running on 127.0.0.1")
     return urls
 
 
 def _start_many(
-    parties: Parties, jobs: list[tuple[str, str, Path, Mapping[str, str]]]
+    parties: Parties, jobs: list[tuple[str, str, Path, Mapping[str, str], tuple[str, ...]]]
 ) -> dict[str, Party]:
     """Start several parties at once (each import takes a moment); all or an exception."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {
-            name: pool.submit(parties.start, role, cfg, peers) for name, role, cfg, peers in jobs
+            name: pool.submit(parties.start, role, cfg, peers, extra_args=extra)
+            for name, role, cfg, peers, extra in jobs
         }
         return {name: f.result() for name, f in futures.items()}
 

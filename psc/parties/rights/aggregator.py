@@ -35,7 +35,8 @@ from psc.protocol.parameters import ProtocolParameters, delta_bounds, trivial_ze
 from psc.protocol.signing import digest, open_signed
 from psc.seams import Clock, system_clock
 
-_SCHEMA = (
+#: The adjustments' tables on the ledger's connection (a log replica keeps them too).
+ADJUSTMENT_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS adjustments ("
     " adjustment_hash BLOB PRIMARY KEY, agency TEXT NOT NULL, kind TEXT NOT NULL,"
     " original BLOB NOT NULL, period INTEGER NOT NULL, effective_period INTEGER NOT NULL,"
@@ -82,7 +83,7 @@ class RightsAggregator(Aggregator):
         super().__init__(params, ledger, signing_key, clock=clock)
         self._sql = ledger
         with ledger.transaction():
-            for stmt in _SCHEMA:
+            for stmt in ADJUSTMENT_SCHEMA:
                 ledger.connection.execute(stmt)
         self._adj_live: dict[
             tuple[int, int, int], tuple[PackedCiphertext, dict[str, PackedCiphertext]]
