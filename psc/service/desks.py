@@ -26,6 +26,7 @@ from gmpy2 import mpz
 from psc.catalog import load_catalog
 from psc.dp.accounting import ApproxDP
 from psc.exceptions import KeyMismatch, ServiceConfigError
+from psc.hazmat.backends.paillier import ShortExponentPool
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.parties.agency import Agency
 from psc.parties.agency_desk import AgencyDesk, RecordStore
@@ -74,7 +75,15 @@ def open_registry(cfg: ServiceConfig) -> Registry:
 def open_agency_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> AgencyDesk:
     """An agency with its records and outbox, sending to the aggregator peer."""
     params = load_params(cfg)
-    agency = Agency(cfg.agency_id, cfg.catalog_agency, params, read_key(cfg.path(cfg.signing_key)))
+    # short-exponent randomizers (packing.md 2.1) under the agency's own secret base, made
+    # as the envelope is encrypted: what the single-process run precomputes in workers
+    agency = Agency(
+        cfg.agency_id,
+        cfg.catalog_agency,
+        params,
+        read_key(cfg.path(cfg.signing_key)),
+        pool=ShortExponentPool(params.public_key),
+    )
     aggregator = HttpAggregator(peer(peers, "aggregator"))
     return AgencyDesk(
         agency, RecordStore(cfg.path(cfg.records)), aggregator, str(cfg.path(cfg.ledger))
