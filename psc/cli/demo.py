@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
         help="run a synthetic city end to end and compare grades with the oracle",
         description=(
             "Simulate a city, run every protocol role (agencies, aggregator, key holder, "
-            "relying party, subjects) with signed messages and a transparency log, reveal "
+            "relying party, subjects) with signed messages and a transparency log, each "
+            "served party as its own process on 127.0.0.1 (psc serve; --in-process: all in "
+            "this one), reveal "
             "grades through a k-of-n key committee with distributed differential-privacy noise "
             "(or --reveal trusted: one key holder, exact; or --reveal he: the trusted reveal, "
             "then the same events graded under CKKS encryption) and compare them with the "
@@ -68,7 +70,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run a catalog with lint errors anyway (research only; the errors are printed first)",
     )
-    p.add_argument("--workers", type=int, default=2, help="processes for precomputation")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="--in-process: worker processes for precomputation (default 2)",
+    )
     p.add_argument("--access-sample", type=int, default=25, help="subjects that run subject access")
     p.add_argument(
         "--reveal",

@@ -74,8 +74,11 @@ def run_init(args: argparse.Namespace) -> int:
     root = init_deployment(
         args.dir, catalog=args.catalog, subjects=args.subjects, key_bits=args.key_bits
     )
-    print(f"psc init: deployment written to {root}; start a party with")
-    print(f"  psc serve aggregator --config {root / 'aggregator.toml'}")
+    print(f"psc init: deployment written to {root}; start the parties with")
+    print(f"  psc serve aggregator --config {root / 'aggregator.toml'}   (note its port)")
+    print(f"  psc serve registry --config {root / 'registry.toml'}")
+    print(f"  psc serve agency --config {root / 'agencies'}/<id>.toml --peer aggregator=URL")
+    print(f"  psc serve key-holder --config {root / 'key_holder.toml'} --peer aggregator=URL")
     return 0
 
 
