@@ -60,7 +60,7 @@ def test_committee_noise_totals_sum_the_members_whose_noise_was_added() -> None:
         # member 2's noise share was refused, member 3's decryption share was: 1 and 3 added
         excluded = {2: "bad noise share: proof fails", 3: "decryption share fails its proof"}
         got = committee_noise_totals(
-            w, members=3, excluded=excluded, period=7, n_subjects=3, cap_labels=["C"]
+            w, excluded, members=3, period=7, n_subjects=3, cap_labels=["C"]
         )
         assert got.score.tolist() == [3, 3, 9] and got.caps["C"].tolist() == [1, 1, 0]
         assert got.witnessed.tolist() == [True, True, False]  # slot 2: one draw of two

@@ -22,9 +22,13 @@ decryptions, split into ``grade`` and ``decrypt`` in :class:`~psc.sim.results.He
 
 **The simulation's god view.**  The driver sees every party (it runs them all), so it can
 check results no single party could: the plaintext oracle over all events and, in
-committee runs, the noise each member actually drew (:class:`~psc.sim.deployment.SimulationNoiseWitness`).
-That view is the harness's, never a protocol role's: nothing it learns flows back into a
-party or a message.
+committee runs, the noise each member actually drew
+(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never
+a protocol role's: nothing it learns flows back into a party or a message.  Its checks
+live in :mod:`psc.sim.god_view` (noise totals, expected grades, the comparison with the
+oracle, the access sample and tally), so that a driver running the parties elsewhere
+applies the same ones; :class:`~psc.sim.meter.Meter` times the phases and counts the bytes,
+and :func:`~psc.sim.results.run_result` assembles what was measured and checked.
 """
 
 from __future__ import annotations
@@ -200,14 +204,8 @@ def run(
     if cs is not None:
         with meter.phase("audit"):
             assert cs.witness is not None and batch is not None
-            noise = committee_noise_totals(
-                cs.witness,
-                members=len(cs.key_shares),
-                excluded=batch.excluded,
-                period=last,
-                n_subjects=n,
-                cap_labels=catalog.cap_labels(),
-            )
+            members, cap_labels = len(cs.key_shares), catalog.cap_labels()
+            noise = committee_noise_totals(cs.witness, batch.excluded, members, last, n, cap_labels)
 
     # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
     #    for their events; each answer's inclusion proofs are checked against the

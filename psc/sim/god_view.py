@@ -61,18 +61,19 @@ class NoiseTotals:
 
 def committee_noise_totals(
     witness: SimulationNoiseWitness,
-    *,
-    members: int,
     excluded: Mapping[int, str],
+    members: int,
     period: int,
     n_subjects: int,
     cap_labels: Sequence[str],
 ) -> NoiseTotals:
-    """The noise a committee grade reveal of ``period`` added, from what ``witness`` recorded.
+    """The noise a committee grade reveal of ``period`` added to the grades of slots
+    ``0..n_subjects-1``, for the score and each of ``cap_labels``, from what ``witness``
+    recorded.
 
-    ``members`` is the committee's size ``n`` (members are numbered ``1..n``);
-    ``excluded`` is the combiner's record of a reveal (member -> reason,
-    :attr:`~psc.parties.committee.CommitteeReveal.excluded`).  The total is summed over the
+    ``excluded`` is the combiner's record of that reveal (member -> reason,
+    :attr:`~psc.parties.committee.CommitteeReveal.excluded`); ``members`` the committee's
+    size ``n`` (members are numbered ``1..n``).  The total is summed over the
     members whose noise shares the combiner added: all but those excluded for a missing or
     bad noise share (a member excluded only for its decryption share still added noise).
     Reads the witness's files; raises nothing of its own.
