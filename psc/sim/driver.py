@@ -218,16 +218,14 @@ def run(
             rec.envelope_hash: send("log-inclusion", d.aggregator.log_inclusion(rec.envelope_hash))
             for rec in d.ledger.envelopes()
         }
-        identity_of = {s: ident for ident, s in d.slots.items()}
+        ident = {s: i for i, s in d.slots.items()}  # slot -> identity: the registry's secret
         for slot in map(int, pick):
             subject = Subject(slot, d.params)
             for reg in d.registrations:
                 subject.learn_agency(reg)
             events = []
             for agency in d.agencies:
-                req = send(
-                    "access-request", d.registry.access_request(identity_of[slot], first, last)
-                )
+                req = send("access-request", d.registry.access_request(ident[slot], first, last))
                 resp = send("access-response", agency.answer_access(req))
                 events += subject.verify_access(req, resp, inclusions)
             own = subject.explain(events, last)[1]
