@@ -2,8 +2,16 @@
 
 The driver runs every party, so it can compare revealed grades with the plaintext oracle
 over all events and, in committee runs, with the noise each member actually drew
-(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never a protocol role's:
-nothing it learns flows back into a party or a message.
+(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never
+a protocol role's: nothing it learns flows back into a party or a message.
+
+The checks, for any driver (in one process or across processes):
+:func:`committee_noise_totals` (the noise each grade carries, as :class:`NoiseTotals`),
+:func:`expected_grades` (what each revealed grade must equal), :func:`compare_with_oracle`
+(every revealed grade and a relying party's), :func:`misgrade_rate_plausible` (the noisy
+grades' misgrade rate against the rate the noise predicts), :func:`sample_access_subjects`
+(who exercises the right of access) and :class:`AccessTally` (what they recomputed).
+The private ``_committee_result`` and ``_he_result`` fill in an in-process run's result.
 """
 
 from __future__ import annotations
