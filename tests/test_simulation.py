@@ -55,3 +55,23 @@ def test_sizes_are_checked(city: Catalog) -> None:
         simulate_city(city, subjects=0)
     with pytest.raises(ValueError):
         simulate_city(city, subjects=10, periods=0)
+
+
+def test_records_are_one_agency_period_with_subjects_by_slot(city: Catalog) -> None:
+    sim = simulate_city(city, subjects=400, agencies=9, periods=2, seed=3)
+    slot_of = np.arange(400, dtype=np.int64)[::-1].copy()  # slot = 399 - population index
+    inst, p = sim.agencies[0], sim.periods[1]
+    got = sim.records(inst.id, p, slot_of)
+    raw = sim.events[inst.id][p]
+    assert len(got) == len(raw) > 0
+    assert [e.subject for e in got] == [399 - e.subject for e in raw]
+    assert [(e.rule, e.date, e.evidence) for e in got] == [
+        (e.rule, e.date, e.evidence) for e in raw
+    ]
+    # every agency's records of every period, by slot, are the city's table by slot
+    every = [
+        e.subject for a in sim.agencies for q in sim.periods for e in sim.records(a.id, q, slot_of)
+    ]
+    assert sorted(every) == sorted(sim.table(slot_of).subject.tolist())
+    with pytest.raises(KeyError):
+        sim.records("no-such-agency", p, slot_of)

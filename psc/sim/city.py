@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,8 +78,18 @@ class City:
         """All events as one table, subjects mapped through ``slot_of`` (default: identity)."""
         evs = [e for per in self.events.values() for v in per.values() for e in v]
         if slot_of is not None:
-            evs = [Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence) for e in evs]
+            evs = _by_slot(evs, slot_of)
         return EventTable.from_events(self.catalog, evs, self.n_subjects)
+
+    def records(self, agency: str, period: int, slot_of: IntArray) -> list[Event]:
+        """What agency ``agency`` recorded in ``period``, subjects mapped to their slots
+        through ``slot_of`` (what that agency submits).  Raises ``KeyError`` for an
+        unknown agency id or period."""
+        return _by_slot(self.events[agency][period], slot_of)
+
+
+def _by_slot(events: Iterable[Event], slot_of: IntArray) -> list[Event]:
+    return [Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence) for e in events]
 
 
 def agency_instances(catalog: Catalog, agencies: int | None = None) -> tuple[AgencyInstance, ...]:

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from psc.hazmat.paillier import (
     PaillierPrivateKey,
     PaillierPublicKey,
 )
+from psc.hazmat.threshold.dealer import deal
 from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 from psc.ledger.store import SQLiteLedger
 from psc.parties.agency import Agency
@@ -46,8 +48,10 @@ from psc.parties.committee import (
     MemberLink,
     MemberProcess,
     RevealPolicy,
+    open_committee_store,
     parallel,
     prepare_processes,
+    reveal_layout,
 )
 from psc.parties.committee.member_store import MemberStore
 from psc.parties.key_holder import ConsentVerifier, KeyHolder, Revealer, TrustedDecryptor
@@ -279,6 +283,8 @@ class CommitteeSetup:
     pool: ProcessPoolExecutor | None = None
     #: where each member keeps its durable release record (``None``: in memory)
     member_dir: Path | None = None
+    #: a scratch directory for the ledger's file, deleted by :meth:`close`
+    scratch: Path | None = None
 
     def member_store(self, index: int) -> str:
         if self.member_dir is None:
@@ -335,6 +341,14 @@ class CommitteeSetup:
         self.revealer = CommitteeRevealer(self.committee)
         return self.revealer
 
+    def prepare_grades(self, n_subjects: int, layout: SlotLayout, cap_labels: int) -> None:
+        """Members, offline: what a batch grade reveal of ``n_subjects`` slots and one
+        relying party's query take, for the score and ``cap_labels`` cap counters: a noise
+        share per subject and query, and a randomizer per share block and per proof
+        commitment."""
+        units = (layout.blocks(n_subjects) + 1) * (1 + cap_labels)
+        self.prepare(n_subjects + 1, 2 * units)
+
     def prepare(self, noise_shares: int, randomizers: int) -> None:
         """Members, offline: draw noise shares and encryption randomizers ahead of time."""
         for link in self.links:
@@ -344,6 +358,9 @@ class CommitteeSetup:
         prepare_processes(procs, noise_shares, randomizers)
 
     def close(self) -> None:
+        """End the members' processes and the proof pool, close the combiner's store,
+        delete the witness's files and the scratch directory (the ledger's file, if any:
+        close the ledger first)."""
         for link in self.links:
             if isinstance(link, MemberProcess):
                 link.close()
@@ -352,3 +369,60 @@ class CommitteeSetup:
         self.store.close()
         if self.witness is not None:
             self.witness.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def deal_committee(
+    catalog: Catalog,
+    *,
+    committee: tuple[int, int],
+    epsilon: Fraction,
+    key_bits: int,
+    multiplicity: int,
+    workers: int,
+    randbytes: Callable[[int], bytes],
+    store_path: str | Path = ":memory:",
+    ledger_path: str | Path = ":memory:",
+    witness: SimulationNoiseWitness | None = None,
+) -> tuple[CommitteeSetup, SlotLayout, str | Path]:
+    """A trusted dealer deals a ``committee = (k, n)`` threshold key of ``key_bits`` bits
+    (and erases it); returns the committee, the slot layout widened for its noise and
+    masks (:func:`~psc.parties.committee.reveal_layout`) and the ledger path, for
+    :func:`setup`.  Members in their own processes (``workers > 1``) read the public log
+    from the ledger's file: for an in-memory ``ledger_path`` the ledger path returned is a
+    file in a scratch directory the committee deletes on :meth:`~CommitteeSetup.close`
+    (close the ledger first).
+
+    The reveal policy: ``epsilon`` per subject and period for the score and as much for
+    the cap counters, slot headroom for any epsilon down to ``min(1/4, epsilon)``,
+    ``honest = k``; each
+    subject's budget is twelve such releases (delta 1e-9).  The combiner's store is at
+    ``store_path`` (in memory by default); with a file, every member keeps its durable
+    release record in ``committee-members/`` beside it.  ``witness`` records the noise
+    the members draw (the simulation's god view; never in a deployment).
+
+    Raises what :func:`~psc.hazmat.threshold.dealer.deal` raises (keys below 2048 bits
+    are allowed here: this is a simulation).
+    """
+    k, n = committee
+    public, key_shares = deal(k, n, bits=key_bits, allow_insecure=key_bits < MIN_KEY_BITS)
+    policy = RevealPolicy(Fraction(epsilon), min(Fraction(1, 4), Fraction(epsilon)), k)
+    layout = reveal_layout(catalog, key_bits, multiplicity=multiplicity, members=n, policy=policy)
+    in_memory = str(store_path) == ":memory:"
+    store = (
+        sqlite3.connect(":memory:", isolation_level=None)
+        if in_memory
+        else open_committee_store(str(store_path))
+    )
+    assert policy.cap_epsilon is not None
+    # twelve releases of score and cap counters
+    budget = ApproxDP(12 * (policy.epsilon + policy.cap_epsilon), Fraction(1, 10**9))
+    cs = CommitteeSetup(public, key_shares, policy, store, budget, workers, randbytes, witness)
+    if not in_memory:  # members' durable release records
+        cs.member_dir = Path(store_path).parent / "committee-members"
+        cs.member_dir.mkdir(parents=True, exist_ok=True)
+    if workers > 1 and str(ledger_path) == ":memory:":
+        cs.scratch = Path(tempfile.mkdtemp(prefix="psc-ledger-"))
+        ledger_path = cs.scratch / "ledger.sqlite"
+    return cs, layout, ledger_path

@@ -22,57 +22,50 @@ decryptions, split into ``grade`` and ``decrypt`` in :class:`~psc.sim.results.He
 
 **The simulation's god view.**  The driver sees every party (it runs them all), so it can
 check results no single party could: the plaintext oracle over all events and, in
-committee runs, the noise each member actually drew (:class:`~psc.sim.deployment.SimulationNoiseWitness`).
-That view is the harness's, never a protocol role's: nothing it learns flows back into a
-party or a message.
+committee runs, the noise each member actually drew
+(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never
+a protocol role's: nothing it learns flows back into a party or a message.  Its checks
+live in :mod:`psc.sim.god_view` (noise totals, expected grades, the comparison with the
+oracle, the access sample and tally), so that a driver running the parties elsewhere
+applies the same ones; :class:`~psc.sim.meter.Meter` times the phases and counts the bytes,
+and :func:`~psc.sim.results.run_result` assembles what was measured and checked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import sqlite3
-import tempfile
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 if TYPE_CHECKING:
     from psc.hazmat.exact.ring import LatticeParams
     from psc.parties.grading_authority import GradingAuthority
 
-from psc.catalog import period_label, period_start
-from psc.dp.accounting import ApproxDP
-from psc.events import Event, IntArray
+from psc.catalog import period_start
 from psc.hazmat.packing import SlotLayout
-from psc.hazmat.paillier import (
-    MIN_KEY_BITS,
-    PaillierPrivateKey,
-    PaillierPublicKey,
-)
-from psc.hazmat.threshold.dealer import deal
+from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.ledger.log_verify import verify_log
-from psc.oracle import cap_counts, caps_from_counts, grades_of, score
-from psc.parties.committee import (
-    RevealPolicy,
-    open_committee_store,
-    reveal_layout,
-)
 from psc.parties.relying_party import read_grades
 from psc.parties.subject import Subject
 from psc.sim.city import City
-from psc.sim.deployment import CommitteeSetup, SimulationNoiseWitness, setup
-from psc.sim.god_view import _committee_result, _he_result, _noisy_grade
-from psc.sim.results import RunResult
-from psc.sim.sources import PrecomputedPool, SimClock, demo_keypair, precompute
+from psc.sim.deployment import CommitteeSetup, SimulationNoiseWitness, deal_committee, setup
+from psc.sim.god_view import (
+    AccessTally,
+    NoiseTotals,
+    _committee_result,
+    _he_result,
+    committee_noise_totals,
+    compare_with_oracle,
+    sample_access_subjects,
+)
+from psc.sim.meter import Meter
+from psc.sim.results import RunResult, run_result
+from psc.sim.sources import SimClock, demo_keypair, precompute_agencies
 
 
 def run(
@@ -118,112 +111,69 @@ def run(
     """
     if reveal not in ("trusted", "committee", "he", "exact"):
         raise ValueError(f"reveal must be 'trusted', 'committee', 'he' or 'exact', got {reveal!r}")
-    phases: defaultdict[str, float] = defaultdict(float)
-    wire: Counter[str] = Counter()
-    scratch: Path | None = None
-
-    @contextmanager
-    def phase(name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            phases[name] += time.perf_counter() - t0
-
-    def send(kind: str, data: bytes) -> bytes:
-        wire[kind] += len(data)
-        return data
-
-    catalog = city.catalog
-    first, last = city.periods[0], city.periods[-1]
+    meter, catalog, n = Meter(), city.catalog, city.n_subjects
+    send, first, last = meter.send, city.periods[0], city.periods[-1]
     clock = SimClock(dt.datetime.combine(period_start(first), dt.time(8), dt.UTC))
 
     # -- Phase 1, setup: the key holder makes the Paillier key; every party makes its
     #    Ed25519 key; the registry enrols subjects (random pseudonymous slots), publishes
     #    the parameters (catalog hash, public key, slot layout sized for the catalog and
-    #    the number of agency instances) and signs every registration.
-    #    With the committee, a trusted dealer deals the k-of-n key instead (and erases
-    #    it); the slots get headroom for the members' noise and masks.
-    cs: CommitteeSetup | None = None
-    with phase("setup"):
+    #    the number of agency instances) and signs every registration.  With the
+    #    committee, a trusted dealer deals the k-of-n key instead (and erases it); the
+    #    slots get headroom for the members' noise and masks.
+    with meter.phase("setup"):
+        cs: CommitteeSetup | None = None
         layout: SlotLayout | None = None
         if reveal == "committee":
-            k, n = committee
-            tpk, key_shares = deal(k, n, bits=key_bits, allow_insecure=key_bits < MIN_KEY_BITS)
-            policy = RevealPolicy(Fraction(epsilon), min(Fraction(1, 4), Fraction(epsilon)), k)
-            layout = reveal_layout(
-                catalog, key_bits, multiplicity=city.multiplicity, members=n, policy=policy
+            cs, layout, ledger_path = deal_committee(
+                catalog,
+                committee=committee,
+                epsilon=epsilon,
+                key_bits=key_bits,
+                multiplicity=city.multiplicity,
+                workers=workers,
+                randbytes=randbytes,
+                store_path=committee_path,
+                ledger_path=ledger_path,
+                witness=SimulationNoiseWitness(),  # the god view, never a party
             )
-            store = (
-                sqlite3.connect(":memory:", isolation_level=None)
-                if str(committee_path) == ":memory:"
-                else open_committee_store(str(committee_path))
-            )
-            assert policy.cap_epsilon is not None
-            # twelve releases of score and cap counters
-            budget = ApproxDP(12 * (policy.epsilon + policy.cap_epsilon), Fraction(1, 10**9))
-            cs = CommitteeSetup(
-                tpk, key_shares, policy, store, budget, workers, randbytes, SimulationNoiseWitness()
-            )
-            if str(committee_path) != ":memory:":  # members' durable release records
-                cs.member_dir = Path(committee_path).parent / "committee-members"
-                cs.member_dir.mkdir(parents=True, exist_ok=True)
-            if workers > 1 and str(ledger_path) == ":memory:":
-                # members in their own processes read the public log from the ledger file
-                scratch = Path(tempfile.mkdtemp(prefix="psc-ledger-"))
-                ledger_path = scratch / "ledger.sqlite"
-            pk, sk = tpk.public, None
-        else:
-            pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
+        pk, sk = (cs.public.public, None) if cs else keypair or demo_keypair(key_bits)
         d = setup(
             catalog,
             city.agencies,
-            city.n_subjects,
+            n,
             (pk, sk),
             clock=clock,
             ledger_path=ledger_path,
             randbytes=randbytes,
-            revealer=cs.make if cs is not None else None,
+            revealer=cs.make if cs else None,
             layout=layout,
         )
         for kind, data in d.sent:
             send(kind, data)
-        params, aggregator, key_holder, ledger = d.params, d.aggregator, d.key_holder, d.ledger
-        registry, agencies, bank, slot_of = d.registry, d.agencies, d.bank, d.slot_of
-        registrations, slots, insecure = d.registrations, d.slots, pk.bits < MIN_KEY_BITS
 
     # -- Phase 2, precompute: each agency makes the encryption randomizers r^n mod n^2 it
-    #    will need, ahead of time and in parallel (the expensive part of Paillier).
-    with phase("precompute"):
-        # every ciphertext block and every validity-proof commitment takes one randomizer
-        counts = [a.randomizers_per_submission() * len(city.periods) for a in agencies]
-        for a, values in zip(agencies, precompute(pk, counts, workers), strict=True):
-            a.use_pool(PrecomputedPool(pk, values))
-        if cs is not None:  # members draw noise shares and randomizers ahead of time
-            n_labels = 1 + len(catalog.cap_labels())
-            # randomizers: one per share block and one per proof commitment
-            units = (params.layout.blocks(city.n_subjects) + 1) * n_labels
-            cs.prepare(city.n_subjects + 1, 2 * units)
+    #    will need, ahead of time and in parallel (the expensive part of Paillier); the
+    #    committee's members draw their noise shares and randomizers.
+    with meter.phase("precompute"):
+        precompute_agencies(d.agencies, pk, len(city.periods), workers)
+        if cs is not None:
+            cs.prepare_grades(n, d.params.layout, len(catalog.cap_labels()))
 
     # -- Phases 3 and 4, each period: every agency maps its records to dense delta vectors
     #    and cap counters, encrypts them, commits to its events and signs the envelope
     #    (submit); the aggregator verifies each envelope before touching state, then logs
     #    and accumulates it in one transaction and returns a signed receipt (ingest).
-    envelopes = 0
     for p in city.periods:
         clock.advance_to(dt.datetime.combine(period_start(p + 1), dt.time(9), dt.UTC))
-        for inst, agency in zip(city.agencies, agencies, strict=True):
-            evs = [
-                Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence)
-                for e in city.events[inst.id][p]
-            ]
-            with phase("submit"):
-                envelope = send("submission", agency.submit(evs, p))
-            with phase("ingest"):
-                receipt = send("ingest-receipt", aggregator.ingest(envelope))
-            with phase("submit"):
+        for inst, agency in zip(city.agencies, d.agencies, strict=True):
+            records = city.records(inst.id, p, d.slot_of)
+            with meter.phase("submit"):
+                envelope = send("submission", agency.submit(records, p))
+            with meter.phase("ingest"):
+                receipt = send("ingest-receipt", d.aggregator.ingest(envelope))
+            with meter.phase("submit"):
                 agency.accept_receipt(receipt)
-            envelopes += 1
 
     # -- Phase 5, reveal: every subject asks for its own grade through the registry (one
     #    request; the aggregator sends the key holder the blocks it needs; the key holder
@@ -235,160 +185,77 @@ def run(
 
     def reveal_one(request: bytes) -> bytes:
         send("grade-request", request)
-        answer = key_holder.answer(send("reveal-request", aggregator.prepare_reveal(request)))
-        logged = aggregator.release(send("reveal-notice", answer.notice))
-        key_holder.check_logged(answer, send("log-inclusion", logged))
+        answer = d.key_holder.answer(send("reveal-request", d.aggregator.prepare_reveal(request)))
+        logged = d.aggregator.release(send("reveal-notice", answer.notice))
+        d.key_holder.check_logged(answer, send("log-inclusion", logged))
         return send("grade-response", answer.response)
 
-    with phase("reveal"):
-        request = registry.grade_request(range(city.n_subjects), last)
-        revealed = read_grades(params, request, reveal_one(request))
+    with meter.phase("reveal"):
+        request = d.registry.grade_request(range(n), last)
+        revealed = read_grades(d.params, request, reveal_one(request))
         batch = cs.revealer.last if cs is not None and cs.revealer is not None else None
-        rp_request = bank.request_grade(int(slot_of[0]), d.bank_purpose, last)
-        rp_grade = bank.read_grade(rp_request, reveal_one(rp_request))
+        rp_slot = int(d.slot_of[0])
+        rp_request = d.bank.request_grade(rp_slot, d.bank_purpose, last)
+        rp_grade = d.bank.read_grade(rp_request, reveal_one(rp_request))
 
     # The god view (not a protocol phase; timed with the audit): in committee runs, the
-    # total noise every revealed grade carries, summed over the members whose noise shares
-    # the combiner added (all but those excluded for a missing or bad noise share).
-    noise: IntArray = np.zeros(city.n_subjects, dtype=np.int64)
-    cap_noise: dict[str, IntArray] = {
-        label: np.zeros(city.n_subjects, dtype=np.int64) for label in catalog.cap_labels()
-    }
-    witnessed: npt.NDArray[np.bool_] = np.ones(city.n_subjects, dtype=bool)
+    # total noise each revealed grade carries, as the members whose shares were added drew it.
+    noise: NoiseTotals | None = None
     if cs is not None:
-        with phase("audit"):
+        with meter.phase("audit"):
             assert cs.witness is not None and batch is not None
-            skipped = {
-                i
-                for i, why in batch.excluded.items()
-                if why.startswith(("no noise share", "bad noise share"))
-            }
-            added = [i for i in range(1, len(cs.key_shares) + 1) if i not in skipped]
-            by_slot, witnessed = cs.witness.totals(last, added, city.n_subjects)
-            noise[:] = by_slot
-            for label in catalog.cap_labels():
-                cap_by_slot, cap_ok = cs.witness.totals(last, added, city.n_subjects, label)
-                cap_noise[label] = cap_by_slot
-                witnessed &= cap_ok
+            members, cap_labels = len(cs.key_shares), catalog.cap_labels()
+            noise = committee_noise_totals(cs.witness, batch.excluded, members, last, n, cap_labels)
 
     # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
     #    for their events; each answer's inclusion proofs are checked against the
     #    commitment roots the log holds, and the subject recomputes its grade.
-    rng = np.random.default_rng(city.seed + 1)
-    table = city.table(slot_of)
-    with_events = np.unique(table.subject)
-    without = np.setdiff1d(np.arange(city.n_subjects), with_events)
-    n_without = min(without.size, access_sample // 5)  # a few with nothing to explain
-    pick = np.concatenate(
-        [
-            rng.choice(
-                with_events, size=min(access_sample - n_without, with_events.size), replace=False
-            ),
-            rng.choice(without, size=n_without, replace=False),
-        ]
-    )
-    checked = consistent = noiseless_consistent = 0
-    with phase("access"):
+    table = city.table(d.slot_of)
+    pick = sample_access_subjects(table, access_sample, np.random.default_rng(city.seed + 1))
+    access = AccessTally()
+    with meter.phase("access"):
         inclusions = {
-            rec.envelope_hash: send("log-inclusion", aggregator.log_inclusion(rec.envelope_hash))
-            for rec in ledger.envelopes()
+            rec.envelope_hash: send("log-inclusion", d.aggregator.log_inclusion(rec.envelope_hash))
+            for rec in d.ledger.envelopes()
         }
-        identity_of = {s: ident for ident, s in slots.items()}
-        for slot in (int(s) for s in pick):
-            subject = Subject(slot, params)
-            for reg in registrations:
+        ident = {s: i for i, s in d.slots.items()}  # slot -> identity: the registry's secret
+        for slot in map(int, pick):
+            subject = Subject(slot, d.params)
+            for reg in d.registrations:
                 subject.learn_agency(reg)
             events = []
-            for agency in agencies:
-                req = send(
-                    "access-request", registry.access_request(identity_of[slot], first, last)
-                )
+            for agency in d.agencies:
+                req = send("access-request", d.registry.access_request(ident[slot], first, last))
                 resp = send("access-response", agency.answer_access(req))
                 events += subject.verify_access(req, resp, inclusions)
-            _, grade = subject.explain(events, last)
-            checked += 1
-            noiseless_consistent += grade == revealed[slot]
-            if cs is not None:  # god view: the subject's own score + the noise drawn for it
-                cn = {label: int(v[slot]) for label, v in cap_noise.items()}
-                grade = _noisy_grade(catalog, events, last, int(noise[slot]), cn)
-                consistent += bool(witnessed[slot]) and grade == revealed[slot]
-            else:
-                consistent += grade == revealed[slot]
+            own = subject.explain(events, last)[1]
+            access.record(catalog, events, last, own, revealed[slot], slot=slot, noise=noise)
 
     # -- Phase 7, audit: anyone with the aggregator's public key verifies the whole log;
     #    the revealed grades are compared with the plaintext oracle (committee: with the
     #    oracle's grade of raw score + the noise drawn, which only the god view knows).
-    with phase("audit"):
-        report = verify_log(ledger.connection, d.aggregator_public_key)
-        oracle = score(table, last)
-        labels = catalog.labels
-        got = np.array([labels.index(revealed[s]) for s in range(city.n_subjects)])
-        expected = oracle.grade.astype(np.int64)
-        live_counts = cap_counts(table, last)
-        if cs is not None:
-            noisy_counts = {label: c + cap_noise[label] for label, c in live_counts.items()}
-            noisy_caps = caps_from_counts(catalog, noisy_counts, city.n_subjects)
-            expected = grades_of(catalog, oracle.raw + noise, noisy_caps).astype(np.int64)
-        mismatches = int(np.count_nonzero((got != expected) | ~witnessed))
-        noiseless_mismatches = int(np.count_nonzero(got != oracle.grade))
-        rp_slot = int(slot_of[0])
-        rp_ok = rp_grade == labels[int(expected[rp_slot])] and bool(witnessed[rp_slot])
-
-    hist = Counter(revealed.values())
-    n_blocks = sum(a.ciphertexts_per_submission() for a in agencies) * len(city.periods)
-    notes = []
-    if insecure:
-        notes.append(f"{pk.bits}-bit Paillier key: INSECURE, for tests and quick demos only")
-    result = RunResult(
-        subjects=city.n_subjects,
-        agencies=len(agencies),
-        periods=len(city.periods),
-        evaluation_period=period_label(last),
-        key_bits=pk.bits,
-        slot_bits=params.layout.slot_bits,
-        slots_per_ciphertext=params.layout.slots,
-        events=city.n_events,
-        grades={lab: hist.get(lab, 0) for lab in labels},
-        oracle_grades=oracle.histogram(catalog),
-        grades_match_oracle=mismatches == 0 and rp_ok and consistent == checked,
-        mismatches=mismatches,
-        phase_seconds={k: round(v, 3) for k, v in phases.items()},
-        bytes_submitted=wire["submission"],
-        bytes_by_message=dict(wire),
-        ciphertext_blocks=n_blocks,
-        log_size=report.size,
-        envelopes=envelopes,
-        relying_party_grade=rp_grade,
-        access_checked=checked,
-        access_consistent=consistent,
-        log_verified=report.size == ledger.log.size and report.unsigned_leaves == 0,
-        log_public_key=params.aggregator_key.hex(),
-        notes=notes,
-        access_noiseless_consistent=noiseless_consistent,
-        misgrade_rate_vs_noiseless_oracle=noiseless_mismatches / city.n_subjects,
-    )
-    result.ok = result.grades_match_oracle and result.log_verified
-    if cs is not None:
-        assert batch is not None
-        _committee_result(result, cs, batch, oracle.raw, live_counts, oracle.grade.astype(np.int64))
-        result.noise_witnessed = int(np.count_nonzero(witnessed))
-        rate, want = result.misgrade_rate_vs_noiseless_oracle, result.expected_misgrade_rate
-        result.ok = (
-            result.ok
-            and checked == len(pick)
-            and rp_grade == revealed[rp_slot]  # the repeat got the stored grade
-            and abs(rate - want) <= 5 * (want / city.n_subjects) ** 0.5 + 1 / city.n_subjects
+    with meter.phase("audit"):
+        log = verify_log(d.ledger.connection, d.aggregator_public_key)
+        log_ok = log.size == d.ledger.log.size and log.unsigned_leaves == 0
+        comparison = compare_with_oracle(
+            catalog, table, last, revealed, relying_party=(rp_slot, rp_grade), noise=noise
         )
+
+    result = run_result(city, d.params, d.agencies, meter, comparison, access, log.size, log_ok)
+    d.ledger.close()
+    if cs is not None:
+        assert batch is not None and noise is not None
+        _committee_result(result, cs, batch, comparison, noise, sampled=len(pick))
         cs.close()
-    ledger.close()
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
+
+    # -- With reveal="he" or "exact", the same events are graded a second time: under CKKS
+    #    by one grading authority, or by the dealer-free k-of-n BFV committee.
     if reveal == "he":
-        _he_result(result, city, slot_of, last, got, oracle.grade, rp_slot, phase, he_authority)
-        result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+        _he_result(result, city, d.slot_of, comparison, meter.phase, he_authority)
     if reveal == "exact":  # issue 10: the dealer-free exact reveal (psc/sim/exact_driver.py)
         from psc.sim.exact_driver import exact_reveal
 
-        exact_reveal(result, city, slot_of, last, oracle.grade, rp_slot, phase, exact_params)
-        result.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+        oracle = comparison.oracle.grade
+        exact_reveal(result, city, d.slot_of, last, oracle, rp_slot, meter.phase, exact_params)
+    result.phase_seconds = meter.phase_seconds()
     return result

@@ -2,16 +2,26 @@
 
 The driver runs every party, so it can compare revealed grades with the plaintext oracle
 over all events and, in committee runs, with the noise each member actually drew
-(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never a protocol role's:
-nothing it learns flows back into a party or a message.
+(:class:`~psc.sim.deployment.SimulationNoiseWitness`).  That view is the harness's, never
+a protocol role's: nothing it learns flows back into a party or a message.
+
+The checks, for any driver (in one process or across processes):
+:func:`committee_noise_totals` (the noise each grade carries, as :class:`NoiseTotals`),
+:func:`expected_grades` (what each revealed grade must equal), :func:`compare_with_oracle`
+(every revealed grade and a relying party's), :func:`misgrade_rate_plausible` (the noisy
+grades' misgrade rate against the rate the noise predicts), :func:`sample_access_subjects`
+(who exercises the right of access) and :class:`AccessTally` (what they recomputed).
+The private ``_committee_result`` and ``_he_result`` fill in an in-process run's result.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -24,7 +34,7 @@ if TYPE_CHECKING:
 from psc.catalog import Catalog
 from psc.dp.accounting import ApproxDP
 from psc.events import Event, EventTable, IntArray
-from psc.oracle import cap_counts, caps_from_counts, grades_of, score
+from psc.oracle import Scores, cap_counts, caps_from_counts, grades_of, score
 from psc.parties.committee import (
     CommitteeReveal,
     expected_misgrade_rate,
@@ -32,8 +42,199 @@ from psc.parties.committee import (
 )
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.sim.city import City
-from psc.sim.deployment import CommitteeSetup
+from psc.sim.deployment import CommitteeSetup, SimulationNoiseWitness
 from psc.sim.results import HeReveal, RunResult
+
+
+@dataclass(frozen=True)
+class NoiseTotals:
+    """God view: per slot, the total noise a reveal added to each subject's raw score
+    (``score``) and to its cap counts (``caps``, by cap label), and whether that total is
+    known exactly (``witnessed``: every member whose shares were added drew exactly one
+    share for the slot and every label; a slot that is not cannot be checked and counts as
+    a mismatch).
+
+    Whoever holds it can undo the differential privacy of every grade of the run: the
+    harness only, never a party or a message.
+    """
+
+    score: IntArray
+    caps: dict[str, IntArray]
+    witnessed: npt.NDArray[np.bool_]
+
+    def cap_noise(self, slot: int) -> dict[str, int]:
+        """One slot's noise per cap label."""
+        return {label: int(v[slot]) for label, v in self.caps.items()}
+
+
+def committee_noise_totals(
+    witness: SimulationNoiseWitness,
+    excluded: Mapping[int, str],
+    members: int,
+    period: int,
+    n_subjects: int,
+    cap_labels: Sequence[str],
+) -> NoiseTotals:
+    """The noise a committee grade reveal of ``period`` added to the grades of slots
+    ``0..n_subjects-1``, for the score and each of ``cap_labels``, from what ``witness``
+    recorded.
+
+    ``excluded`` is the combiner's record of that reveal (member -> reason,
+    :attr:`~psc.parties.committee.CommitteeReveal.excluded`); ``members`` the committee's
+    size ``n`` (members are numbered ``1..n``).  The total is summed over the
+    members whose noise shares the combiner added: all but those excluded for a missing or
+    bad noise share (a member excluded only for its decryption share still added noise).
+    Reads the witness's files; raises nothing of its own.
+    """
+    skipped = {
+        i for i, why in excluded.items() if why.startswith(("no noise share", "bad noise share"))
+    }
+    added = [i for i in range(1, members + 1) if i not in skipped]
+    total, witnessed = witness.totals(period, added, n_subjects)
+    caps: dict[str, IntArray] = {}
+    for label in cap_labels:
+        caps[label], cap_ok = witness.totals(period, added, n_subjects, label)
+        witnessed &= cap_ok
+    return NoiseTotals(total, caps, witnessed)
+
+
+def expected_grades(
+    catalog: Catalog,
+    oracle: Scores,
+    counts: Mapping[str, IntArray],
+    noise: NoiseTotals | None = None,
+) -> IntArray:
+    """The grade index every revealed grade must equal, by slot.
+
+    Without ``noise``: the noiseless oracle's grade (``oracle.grade``).  With it: the
+    oracle's grade of each subject's raw score plus its score noise (unclamped, as the
+    committee grades it) under the caps of its live cap ``counts`` plus their noise.
+    """
+    if noise is None:
+        return oracle.grade.astype(np.int64)
+    noisy = {label: c + noise.caps[label] for label, c in counts.items()}
+    caps = caps_from_counts(catalog, noisy, oracle.raw.size)
+    return grades_of(catalog, oracle.raw + noise.score, caps).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class OracleComparison:
+    """Revealed grades against the plaintext oracle over every event (see
+    :func:`compare_with_oracle`)."""
+
+    oracle: Scores  # the noiseless oracle at the evaluation period
+    cap_counts: dict[str, IntArray]  # live cap counts by label, noiseless
+    revealed: IntArray  # revealed grade index by slot
+    expected: IntArray  # what each must equal (:func:`expected_grades`)
+    mismatches: int  # revealed != expected, or the slot's noise not witnessed
+    noiseless_mismatches: int  # revealed != the noiseless oracle's grade
+    relying_party_slot: int  # the slot a relying party asked for
+    relying_party_grade: str  # the grade it was given
+    relying_party_ok: bool  # its grade equals the slot's expected grade, noise witnessed
+
+    @property
+    def misgrade_rate(self) -> float:
+        """Fraction of revealed grades that differ from the noiseless oracle's."""
+        return self.noiseless_mismatches / self.oracle.grade.size
+
+
+def compare_with_oracle(
+    catalog: Catalog,
+    table: EventTable,
+    period: int,
+    revealed: Mapping[int, str],
+    *,
+    relying_party: tuple[int, str],
+    noise: NoiseTotals | None = None,
+) -> OracleComparison:
+    """Compare every slot's revealed grade label in ``revealed`` (one per slot of
+    ``table``) and a relying party's ``(slot, grade label)`` with the oracle's grades of
+    ``table`` (every event, subjects by slot) at ``period``, plus ``noise`` when the reveal
+    added DP noise (:func:`expected_grades`).
+
+    Raises ``KeyError`` if a slot has no revealed grade and ``ValueError`` for a label
+    that is not one of the catalog's grades.
+    """
+    oracle = score(table, period)
+    counts = cap_counts(table, period)
+    labels = catalog.labels
+    got = np.array([labels.index(revealed[s]) for s in range(table.n_subjects)])
+    expected = expected_grades(catalog, oracle, counts, noise)
+    unwitnessed = ~noise.witnessed if noise is not None else np.zeros(got.size, dtype=bool)
+    rp_slot, rp_grade = relying_party
+    return OracleComparison(
+        oracle=oracle,
+        cap_counts=counts,
+        revealed=got,
+        expected=expected,
+        mismatches=int(np.count_nonzero((got != expected) | unwitnessed)),
+        noiseless_mismatches=int(np.count_nonzero(got != oracle.grade)),
+        relying_party_slot=rp_slot,
+        relying_party_grade=rp_grade,
+        relying_party_ok=rp_grade == labels[int(expected[rp_slot])]
+        and not bool(unwitnessed[rp_slot]),
+    )
+
+
+def misgrade_rate_plausible(rate: float, expected: float, n_subjects: int) -> bool:
+    """Whether a misgrade rate against the noiseless oracle agrees with the rate the noise
+    predicts: within ``5 sqrt(expected / n)`` (at least five binomial standard errors)
+    plus ``1 / n``."""
+    return abs(rate - expected) <= 5 * math.sqrt(expected / n_subjects) + 1 / n_subjects
+
+
+def sample_access_subjects(table: EventTable, size: int, rng: np.random.Generator) -> IntArray:
+    """The slots whose subjects exercise their right of access in a run: ``size`` slots
+    (fewer if there are not that many), a fifth of them (``size // 5``) among subjects with
+    no event in ``table`` (they have nothing to explain, which must check out too), the
+    rest among subjects with events; without repetition, drawn from ``rng``.
+    """
+    with_events = np.unique(table.subject)
+    without = np.setdiff1d(np.arange(table.n_subjects), with_events)
+    n_without = min(without.size, size // 5)
+    return np.concatenate(
+        [
+            rng.choice(with_events, size=min(size - n_without, with_events.size), replace=False),
+            rng.choice(without, size=n_without, replace=False),
+        ]
+    )
+
+
+@dataclass
+class AccessTally:
+    """God view over the subject-access phase (:meth:`record` one subject at a time)."""
+
+    checked: int = 0  # subjects whose access answers were verified
+    consistent: int = 0  # of those, whose recomputed grade equals the revealed one
+    noiseless_consistent: int = 0  # of those, whose noiseless recomputed grade does
+
+    def record(
+        self,
+        catalog: Catalog,
+        events: Sequence[Event],
+        period: int,
+        own_grade: str,
+        revealed: str,
+        *,
+        slot: int,
+        noise: NoiseTotals | None = None,
+    ) -> bool:
+        """Record one subject: ``events`` are the events it verified, ``own_grade`` the grade
+        it recomputed from them, ``revealed`` the grade revealed for its ``slot``.  Without
+        ``noise`` it is consistent when its own grade equals the revealed one; with noise,
+        when the oracle's grade of its events plus the noise drawn for its slot does and
+        that noise was witnessed.  Returns whether it was consistent."""
+        self.checked += 1
+        self.noiseless_consistent += own_grade == revealed
+        if noise is None:
+            ok = own_grade == revealed
+        else:
+            grade = _noisy_grade(
+                catalog, events, period, int(noise.score[slot]), noise.cap_noise(slot)
+            )
+            ok = bool(noise.witnessed[slot]) and grade == revealed
+        self.consistent += ok
+        return ok
 
 
 def _noisy_grade(
@@ -58,11 +259,16 @@ def _committee_result(
     result: RunResult,
     cs: CommitteeSetup,
     batch: CommitteeReveal,
-    raw: IntArray,
-    counts: Mapping[str, IntArray],
-    oracle: IntArray,
+    comparison: OracleComparison,
+    noise: NoiseTotals,
+    *,
+    sampled: int,
 ) -> None:
-    """Fill in what the committee reveal spent and how accurate it was."""
+    """Fill in what the committee reveal spent, how accurate it was and how many subjects'
+    noise was witnessed (``batch``: the registry's batch reveal), and the committee's own
+    checks in ``ok``: every one of the ``sampled`` subjects was checked in the access
+    phase, the relying party's repeated query got the grade stored by the batch reveal,
+    and the misgrade rate is what the noise predicts (:func:`misgrade_rate_plausible`)."""
     assert cs.committee is not None and cs.revealer is not None
     p = cs.committee.params
     spent = [cs.committee.budget.spent(subject_key(s)) for s in range(result.subjects)]
@@ -98,8 +304,11 @@ def _committee_result(
     result.delta_spent = float(worst.delta)
     budget = cs.budget
     result.budget_epsilon = float(budget.epsilon)
-    result.expected_misgrade_rate = expected_misgrade_rate(p, raw, counts, oracle)
+    result.expected_misgrade_rate = expected_misgrade_rate(
+        p, comparison.oracle.raw, comparison.cap_counts, comparison.oracle.grade.astype(np.int64)
+    )
     result.excluded_members = sorted(excluded)
+    result.noise_witnessed = int(np.count_nonzero(noise.witnessed))
     result.notes.append(
         f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
         f"noise (epsilon {result.epsilon_per_release} per subject and period in all: "
@@ -117,20 +326,28 @@ def _committee_result(
         f"{result.misgrade_rate_vs_noiseless_oracle:.4f} (the noise predicts "
         f"{result.expected_misgrade_rate:.4f})"
     )
+    rp_slot = comparison.relying_party_slot
+    result.ok = (
+        result.ok
+        and result.access_checked == sampled
+        # the repeat got the stored grade
+        and result.relying_party_grade == p.catalog.labels[int(comparison.revealed[rp_slot])]
+        and misgrade_rate_plausible(
+            result.misgrade_rate_vs_noiseless_oracle, result.expected_misgrade_rate, result.subjects
+        )
+    )
 
 
 def _he_result(
     result: RunResult,
     city: City,
     slot_of: IntArray,
-    at: int,
-    paillier: IntArray,
-    oracle: npt.NDArray[np.int8],
-    rp_slot: int,
+    comparison: OracleComparison,
     phase: Callable[[str], AbstractContextManager[None]],
     authority: GradingAuthority | None,
 ) -> None:
-    """``reveal="he"``: grade the same events under CKKS encryption and check the grades.
+    """``reveal="he"``: grade the same events under CKKS encryption and check the grades
+    against the oracle and the Paillier run's (``comparison``), and the relying party's.
 
     The parties of this path (:mod:`psc.hazmat.he`): agencies (signed, encrypted submissions), the
     aggregator (forwards them to the grading log; no key) and one grading authority (the
@@ -145,7 +362,9 @@ def _he_result(
     from psc.protocol.signing import seal
     from psc.sim.he_driver import he_submission, period_vectors
 
-    catalog, n = city.catalog, city.n_subjects
+    catalog, n, at = city.catalog, city.n_subjects, city.periods[-1]
+    paillier, oracle = comparison.revealed, comparison.oracle.grade
+    rp_slot = comparison.relying_party_slot
     seconds: dict[str, float] = {}
 
     @contextmanager

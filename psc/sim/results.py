@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from psc.catalog import period_label
+from psc.hazmat.paillier import MIN_KEY_BITS
+
+if TYPE_CHECKING:
+    from psc.parties.agency import Agency
+    from psc.protocol.parameters import ProtocolParameters
+    from psc.sim.city import City
+    from psc.sim.god_view import AccessTally, OracleComparison
+    from psc.sim.meter import Meter
 
 
 @dataclass
@@ -61,6 +75,65 @@ class RunResult:
     #: every party ran in one process (psc demo --in-process)
     processes: dict[str, str] = field(default_factory=dict)
     ok: bool = True  # every check passed (exact grades; committee: also the misgrade rate)
+
+
+def run_result(
+    city: City,
+    params: ProtocolParameters,
+    agencies: Sequence[Agency],
+    meter: Meter,
+    comparison: OracleComparison,
+    access: AccessTally,
+    log_size: int,
+    log_verified: bool,
+) -> RunResult:
+    """What a run of ``city`` under ``params`` by ``agencies`` measured and checked, before
+    any reveal-specific part: ``meter``'s phases and bytes (its submissions are the
+    envelopes), the revealed grades' ``comparison`` with the oracle (the relying party's
+    included), the ``access`` tally, and the audited log's size and verdict.
+
+    ``grades_match_oracle`` holds when every revealed grade, the relying party's and every
+    access check agree with what they are compared with; ``ok`` when that holds and the
+    log verified.
+    """
+    labels = city.catalog.labels
+    hist = np.bincount(comparison.revealed, minlength=len(labels))
+    pk = params.public_key
+    notes = []
+    if pk.bits < MIN_KEY_BITS:
+        notes.append(f"{pk.bits}-bit Paillier key: INSECURE, for tests and quick demos only")
+    result = RunResult(
+        subjects=city.n_subjects,
+        agencies=len(agencies),
+        periods=len(city.periods),
+        evaluation_period=period_label(city.periods[-1]),
+        key_bits=pk.bits,
+        slot_bits=params.layout.slot_bits,
+        slots_per_ciphertext=params.layout.slots,
+        events=city.n_events,
+        grades={lab: int(c) for lab, c in zip(labels, hist, strict=True)},
+        oracle_grades=comparison.oracle.histogram(city.catalog),
+        grades_match_oracle=comparison.mismatches == 0
+        and comparison.relying_party_ok
+        and access.consistent == access.checked,
+        mismatches=comparison.mismatches,
+        phase_seconds=meter.phase_seconds(),
+        bytes_submitted=meter.wire["submission"],
+        bytes_by_message=dict(meter.wire),
+        ciphertext_blocks=sum(a.ciphertexts_per_submission() for a in agencies) * len(city.periods),
+        log_size=log_size,
+        envelopes=meter.messages["submission"],
+        relying_party_grade=comparison.relying_party_grade,
+        access_checked=access.checked,
+        access_consistent=access.consistent,
+        log_verified=log_verified,
+        log_public_key=params.aggregator_key.hex(),
+        notes=notes,
+        access_noiseless_consistent=access.noiseless_consistent,
+        misgrade_rate_vs_noiseless_oracle=comparison.misgrade_rate,
+    )
+    result.ok = result.grades_match_oracle and result.log_verified
+    return result
 
 
 @dataclass

@@ -11,9 +11,10 @@ import datetime as dt
 import hashlib
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gmpy2
 from gmpy2 import mpz
@@ -27,6 +28,9 @@ from psc.hazmat.paillier import (
     _keypair_from_primes,
     generate_keypair,
 )
+
+if TYPE_CHECKING:
+    from psc.parties.agency import Agency
 
 
 class SimClock:
@@ -124,6 +128,17 @@ def precompute(
         for (i, _), part in zip(tasks, parts, strict=True):
             out[i].exponents.extend(part)
     return out
+
+
+def precompute_agencies(
+    agencies: Sequence[Agency], public_key: PaillierPublicKey, submissions: int, workers: int
+) -> None:
+    """Agencies, offline: give each agency a pool of the randomizers its next
+    ``submissions`` submissions take (one per ciphertext block and per validity-proof
+    commitment), computed over ``workers`` processes (:func:`precompute`)."""
+    counts = [a.randomizers_per_submission() * submissions for a in agencies]
+    for agency, values in zip(agencies, precompute(public_key, counts, workers), strict=True):
+        agency.use_pool(PrecomputedPool(public_key, values))
 
 
 def demo_keypair(bits: int, seed: int = 0) -> tuple[PaillierPublicKey, PaillierPrivateKey]:
