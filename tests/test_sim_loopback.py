@@ -34,10 +34,10 @@ def test_a_trusted_period_across_processes_matches_the_oracle(
     city: Catalog, tmp_path: Path
 ) -> None:
     town = simulate_city(city, subjects=60, periods=2, seed=3, first_period=recent_first_period(2))
-    observed, root, setup = run_processes(
+    observed = run_processes(
         town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="trusted", access_sample=4
     )
-    result = processes_result(town, observed, root, setup)
+    result = processes_result(town, observed)
     assert result.grades_match_oracle and result.ok, result
     assert result.mismatches == 0 and result.reveal == "trusted"
     assert result.access_checked == 4 and result.access_consistent == 4 and result.log_verified
@@ -54,7 +54,7 @@ def test_a_committee_period_across_processes_checks_every_noisy_grade(
     agency in its own process; each grade equals the oracle's grade of raw score plus the
     noise the member processes drew (the god view's files), and the budget was spent once."""
     town = simulate_city(city, subjects=40, periods=2, seed=5, first_period=recent_first_period(2))
-    observed, root, setup = run_processes(
+    observed = run_processes(
         town,
         tmp_path / "dep",
         key_bits=512,
@@ -63,7 +63,7 @@ def test_a_committee_period_across_processes_checks_every_noisy_grade(
         epsilon=Fraction(1),
         access_sample=5,
     )
-    result = processes_result(town, observed, root, setup)
+    result = processes_result(town, observed)
     assert result.grades_match_oracle and result.ok, result
     assert result.reveal == "committee" and result.noise_witnessed == town.n_subjects
     assert result.committee_k == 2 and result.committee_n == 3 and result.excluded_members == []
@@ -75,13 +75,13 @@ def test_a_committee_period_across_processes_checks_every_noisy_grade(
 def test_the_check_fails_when_a_revealed_grade_is_changed(city: Catalog, tmp_path: Path) -> None:
     """The audit is not a formality: one grade changed after the run is a mismatch."""
     town = simulate_city(city, subjects=30, periods=1, seed=7, first_period=recent_first_period(1))
-    observed, root, setup = run_processes(
+    observed = run_processes(
         town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="trusted", access_sample=0
     )
     labels = town.catalog.labels
     slot = next(iter(observed.revealed))
     observed.revealed[slot] = labels[(labels.index(observed.revealed[slot]) + 1) % len(labels)]
-    result = processes_result(town, observed, root, setup)
+    result = processes_result(town, observed)
     assert result.mismatches == 1 and not result.grades_match_oracle and not result.ok
 
 

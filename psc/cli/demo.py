@@ -324,7 +324,7 @@ def _run_processes(args: argparse.Namespace, city: Any, out: Path) -> tuple[Any,
     deployment = out / "deployment"
     shutil.rmtree(deployment, ignore_errors=True)  # the demo's own files of a previous run
     quiet = args.json_path == STDOUT or not sys.stderr.isatty()
-    observed, root, setup = run_processes(
+    observed = run_processes(
         city,
         deployment,
         key_bits=args.key_bits,
@@ -334,7 +334,8 @@ def _run_processes(args: argparse.Namespace, city: Any, out: Path) -> tuple[Any,
         access_sample=args.access_sample,
         progress=None if quiet else lambda line: print(f"  {line}", file=sys.stderr),
     )
-    result = processes_result(city, observed, root, setup)
+    result = processes_result(city, observed)
+    root = observed.root
     # the aggregator's log and the combiner's store where the in-process run puts them
     _copy_sqlite(root / "aggregator" / "ledger.sqlite", out / "ledger.sqlite")
     if (root / "key_holder" / "committee.sqlite").exists():

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +41,7 @@ from psc.parties.committee import (
 )
 from psc.protocol.signing import new_signing_key, public_bytes
 from psc.sim.city import City
+from psc.sim.committee_fields import fill_committee_fields
 from psc.sim.deployment import CommitteeSetup, SimulationNoiseWitness
 from psc.sim.results import HeReveal, RunResult
 
@@ -278,54 +278,20 @@ def _committee_result(
     last = cs.revealer.last
     if last is not None:
         excluded |= set(last.excluded)
-    result.reveal = "committee"
-    result.grades_compared_with = (
-        "the oracle's grade of raw score + the total noise the members drew for that "
-        "subject (exact; the noise is known only to the simulation's god view)"
+    fill_committee_fields(
+        result,
+        p,
+        worst,
+        cs.budget.epsilon,
+        excluded,
+        expected_misgrade_rate(
+            p,
+            comparison.oracle.raw,
+            comparison.cap_counts,
+            comparison.oracle.grade.astype(np.int64),
+        ),
     )
-    result.access_compared_with = (
-        "the subject's own recomputed raw score + the noise drawn for it (god view)"
-    )
-    result.committee_k, result.committee_n = p.k, p.n
-    result.committee_honest = p.policy.honest
-    result.mechanism = "distributed-discrete-laplace"
-    eps = p.epsilon  # score and cap counters together
-
-    def frac(q: Fraction) -> str:
-        return f"{q.numerator}/{q.denominator}" if q.denominator > 1 else str(q)
-
-    result.epsilon_per_release = frac(eps)
-    result.epsilon_breakdown = f"score {frac(p.policy.epsilon)}" + (
-        f" + cap counters {frac(p.policy.cap_epsilon)}"
-        if p.has_caps and p.policy.cap_epsilon is not None
-        else ""
-    )
-    result.epsilon_spent = float(worst.epsilon)
-    result.delta_spent = float(worst.delta)
-    budget = cs.budget
-    result.budget_epsilon = float(budget.epsilon)
-    result.expected_misgrade_rate = expected_misgrade_rate(
-        p, comparison.oracle.raw, comparison.cap_counts, comparison.oracle.grade.astype(np.int64)
-    )
-    result.excluded_members = sorted(excluded)
     result.noise_witnessed = int(np.count_nonzero(noise.witnessed))
-    result.notes.append(
-        f"grades revealed by a {p.k}-of-{p.n} key committee with distributed discrete Laplace "
-        f"noise (epsilon {result.epsilon_per_release} per subject and period in all: "
-        f"{frac(p.policy.epsilon)} for the score"
-        + (
-            f" + {frac(p.policy.cap_epsilon)} for the cap counters"
-            if p.has_caps and p.policy.cap_epsilon is not None
-            else ""
-        )
-        + f"; honest = {p.policy.honest}, quorum = {p.quorum}): noisy by design. "
-        "grades_match_oracle is exact: each revealed grade equals the oracle's grade of the "
-        "subject's raw score and cap counts plus the noise the members actually drew "
-        "(recorded by the simulation's god view, SimulationNoiseWitness, which no protocol "
-        "party reads); against the noiseless oracle the misgrade rate is "
-        f"{result.misgrade_rate_vs_noiseless_oracle:.4f} (the noise predicts "
-        f"{result.expected_misgrade_rate:.4f})"
-    )
     rp_slot = comparison.relying_party_slot
     result.ok = (
         result.ok

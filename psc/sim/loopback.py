@@ -39,38 +39,45 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from psc.dp.accounting import ApproxDP
-from psc.events import Event, IntArray
+from psc.events import Event
 from psc.hazmat.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey
 from psc.hazmat.threshold.dealer import deal
+from psc.ledger.log_verify import verify_log
 from psc.parties.agency_desk import RecordStore
-from psc.parties.committee import CommitteeParameters, expected_misgrade_rate, subject_key
+from psc.parties.committee import expected_misgrade_rate, subject_key
 from psc.parties.relying_party import read_grades
 from psc.parties.subject import Subject
 from psc.protocol import codec
 from psc.protocol.committee_messages import CommitteeGrades
 from psc.protocol.messages import IngestReceipt
+from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.service_messages import AccessAsk, GradeAsk, SubmitPeriod
-from psc.protocol.signing import open_signed
+from psc.protocol.signing import digest, open_signed
 from psc.service.client import HttpAggregator, HttpPeer
 from psc.service.deploy import load_committee, load_config, write_deployment
 from psc.service.desks import PEER_TIMEOUT
 from psc.service.processes import Parties, Party
 from psc.sim.city import City
 from psc.sim.committee_fields import fill_committee_fields
-from psc.sim.results import RunResult
+from psc.sim.deployment import Deployment, SimulationNoiseWitness
+from psc.sim.god_view import (
+    AccessTally,
+    committee_noise_totals,
+    compare_with_oracle,
+    misgrade_rate_plausible,
+    sample_access_subjects,
+)
+from psc.sim.meter import Meter
+from psc.sim.results import RunResult, run_result
 from psc.sim.sources import demo_keypair
 
 #: Progress lines (phase names and counts), e.g. ``print`` to stderr; ``None``: quiet.
@@ -79,19 +86,17 @@ Progress = Callable[[str], None] | None
 
 @dataclass
 class Observed:
-    """What the clients of a run across processes got back, and what the god view read
-    from the parties' files after stopping them (committee runs)."""
+    """What the clients of a run across processes got back (the parties' own files are
+    read afterwards by :func:`processes_result`)."""
 
+    root: Path  # the deployment directory
+    setup: Deployment  # what setup made (the simulation keeps it; no party reads it)
+    meter: Meter  # phases, and messages and bytes the clients sent and received
     revealed: dict[int, str]  # slot -> revealed grade label (every subject)
-    relying_party_grade: str
-    access: dict[int, list[Event]]  # sampled slot -> its verified events
-    envelopes: int
-    bytes_by_message: Counter[str]
-    urls: dict[str, str]
-    excluded: set[int] = field(default_factory=set)  # members the combiner excluded
-    worst: ApproxDP | None = None  # the largest loss a subject spent
-    budget_epsilon: Fraction = Fraction(0)  # each subject's budget
-    phase_seconds: dict[str, float] = field(default_factory=dict)
+    relying_party: tuple[int, str]  # the bank's slot and the grade it got
+    requests: list[bytes]  # the grade requests answered (the residents', the bank's)
+    access: list[tuple[int, list[Event], str]]  # (slot, verified events, own grade)
+    urls: dict[str, str] = field(default_factory=dict)  # party -> URL (all stopped)
 
 
 def identity(index: int) -> str:
@@ -110,50 +115,34 @@ def run_processes(
     epsilon: Fraction = Fraction(1),
     access_sample: int = 25,
     progress: Progress = None,
-    _dealt: object = None,
-) -> tuple[Observed, Path, object]:
+) -> Observed:
     """Run ``city``'s periods with every party in its own process (see the module doc).
 
     ``city`` must end no later than last month (the parties keep real time).
     ``directory`` must be new or empty: the deployment is written there.  ``reveal``:
     ``"committee"`` (a dealt ``committee = (k, n)`` key, DP grades, ``epsilon`` per
     subject and period) or ``"trusted"`` (one key holder; ``keypair`` overrides the key).
-    Returns what the clients observed, the deployment directory and the setup
-    (:class:`~psc.sim.deployment.Deployment`).
+    Check the result with :func:`processes_result`.
     """
     if reveal not in ("committee", "trusted"):
         raise ValueError(f"across processes, reveal is 'committee' or 'trusted', not {reveal!r}")
     say = progress or (lambda _line: None)
-    phases: defaultdict[str, float] = defaultdict(float)
-    wire: Counter[str] = Counter()
-
-    @contextmanager
-    def phase(name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        if name not in phases:
-            say(f"{name} ...")
-        try:
-            yield
-        finally:
-            phases[name] += time.perf_counter() - t0
-
+    meter = Meter()
     cat = city.catalog
     first, last = city.periods[0], city.periods[-1]
-    root = Path(directory)
 
-    # -- setup: keys, enrolment, parameters, registrations; files; every party's process
-    with phase("setup"):
+    # -- setup: keys, enrolment, parameters, registrations; the deployment's files; each
+    #    agency's records filed in its own record store; every party's process
+    say("setup ...")
+    with meter.phase("setup"):
         dealt = None
-        pk: PaillierPublicKey
-        sk: PaillierPrivateKey | None
         if reveal == "committee":
-            k, n = committee
-            dealt = deal(k, n, bits=key_bits, allow_insecure=key_bits < MIN_KEY_BITS)
+            dealt = deal(*committee, bits=key_bits, allow_insecure=key_bits < MIN_KEY_BITS)
             pk, sk = dealt[0].public, None
         else:
             pk, sk = keypair if keypair is not None else demo_keypair(key_bits)
         root, d = write_deployment(
-            root,
+            directory,
             catalog=cat,
             catalog_name=str(cat.source).removeprefix("builtin:"),
             subjects=city.n_subjects,
@@ -163,85 +152,86 @@ def run_processes(
             agencies=city.agencies,
             noise_witness=Path("simulation") / "noise" if dealt is not None else None,
         )
-        slot_of = d.slot_of
         for inst, agency in zip(city.agencies, d.agencies, strict=True):  # back offices
+            records = root / "agencies" / agency.id / "records.sqlite"
             RecordStore.write(
-                root / "agencies" / agency.id / "records.sqlite",
-                (
-                    Event(int(slot_of[e.subject]), e.rule, e.date, e.evidence)
-                    for p in city.periods
-                    for e in city.events[inst.id][p]
-                ),
+                records, (e for p in city.periods for e in city.records(inst.id, p, d.slot_of))
             )
     with Parties() as parties:
-        with phase("setup"):
+        with meter.phase("setup"):
             urls = _start_all(parties, root, [a.id for a in d.agencies], dealt is not None, say)
         peers = {name: HttpPeer(url, timeout=PEER_TIMEOUT) for name, url in urls.items()}
 
         def call(name: str, kind: str, path: str, body: bytes) -> bytes:
-            wire[kind] += len(body)
-            out = peers[name].post(path, body)
-            wire[f"{kind}-answer"] += len(out)
-            return out
+            return meter.send(f"{kind}-answer", peers[name].post(path, meter.send(kind, body)))
 
-        # -- submit: each period, every agency process submits to the aggregator process
+        # -- submit: each period, every agency process encrypts, proves and signs its
+        #    envelope and sends it to the aggregator process (ingest), concurrently
+        say("submit ...")
         receipts: list[IngestReceipt] = []
-        with phase("submit"), ThreadPoolExecutor(max_workers=len(d.agencies)) as pool:
+        with meter.phase("submit"), ThreadPoolExecutor(max_workers=len(d.agencies)) as pool:
             for p in city.periods:
                 ask = codec.encode(SubmitPeriod(p))
-                sealed = pool.map(
+                answers = pool.map(
                     lambda a, body=ask: call(a.id, "submit-period", "/v1/period-submissions", body),
                     d.agencies,
                 )
-                for data in sealed:
-                    receipts.append(
-                        open_signed(data, IngestReceipt, lambda m: d.params.aggregator_key)
-                    )
+                receipts += [
+                    open_signed(r, IngestReceipt, lambda m: d.params.aggregator_key)
+                    for r in answers
+                ]
                 say(f"  period {p}: {len(d.agencies)} envelopes logged")
 
-        # -- reveal: every resident through the registry, then the bank's one request
-        with phase("reveal"):
+        # -- reveal: every resident's grade through the registry and the key holder's
+        #    desk (which runs the committee), then the bank's one request
+        say("reveal ...")
+        with meter.phase("reveal"):
             idents = tuple(identity(i) for i in range(city.n_subjects))
-            request = call("registry", "grade-ask", "/v1/grade-asks", _ask(idents, last))
+            request = call("registry", "grade-ask", "/v1/grade-asks", _grade_ask(idents, last))
             response = call("key-holder", "grade-request", "/v1/grade-requests", request)
             revealed = read_grades(d.params, request, response)
-            rp_request = d.bank.request_grade(int(slot_of[0]), d.bank_purpose, last)
+            rp_slot = int(d.slot_of[0])
+            rp_request = d.bank.request_grade(rp_slot, d.bank_purpose, last)
             rp_response = call("key-holder", "grade-request", "/v1/grade-requests", rp_request)
             rp_grade = d.bank.read_grade(rp_request, rp_response)
 
-        # -- access: sampled residents, their events from every agency process, checked
-        #    against inclusions from the aggregator process
-        with phase("access"):
+        # -- access: sampled residents get a signed request from the registry, their
+        #    events from every agency process, inclusions from the aggregator process
+        say("access ...")
+        access: list[tuple[int, list[Event], str]] = []
+        with meter.phase("access"):
             aggregator = HttpAggregator(peers["aggregator"])
             inclusions = {
                 r.envelope_hash: aggregator.log_inclusion(r.envelope_hash) for r in receipts
             }
-            access: dict[int, list[Event]] = {}
-            for index in access_pick(city, slot_of, access_sample):
-                slot = int(slot_of[index])
+            identity_of = {slot: ident for ident, slot in d.slots.items()}
+            rng = np.random.default_rng(city.seed + 1)
+            for slot in (
+                int(s) for s in sample_access_subjects(city.table(d.slot_of), access_sample, rng)
+            ):
                 subject = Subject(slot, d.params)
                 for reg in d.registrations:
                     subject.learn_agency(reg)
-                ask = codec.encode(AccessAsk(identity(index), first, last))
+                ask = codec.encode(AccessAsk(identity_of[slot], first, last))
                 events: list[Event] = []
                 for agency in d.agencies:
                     req = call("registry", "access-ask", "/v1/access-asks", ask)
                     resp = call(agency.id, "access-request", "/v1/access-requests", req)
                     events += subject.verify_access(req, resp, inclusions)
-                access[slot] = events
+                access.append((slot, events, subject.explain(events, last)[1]))
         for client in peers.values():
             client.close()
-        with phase("audit"):
+        say("stopping every party ...")
+        with meter.phase("audit"):
             parties.stop_all()
-    observed = Observed(
-        revealed, rp_grade, access, len(receipts), wire, urls, phase_seconds=dict(phases)
+    meter.wire["submission"] = _envelope_bytes(root)  # the agencies' hop, from the log
+    meter.messages["submission"] = len(receipts)
+    return Observed(
+        root, d, meter, revealed, (rp_slot, rp_grade), [request, rp_request], access, urls
     )
-    if dealt is not None:
-        _read_combiner(root, d.params, observed, [request, rp_request], city.n_subjects)
-    return observed, root, d
 
 
-def _ask(identities: tuple[str, ...], period: int) -> bytes:
+def _grade_ask(identities: tuple[str, ...], period: int) -> bytes:
     return codec.encode(GradeAsk(identities, period))
 
 
@@ -285,49 +275,14 @@ def _start_many(
         return {name: f.result() for name, f in futures.items()}
 
 
-def access_pick(city: City, slot_of: IntArray, sample: int) -> npt.NDArray[np.int64]:
-    """Residents (population indices) whose access the run checks: mostly ones with events,
-    a fifth without (the same draw as the single-process driver, seeded by the city)."""
-    rng = np.random.default_rng(city.seed + 1)
-    table = city.table()
-    with_events = np.unique(table.subject)
-    without = np.setdiff1d(np.arange(city.n_subjects), with_events)
-    n_without = min(without.size, sample // 5)
-    return np.concatenate(
-        [
-            rng.choice(with_events, size=min(sample - n_without, with_events.size), replace=False),
-            rng.choice(without, size=n_without, replace=False),
-        ]
-    ).astype(np.int64)
-
-
-def _read_combiner(
-    root: Path, params: object, observed: Observed, requests: list[bytes], n_subjects: int
-) -> None:
-    """God view, after the run: which members the combiner excluded from the answers to
-    ``requests``, and each subject's spent epsilon, from the combiner's store."""
-    from psc.dp.budget import BudgetLedger
-    from psc.protocol.parameters import ProtocolParameters
-    from psc.protocol.signing import digest
-
-    assert isinstance(params, ProtocolParameters)
-    cparams = load_committee(root, params)
-    conn = sqlite3.connect(root / "key_holder" / "committee.sqlite")
+def _envelope_bytes(root: Path) -> int:
+    """God view: the bytes of every envelope the aggregator stored (agency to aggregator,
+    a hop the clients of this run do not see)."""
+    conn = sqlite3.connect(f"file:{root / 'aggregator' / 'ledger.sqlite'}?mode=ro", uri=True)
     try:
-        for req in requests:
-            row = conn.execute(
-                "SELECT answer FROM committee_answers WHERE request_hash = ?", (digest(req),)
-            ).fetchone()
-            if row is not None:
-                ans = open_signed(bytes(row[0]), CommitteeGrades, lambda m: cparams.combiner_key)
-                observed.excluded |= set(ans.excluded)
-        ledger = BudgetLedger(conn, default_budget=None)
-        spent = [ledger.spent(subject_key(s)) for s in range(n_subjects)]
-        worst = max(spent, key=lambda x: x.epsilon if isinstance(x, ApproxDP) else 0)
-        assert isinstance(worst, ApproxDP)
-        observed.worst = worst
-        releases = load_config(root / "key_holder.toml").budget_releases
-        observed.budget_epsilon = releases * cparams.epsilon
+        return int(
+            conn.execute("SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM envelopes").fetchone()[0]
+        )
     finally:
         conn.close()
 
@@ -340,138 +295,111 @@ def recent_first_period(periods: int, today: dt.date | None = None) -> int:
     return now - periods
 
 
-def processes_result(city: City, observed: Observed, root: Path, setup: object) -> RunResult:
-    """The audit of a run across processes: the same checks as the single-process driver.
+def processes_result(city: City, observed: Observed) -> RunResult:
+    """The audit of a run across processes: the single-process driver's checks.
 
-    The log file is verified with the aggregator's public key alone; every revealed grade
-    is compared with its expected grade: the noiseless oracle's (trusted), or the
-    oracle's grade of the raw score plus the noise the members drew (committee; the god
-    view reads the members' noise from ``DIR/simulation/noise``: the members whose noise
-    the combiner added are taken as all but those it excluded, so a member excluded only
-    for its decryption share makes the check fail, never pass wrongly).
+    The aggregator's log file is verified with its public key alone; every revealed grade
+    is compared with its expected grade (:func:`~psc.sim.god_view.compare_with_oracle`):
+    the noiseless oracle's (trusted), or the oracle's grade of the raw score plus the noise
+    the members drew (committee: the god view reads the member processes' draws from
+    ``DIR/simulation/noise`` and, from the combiner's store, the members it excluded; the
+    store does not keep why, so every excluded member's noise is left out, which can only
+    make the check fail, never pass wrongly).  Access answers are checked as in the
+    driver (:class:`~psc.sim.god_view.AccessTally`).
     """
-    from psc.catalog import period_label
-    from psc.ledger.log_verify import verify_log
-    from psc.oracle import cap_counts, caps_from_counts, grades_of, score
-    from psc.sim.deployment import Deployment, SimulationNoiseWitness
-    from psc.sim.god_view import _noisy_grade
-
-    assert isinstance(setup, Deployment)
-    d, cat, last = setup, city.catalog, city.periods[-1]
-    t0 = time.perf_counter()
-    report = verify_log(root / "aggregator" / "ledger.sqlite", d.aggregator_public_key)
-    envelope_bytes = _envelope_bytes(root)
-    table = city.table(d.slot_of)
-    oracle = score(table, last)
-    labels = cat.labels
-    n = city.n_subjects
+    root, d, meter = observed.root, observed.setup, observed.meter
+    cat, last = city.catalog, city.periods[-1]
     committee = (root / "committee.json").exists()
-    noise: IntArray = np.zeros(n, dtype=np.int64)
-    cap_noise = {label: np.zeros(n, dtype=np.int64) for label in cat.cap_labels()}
-    witnessed: npt.NDArray[np.bool_] = np.ones(n, dtype=bool)
-    live_counts = cap_counts(table, last)
-    expected = oracle.grade.astype(np.int64)
-    if committee:
-        cparams = load_committee(root, d.params)
-        added = [i for i in range(1, cparams.n + 1) if i not in observed.excluded]
-        witness = SimulationNoiseWitness(root / "simulation" / "noise")
-        noise[:], witnessed = witness.totals(last, added, n)
-        for label in cat.cap_labels():
-            cap_noise[label], ok = witness.totals(last, added, n, label)
-            witnessed &= ok
-        noisy = {label: c + cap_noise[label] for label, c in live_counts.items()}
-        expected = grades_of(cat, oracle.raw + noise, caps_from_counts(cat, noisy, n)).astype(
-            np.int64
-        )
-    got = np.array([labels.index(observed.revealed[s]) for s in range(n)])
-    mismatches = int(np.count_nonzero((got != expected) | ~witnessed))
-    rp_slot = int(d.slot_of[0])
-    rp_ok = observed.relying_party_grade == labels[int(expected[rp_slot])] and bool(
-        witnessed[rp_slot]
-    )
-    consistent = noiseless = 0
-    for slot, events in observed.access.items():
-        own = _noisy_grade(cat, events, last, 0, {})
-        noiseless += own == observed.revealed[slot]
+    with meter.phase("audit"):
+        report = verify_log(root / "aggregator" / "ledger.sqlite", d.aggregator_public_key)
+        noise = None
         if committee:
-            cn = {label: int(v[slot]) for label, v in cap_noise.items()}
-            own = _noisy_grade(cat, events, last, int(noise[slot]), cn)
-            consistent += bool(witnessed[slot]) and own == observed.revealed[slot]
-        else:
-            consistent += own == observed.revealed[slot]
-    hist = Counter(observed.revealed.values())
-    phases = dict(observed.phase_seconds)
-    phases["audit"] = phases.get("audit", 0.0) + time.perf_counter() - t0
-    pk = d.params.public_key
-    result = RunResult(
-        subjects=n,
-        agencies=len(d.agencies),
-        periods=len(city.periods),
-        evaluation_period=period_label(last),
-        key_bits=pk.bits,
-        slot_bits=d.params.layout.slot_bits,
-        slots_per_ciphertext=d.params.layout.slots,
-        events=city.n_events,
-        grades={lab: hist.get(lab, 0) for lab in labels},
-        oracle_grades=oracle.histogram(cat),
-        grades_match_oracle=mismatches == 0 and rp_ok and consistent == len(observed.access),
-        mismatches=mismatches,
-        phase_seconds={k: round(v, 3) for k, v in phases.items()},
-        bytes_submitted=envelope_bytes,
-        bytes_by_message=dict(observed.bytes_by_message) | {"submission": envelope_bytes},
-        ciphertext_blocks=sum(a.ciphertexts_per_submission() for a in d.agencies)
-        * len(city.periods),
-        log_size=report.size,
-        envelopes=observed.envelopes,
-        relying_party_grade=observed.relying_party_grade,
-        access_checked=len(observed.access),
-        access_consistent=consistent,
-        log_verified=report.unsigned_leaves == 0,
-        log_public_key=d.params.aggregator_key.hex(),
-        access_noiseless_consistent=noiseless,
-        misgrade_rate_vs_noiseless_oracle=int(np.count_nonzero(got != oracle.grade)) / n,
+            cparams = load_committee(root, d.params)
+            excluded = _combiner_excluded(root, d.params, observed.requests)
+            witness = SimulationNoiseWitness(root / "simulation" / "noise")
+            why = {i: "no noise share (excluded; the store keeps no reason)" for i in excluded}
+            noise = committee_noise_totals(
+                witness, why, cparams.n, last, city.n_subjects, cat.cap_labels()
+            )
+        table = city.table(d.slot_of)
+        comparison = compare_with_oracle(
+            cat, table, last, observed.revealed, relying_party=observed.relying_party, noise=noise
+        )
+        tally = AccessTally()
+        for slot, events, own in observed.access:
+            tally.record(cat, events, last, own, observed.revealed[slot], slot=slot, noise=noise)
+    result = run_result(
+        city,
+        d.params,
+        d.agencies,
+        meter,
+        comparison,
+        tally,
+        report.size,
+        report.unsigned_leaves == 0,
     )
     result.processes = dict(observed.urls)
-    if pk.bits < MIN_KEY_BITS:
-        result.notes.append(f"{pk.bits}-bit Paillier key: INSECURE, for tests and quick demos only")
-    result.ok = result.grades_match_oracle and result.log_verified
-    if committee:
-        _committee_fields(
-            result, cparams, observed, oracle.raw, live_counts, oracle.grade.astype(np.int64)
+    if committee and noise is not None:
+        worst, budget = _combiner_spent(root, cparams.epsilon, city.n_subjects)
+        fill_committee_fields(
+            result,
+            cparams,
+            worst,
+            budget,
+            excluded,
+            expected_misgrade_rate(
+                cparams,
+                comparison.oracle.raw,
+                comparison.cap_counts,
+                comparison.oracle.grade.astype(np.int64),
+            ),
         )
-        result.noise_witnessed = int(np.count_nonzero(witnessed))
-        rate, want = result.misgrade_rate_vs_noiseless_oracle, result.expected_misgrade_rate
-        result.ok = result.ok and abs(rate - want) <= 5 * (want / n) ** 0.5 + 1 / n
+        result.noise_witnessed = int(np.count_nonzero(noise.witnessed))
+        result.ok = (
+            result.ok
+            and result.access_checked == len(observed.access)
+            and misgrade_rate_plausible(
+                result.misgrade_rate_vs_noiseless_oracle,
+                result.expected_misgrade_rate,
+                result.subjects,
+            )
+        )
     return result
 
 
-def _committee_fields(
-    result: RunResult,
-    cparams: CommitteeParameters,
-    observed: Observed,
-    raw: IntArray,
-    counts: Mapping[str, IntArray],
-    oracle: IntArray,
-) -> None:
-    """What the committee spent and how accurate it was (read from the combiner's store)."""
-    assert observed.worst is not None
-    fill_committee_fields(
-        result,
-        cparams,
-        observed.worst,
-        observed.budget_epsilon,
-        observed.excluded,
-        expected_misgrade_rate(cparams, raw, counts, oracle),
-    )
-
-
-def _envelope_bytes(root: Path) -> int:
-    """God view: the bytes of every envelope the aggregator stored (agency to aggregator,
-    a hop the clients of this run do not see)."""
-    conn = sqlite3.connect(f"file:{root / 'aggregator' / 'ledger.sqlite'}?mode=ro", uri=True)
+def _combiner_excluded(root: Path, params: ProtocolParameters, requests: list[bytes]) -> set[int]:
+    """God view: the members the combiner excluded from its answers to ``requests`` (its
+    signed answers, from its store)."""
+    cparams = load_committee(root, params)
+    conn = sqlite3.connect(f"file:{root / 'key_holder' / 'committee.sqlite'}?mode=ro", uri=True)
     try:
-        return int(
-            conn.execute("SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM envelopes").fetchone()[0]
-        )
+        out: set[int] = set()
+        for req in requests:
+            row = conn.execute(
+                "SELECT answer FROM committee_answers WHERE request_hash = ?", (digest(req),)
+            ).fetchone()
+            if row is not None:
+                ans = open_signed(bytes(row[0]), CommitteeGrades, lambda m: cparams.combiner_key)
+                out |= set(ans.excluded)
+        return out
     finally:
         conn.close()
+
+
+def _combiner_spent(
+    root: Path, per_release: Fraction, n_subjects: int
+) -> tuple[ApproxDP, Fraction]:
+    """God view: the largest loss a subject spent, from the combiner's budget ledger, and
+    each subject's budget (the key holder's ``budget_releases`` releases)."""
+    from psc.dp.budget import BudgetLedger
+
+    conn = sqlite3.connect(f"file:{root / 'key_holder' / 'committee.sqlite'}?mode=ro", uri=True)
+    try:
+        ledger = BudgetLedger(conn, default_budget=None)
+        spent = [ledger.spent(subject_key(s)) for s in range(n_subjects)]
+    finally:
+        conn.close()
+    worst = max(spent, key=lambda x: x.epsilon if isinstance(x, ApproxDP) else 0)
+    assert isinstance(worst, ApproxDP)
+    releases = load_config(root / "key_holder.toml").budget_releases
+    return worst, releases * per_release
