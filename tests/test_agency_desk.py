@@ -142,3 +142,56 @@ def test_a_record_filed_under_the_wrong_period_is_refused(tmp_path: Path) -> Non
     conn.close()
     with pytest.raises(ValueError, match="not in it"):
         RecordStore(path).period(PERIOD + 1)
+
+
+def _access(d: Deployment, slot: int, period: int, agency: Agency, desk: AgencyDesk) -> list[Event]:
+    """A subject's verified events from ``desk``, checked against the log's inclusions."""
+    from psc.parties.subject import Subject
+
+    subject = Subject(slot, d.params)
+    for reg in d.registrations:
+        subject.learn_agency(reg)
+    inclusions = {
+        r.envelope_hash: d.aggregator.log_inclusion(r.envelope_hash) for r in d.ledger.envelopes()
+    }
+    ident = {s: i for i, s in d.slots.items()}[slot]
+    req = d.registry.access_request(ident, period, period)
+    return subject.verify_access(req, desk.answer_access(req), inclusions)
+
+
+def test_a_restarted_agency_answers_access_for_what_it_submitted_before(
+    d: Deployment, tmp_path: Path
+) -> None:
+    """The openings are re-derived from the records and the desk's secret: after a restart
+    (a new Agency object, the same outbox and records) the subject gets the same verified
+    events as before it."""
+    agency = d.agencies[0]
+    events = _records(d, agency, tmp_path / "records.sqlite")
+    outbox = str(tmp_path / "outbox.sqlite")
+    desk = AgencyDesk(agency, RecordStore(tmp_path / "records.sqlite"), d.aggregator, outbox)
+    desk.submit_period(codec.encode(SubmitPeriod(PERIOD)))
+    before = _access(d, events[0].subject, PERIOD, agency, desk)
+    assert [e.rule for e in before] == [events[0].rule]
+    desk.close()
+    fresh = Agency(agency.id, agency.catalog_agency, d.params, agency._key, clock=agency._clock)
+    again = AgencyDesk(fresh, RecordStore(tmp_path / "records.sqlite"), d.aggregator, outbox)
+    assert _access(d, events[0].subject, PERIOD, fresh, again) == before
+    assert oct(Path(outbox).stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_restart_over_changed_records_is_refused(d: Deployment, tmp_path: Path) -> None:
+    """Records edited after their period was submitted no longer give the logged commitment:
+    the restarted desk refuses to start rather than answer with openings the log lacks."""
+    agency = d.agencies[0]
+    _records(d, agency, tmp_path / "records.sqlite")
+    outbox = str(tmp_path / "outbox.sqlite")
+    desk = AgencyDesk(agency, RecordStore(tmp_path / "records.sqlite"), d.aggregator, outbox)
+    desk.submit_period(codec.encode(SubmitPeriod(PERIOD)))
+    desk.close()
+    conn = sqlite3.connect(tmp_path / "records.sqlite")
+    with conn:
+        conn.execute("DELETE FROM records WHERE slot = 4")
+    conn.close()
+    fresh = Agency(agency.id, agency.catalog_agency, d.params, agency._key)
+    with pytest.raises(InvalidMessage, match="changed after the submission"):
+        AgencyDesk(fresh, RecordStore(tmp_path / "records.sqlite"), d.aggregator, outbox)

@@ -97,6 +97,45 @@ class Agency:
         self.pool = pool
         self._backend = self.params.backend(pool)
 
+    def use_randbytes(self, randbytes: RandBytes) -> None:
+        """Agency: draw commitment salts, dummy leaves and nonces from ``randbytes`` from now
+        on (an agency that must re-derive a commitment after a restart passes a keyed
+        stream per period, see :meth:`restore`; it must stay secret: the salts hide the
+        other subjects' events)."""
+        self._randbytes = randbytes
+
+    def restore(
+        self, events: Sequence[Event], period: int, sealed_envelope: bytes, sealed_receipt: bytes
+    ) -> None:
+        """Agency, restarting: re-derive the commitment of a period it submitted before.
+
+        Pre-condition: the randomness seam gives the same bytes as when the period was
+        submitted (the commitment is the first thing :meth:`submit` draws).  Re-commits to
+        ``events`` and keeps the openings only if the envelope is this agency's own for
+        ``period`` and commits to exactly the re-derived root and size; then checks and
+        keeps the receipt (:meth:`accept_receipt`), so the agency answers access requests
+        for the period again.  Raises :class:`InvalidMessage` otherwise (records changed
+        since, another seam, another envelope); nothing is kept then.
+        """
+        sub = open_signed(sealed_envelope, Submission, lambda m: self.public_key)
+        root, size, tree, openings = self._commit(sorted(events))
+        if (sub.agency, sub.period, sub.commitment_root, sub.commitment_size) != (
+            self.id,
+            period,
+            root,
+            size,
+        ):
+            raise InvalidMessage(
+                f"{self.id}'s records for period {period} do not re-derive the commitment of "
+                "its logged envelope: were they changed after the submission?"
+            )
+        self._committed[period] = _Committed(digest(sealed_envelope), tree, openings, size)
+        try:
+            self.accept_receipt(sealed_receipt)
+        except InvalidMessage:
+            del self._committed[period]
+            raise
+
     def ciphertexts_per_submission(self) -> int:
         """Packed Paillier ciphertext blocks one submission encrypts (for precomputation)."""
         cat = self.params.catalog

@@ -12,10 +12,17 @@ it.
 Durability and retries: the envelope is stored (``submitted``) before it is sent and the
 receipt once it is checked, so asking again for a period returns the stored receipt, and
 an envelope whose receipt was lost is sent again byte for byte (the aggregator's ingest
-is idempotent: it is counted once).  An agency that restarts keeps its envelopes and
-receipts, but not the openings of its commitments (they live in
-:class:`~psc.parties.agency.Agency`'s memory), so it cannot answer access requests for
-periods it submitted before the restart: a known gap, written in ``protocols/service.md``.
+is idempotent: it is counted once).  An agency that restarts re-derives the openings of
+every commitment it submitted (:meth:`Agency.restore <psc.parties.agency.Agency.restore>`):
+the salts, dummy leaves and nonce of a period are drawn from a stream keyed by the desk's
+own secret (32 random bytes kept in its outbox file, never sent) and the period,
+
+    stream(period)[i] = HMAC-SHA256(key, "psc/agency-commitment/v1" || period || i)
+
+so the same records give the same commitment, which must equal the logged one; a change
+of the records since makes the restart fail loudly rather than answer with openings the
+log does not hold.  The key is as secret as the salts it derives (they hide which other
+subjects an agency holds records about).
 
 What leaks: nothing beyond :meth:`Agency.submit <psc.parties.agency.Agency.submit>` (to
 the aggregator) and :meth:`Agency.answer_access
@@ -28,20 +35,20 @@ aggregator refuses with.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
 from psc.catalog import period_index
 from psc.events import Event
-from psc.exceptions import InvalidMessage
 from psc.parties.agency import Agency
 from psc.protocol import codec
-from psc.protocol.messages import IngestReceipt
 from psc.protocol.service_messages import SubmitPeriod
-from psc.protocol.signing import digest, open_signed
 
 _RECORDS = """CREATE TABLE IF NOT EXISTS records (
     period INTEGER NOT NULL,
@@ -55,6 +62,25 @@ _SUBMITTED = """CREATE TABLE IF NOT EXISTS submitted (
     envelope BLOB NOT NULL,
     receipt BLOB
 )"""
+_SECRET = "CREATE TABLE IF NOT EXISTS desk_secret (id INTEGER PRIMARY KEY CHECK (id = 0), key BLOB)"
+_LABEL = b"psc/agency-commitment/v1"
+
+
+def commitment_stream(key: bytes, period: int) -> Callable[[int], bytes]:
+    """The agency's randomness for one period's commitment: ``HMAC-SHA256(key, label ||
+    period || counter)`` blocks, a PRF under ``key`` (see the module doc)."""
+    counter = 0
+
+    def randbytes(n: int) -> bytes:
+        nonlocal counter
+        out = b""
+        while len(out) < n:
+            msg = _LABEL + period.to_bytes(8, "big") + counter.to_bytes(8, "big")
+            out += hmac.new(key, msg, hashlib.sha256).digest()
+            counter += 1
+        return out[:n]
+
+    return randbytes
 
 
 class IngestLink(Protocol):
@@ -104,15 +130,39 @@ class RecordStore:
 class AgencyDesk:
     """An :class:`~psc.parties.agency.Agency` with its records and its durable outbox."""
 
-    def __init__(self, agency: Agency, records: RecordStore, aggregator: IngestLink, path: str):
+    def __init__(
+        self,
+        agency: Agency,
+        records: RecordStore,
+        aggregator: IngestLink,
+        path: str,
+        *,
+        randbytes: Callable[[int], bytes] = os.urandom,
+    ):
+        """Open the desk on its outbox file ``path`` (created with mode 0600); re-derive the
+        commitments of every period already receipted.  ``randbytes``: where the desk's
+        secret key comes from the first time.  Raises :class:`InvalidMessage` if the
+        records no longer give a logged commitment."""
         self.agency = agency
         self._records = records
         self._aggregator = aggregator
+        if path != ":memory:" and not Path(path).exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute(_SUBMITTED)
+        self._conn.execute(_SECRET)
+        self._conn.execute("INSERT OR IGNORE INTO desk_secret VALUES (0, ?)", (randbytes(32),))
+        self._key = bytes(self._conn.execute("SELECT key FROM desk_secret").fetchone()[0])
         self._lock = threading.Lock()
+        for period, envelope, receipt in self._conn.execute(
+            "SELECT period, envelope, receipt FROM submitted WHERE receipt IS NOT NULL"
+        ).fetchall():
+            self.agency.use_randbytes(commitment_stream(self._key, int(period)))
+            self.agency.restore(
+                self._records.period(int(period)), int(period), bytes(envelope), bytes(receipt)
+            )
 
     def submit_period(self, data: bytes) -> bytes:
         """Operator: submit the period a :class:`SubmitPeriod` names; the sealed receipt."""
@@ -124,6 +174,7 @@ class AgencyDesk:
             if row is not None and row[1] is not None:
                 return bytes(row[1])
             if row is None:
+                self.agency.use_randbytes(commitment_stream(self._key, ask.period))
                 envelope = self.agency.submit(self._records.period(ask.period), ask.period)
                 self._conn.execute(
                     "INSERT INTO submitted VALUES (?, ?, NULL)", (ask.period, envelope)
@@ -133,14 +184,9 @@ class AgencyDesk:
             receipt = self._aggregator.ingest(envelope)
             if ask.period in self.agency._committed:
                 self.agency.accept_receipt(receipt)
-            else:  # sent before a restart: check the receipt against the stored envelope
-                r = open_signed(receipt, IngestReceipt, lambda m: self.agency.params.aggregator_key)
-                if (r.agency, r.period, r.envelope_hash) != (
-                    self.agency.id,
-                    ask.period,
-                    digest(envelope),
-                ):
-                    raise InvalidMessage("receipt is for an envelope this agency did not submit")
+            else:  # sent before a restart: re-derive the commitment, check the receipt
+                self.agency.use_randbytes(commitment_stream(self._key, ask.period))
+                self.agency.restore(self._records.period(ask.period), ask.period, envelope, receipt)
             self._conn.execute(
                 "UPDATE submitted SET receipt = ? WHERE period = ?", (receipt, ask.period)
             )
