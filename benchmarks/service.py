@@ -7,9 +7,14 @@ is ingested, so both sides ingest byte-identical envelopes:
 * **in process**: the aggregator opened from its files in this process; envelopes
   ingested one after another; each batch reveal (every subject in one registry request:
   prepare, decrypt by the trusted key holder, log the notice, check its inclusion) timed;
-* **HTTP**: the aggregator as its own process (``psc serve``) on 127.0.0.1; envelopes
-  posted by ``--clients`` concurrent clients (bounded load); the same reveals with the
-  aggregator's two steps over HTTP (the key holder stays in this process on both sides).
+* **HTTP**: the aggregator and the key holder's reveal desk each as its own process
+  (``psc serve``) on 127.0.0.1, the desk checking reveals against its replica of the log
+  synced over HTTP (``--log-url``), as ``psc demo`` runs them; envelopes posted by
+  ``--clients`` concurrent clients (bounded load); the same reveals posted to the desk,
+  which runs the aggregator's two steps over HTTP.
+
+Both sides reveal through the same :class:`~psc.parties.reveal_desk.RevealDesk` code (in
+process over the aggregator object; in its own process over HTTP).
 
 Reported: submissions per second on each side, reveal latency p50 and p99 on each side,
 and the ratios HTTP / in process (latency) and in process / HTTP (throughput).  Target of
@@ -26,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from benchmarks.report import default_results_path, write_json
 from psc.catalog import period_index
 from psc.parties.key_holder import KeyHolder, TrustedDecryptor
 from psc.parties.relying_party import read_grades
+from psc.parties.reveal_desk import RevealDesk
 from psc.protocol.logview import LedgerLogView
 from psc.protocol.messages import NONCE_BYTES, GradeRequest
 from psc.protocol.parameters import REGISTRY_ID, SELF_ACCESS_PURPOSE
@@ -104,13 +111,12 @@ def run(
                 log_view=view,
             )
 
-        def reveal_once(agg: Any, kh: KeyHolder) -> float:
+        def reveal_once(grades: Callable[[bytes], bytes]) -> float:
             req = batch_request()
             t = time.perf_counter()
-            answer = kh.answer(agg.prepare_reveal(req))
-            kh.check_logged(answer, agg.release(answer.notice))
+            response = grades(req)
             elapsed = time.perf_counter() - t
-            assert len(read_grades(params, req, answer.response)) == subjects
+            assert len(read_grades(params, req, response)) == subjects
             return elapsed
 
         # -- in process
@@ -118,8 +124,9 @@ def run(
         t = time.perf_counter()
         local_receipts = [agg.ingest(e) for e in envelopes]
         local_ingest = time.perf_counter() - t
-        kh = key_holder(local)
-        local_lat = [reveal_once(agg, kh) for _ in range(reveals)]
+        desk = RevealDesk(key_holder(local), agg, ":memory:")
+        local_lat = [reveal_once(desk.grades) for _ in range(reveals)]
+        desk.close()
         agg.ledger.close()
 
         # -- over HTTP, the aggregator in its own process
@@ -136,8 +143,17 @@ def run(
                         )
                     )
                     remote_ingest = time.perf_counter() - t
-                kh = key_holder(remote)
-                remote_lat = [reveal_once(HttpAggregator(peers[0]), kh) for _ in range(reveals)]
+                desk_party = parties.start(
+                    "key-holder",
+                    remote / "key_holder.toml",
+                    {"aggregator": server.url},
+                    extra_args=("--log-url", server.url),
+                )
+                with HttpPeer(desk_party.url, timeout=300) as desk_client:
+                    remote_lat = [
+                        reveal_once(lambda r: desk_client.post("/v1/grade-requests", r))
+                        for _ in range(reveals)
+                    ]
             finally:
                 for p in peers:
                     p.close()
@@ -158,7 +174,8 @@ def run(
             "reveals": reveals,
             "key_bits": key_bits,
             "key": "INSECURE fixed test key (timing only)",
-            "reveal": "batch: every subject in one registry request, trusted key holder",
+            "reveal": "batch: every subject in one registry request, trusted key holder's "
+            "reveal desk (HTTP: its own process, the log from a replica over HTTP)",
         },
         "in_process": {
             "submissions_per_s": round(local_rate, 2),
