@@ -85,6 +85,9 @@ def test_cli_demo_writes_json_report_and_plot(
     ):
         assert key in doc
     assert doc["grades_match_oracle"] is True and doc["subjects"] == 300 and doc["periods"] == 2
+    # every served party ran as its own process (the default), each on its own port
+    assert {"aggregator", "registry", "key-holder"} <= set(doc["processes"])
+    assert len(set(doc["processes"].values())) == len(doc["processes"]) == 3 + doc["agencies"]
     report = (out / "report.md").read_text()
     assert "Grades match the oracle: yes" in report and "grades.png" in report
     assert (out / "grades.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -129,6 +132,29 @@ def test_cli_demo_uses_the_committee_by_default_and_reports_epsilon(
     report = (out / "report.md").read_text()
     assert "epsilon spent per subject 2" in report and "Grades match the oracle: yes" in report
     assert (out / "committee.sqlite").exists()
+
+
+def test_cli_demo_in_process_keeps_the_single_process_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    js = tmp_path / "demo.json"
+    args = ["demo", "--subjects", "200", "--periods", "2", "--key-bits", "512", "--seed", "2"]
+    args += ["--reveal", "trusted", "--in-process", "--workers", "1", "--access-sample", "5"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--json", str(js)]) == 0
+    doc = json.loads(js.read_text())
+    assert doc["processes"] == {} and doc["ok"] is True and doc["grades_match_oracle"] is True
+    assert "precompute" in doc["phase_seconds"]  # the single-process driver's phases
+    assert "checks_passed: true" in capsys.readouterr().out
+
+
+def test_cli_demo_refuses_processes_for_the_one_process_reveals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path)]
+    assert main(["demo", "--subjects", "10", "--processes", "--reveal", "exact", *out]) == 2
+    assert "runs in one process" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other
+        main(["demo", "--subjects", "10", "--processes", "--in-process", *out])
 
 
 def test_cli_demo_refuses_a_bad_committee(tmp_path: Path) -> None:
