@@ -147,6 +147,7 @@ def _errors() -> list[tuple[str, str, int, dict[str, str]]]:
         (exceptions.DuplicateSubmission, "another envelope for period 24322"),
         (exceptions.StalePeriod, "period 24300 is closed"),
         (exceptions.InsufficientShares, "2 good shares, 3 needed"),
+        (ConnectionError, "http://127.0.0.1:8001/v1/reveal-requests did not answer"),
         (RuntimeError, "a bug"),
     ):
         resp = error_response(cls(msg))

@@ -101,8 +101,8 @@ def member_app(member: CommitteeMember) -> FastAPI:
         member.noise_share,
         summary="a proved, encrypted noise share for a sealed reveal task",
         description="protocols/reveal-dp.md, protocols/noise-shares.md.  403 when the "
-        "member's policy refuses the task.",
-        errors=(400, 403),
+        "member's policy refuses the task; 503 when its log source does not answer.",
+        errors=(400, 403, 503),
         max_body=16 * 1024 * 1024,
     )
     cbor_post(
@@ -111,8 +111,8 @@ def member_app(member: CommitteeMember) -> FastAPI:
         member.decryption_share,
         summary="a proved decryption share of the noised, masked blocks of a request",
         description="protocols/reveal-dp.md, protocols/decryption-shares.md.  403 when the "
-        "slots were already released for the period.",
-        errors=(400, 403),
+        "slots were already released for the period; 503 when its log source does not answer.",
+        errors=(400, 403, 503),
         max_body=64 * 1024 * 1024,
     )
     cbor_get(
@@ -175,8 +175,10 @@ def agency_app(desk: AgencyDesk) -> FastAPI:
         desk.submit_period,
         summary="operator: encrypt and submit a period's records; the aggregator's receipt",
         description="protocols/service.md §9, protocols/submit.md.  400 malformed ask or a "
-        "record that is not the agency's; the aggregator's refusals pass through (403, 409).",
-        errors=(400, 403, 409),
+        "record that is not the agency's; the aggregator's refusals pass through (403, 409); "
+        "503 when the aggregator does not answer (the same ask again resends the stored "
+        "envelope).",
+        errors=(400, 403, 409, 503),
         max_body=1024,
     )
     cbor_post(

@@ -46,6 +46,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (exc.ReplayedNonce, 409),
     (exc.DuplicateSubmission, 409),
     (exc.InsufficientShares, 503),
+    (ConnectionError, 503),  # a peer this party needed did not answer (PeerUnavailable)
     (exc.InvalidMessage, 400),
     (exc.PscError, 400),
     (ValueError, 400),
@@ -87,6 +88,8 @@ def error_response(error: BaseException) -> JSONResponse:
         return JSONResponse({"error": "InternalError", "detail": "internal error"}, 500)
     if isinstance(error, KeyError):
         return JSONResponse({"error": "KeyError", "detail": str(error.args[0])}, status)
+    if isinstance(error, ConnectionError):  # not a refusal: retry the same bytes (§4)
+        return JSONResponse({"error": "PeerUnavailable", "detail": str(error)}, status)
     name = type(error).__name__ if type(error).__name__ in RAISABLE else "ValueError"
     body = {"error": name, "detail": str(error)}
     if isinstance(error, exc.ConsentRefused):
