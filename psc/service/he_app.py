@@ -6,11 +6,13 @@ has the :class:`~psc.parties.grading_authority.GradingAuthority` verify everythi
 adds no trust.  What a route leaks is what the desk's method leaks, plus the timing and
 size of the exchange to anyone on the path (run it behind TLS outside loopback).
 
-Body limits (measured, ``tests/test_service_he.py``): a submission at the small profile
-(N=16384) is about 0.4 MB per block of 8,192 subjects, at the city profile (N=32768) about
-1 MB per block of 16,384; the limit is 64 MiB (the codec's bound on any message), enough
-for about 1 million subjects at the city profile.  A grade request names at most one
-million slots: 16 MiB.
+Body limits (measured with ``psc.testing.he_small_deployment``, and from
+``he-grading.md`` section 7): a submission is 1.89 MB per block of 8,192 subjects at the
+small profile (N=16384, 230 bytes a slot) and about 8.1 MB per block of 16,384 at the city
+profile (N=32768, 496 bytes a slot).  Its limit is 64 MiB, the codec's bound on any message:
+about 130,000 subjects per submission at the city profile (a larger deployment needs
+submissions split by block, not in version 1).  A grade request names at most one million
+slots (about 5 MB): 16 MiB.
 """
 
 from __future__ import annotations
