@@ -285,12 +285,15 @@ class GradingAuthority:
         self._requesters[requester] = bytes(verify_key)
 
     # -- the log --------------------------------------------------------------------
-    def log_submission(self, data: bytes, *, _restoring: bool = False) -> bytes:
+    def log_submission(self, data: bytes) -> bytes:
         """Verify and log an agency's signed :class:`HeSubmission`; returns its digest.
 
         Nothing is logged unless every check passes (see the module doc for the errors);
         the entry is committed to the query ledger's file before it counts.
         """
+        return self._log_submission(data, durable=True)
+
+    def _log_submission(self, data: bytes, *, durable: bool) -> bytes:
 
         def key_of(m: HeSubmission) -> bytes:
             if m.agency not in self._agencies:
@@ -327,7 +330,7 @@ class GradingAuthority:
                 f"class {m.retention!r}"
             )
         ct = self._parse(m)
-        if not _restoring:
+        if durable:
             self.ledger.append("he-submission", data)  # durable before it counts
         self._nonces.add((m.agency, m.nonce))
         d = self.log.append("he-submission", data)
@@ -512,7 +515,7 @@ class GradingAuthority:
         entries = self.ledger.entries()
         for kind, data in entries:
             if kind == "he-submission":
-                self.log_submission(data, _restoring=True)
+                self._log_submission(data, durable=False)
             elif kind == "grade-request":
                 req = codec.decode(codec.decode(data, SignedMessage).body, GradeRequest)
                 self._req_nonces.add((req.requester, req.nonce))

@@ -104,7 +104,7 @@ class HeGradeResponse(Message):
     requester: str  # copied from the request
     period: int  # copied from the request
     slots: tuple[int, ...]  # the request's slots, strictly ascending
-    grades: tuple[int, ...]  # one grade index per slot (0 = the best grade)
+    grades: tuple[int, ...]  # one grade index per slot (as psc.oracle.grades_of counts)
     context: bytes  # fingerprint of the grading context that evaluated them
     index: int  # position of the request in the grading log
     head: bytes  # the grading log's head right after the request
