@@ -223,3 +223,23 @@ def test_a_flood_beyond_the_budget_is_refused_and_the_process_keeps_serving(
     with pytest.raises(BudgetExhausted):  # still refused, nothing charged or logged
         client.reveal(world.request([3, 4]))
     assert world.state() == state
+
+
+def test_bodies_over_the_route_limits_are_refused_before_the_authority_reads_them(
+    world: World,
+) -> None:
+    import httpx
+
+    from psc.service.he_app import REQUEST_MAX_BODY
+
+    state = world.state()
+    with httpx.Client(base_url=world.party.url, timeout=60) as http:
+        r = http.post(
+            "/v1/he/grade-requests",
+            content=bytes(REQUEST_MAX_BODY + 1),
+            headers={"content-type": "application/cbor"},
+        )
+        assert r.status_code == 413 and r.json()["error"] == "BodyTooLarge"
+        r = http.post("/v1/he/submissions", content=b"\xa0", headers={"content-type": "text/plain"})
+        assert r.status_code == 415
+    assert world.state() == state and world.party.alive()
