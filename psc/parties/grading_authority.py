@@ -16,6 +16,11 @@ and every signed grade request it accepted) and answers a request only by
 4. flooding every slot with fresh discrete Gaussian noise from the OS CSPRNG
    (:mod:`psc.hazmat.he.flooding`), decrypting, and releasing only the rounded grades.
 
+The log's entries, the charges and the answered requests live in one SQLite file (the
+:class:`QueryLedger`): a submission's entry commits before it counts, a request's entry with
+its charge; :meth:`GradingAuthority.restore` replays them after a restart, verifying every
+submission again.
+
 It never decrypts a ciphertext that another party computed: there is no entry point that
 takes one.  An evaluator that packs bits of a score into "grades", evaluates its own
 thresholds, replays or re-labels a request, or forges an input has nothing to send it
