@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import checks
 
-from psc.service.deploy import init_deployment
+from psc.service.deploy import init_deployment, write_deployment
 from psc.service.processes import Parties
 from psc.testing import insecure_keypair
 
@@ -100,6 +100,29 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[
         }
 
 
+@pytest.fixture(scope="module")
+def grading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The CKKS grading authority over the small test catalog (N=16384) and its state file
+    (the grading log, the budget's charges, the stored responses)."""
+    from psc.catalog import parse_catalog
+    from psc.service.he_deploy import write_grading_authority
+    from psc.sim.he_driver import SMALL_TEST_CATALOG
+
+    base = tmp_path_factory.mktemp("schema-grading")
+    (base / "catalog.toml").write_text(SMALL_TEST_CATALOG)
+    root, _ = write_deployment(
+        base / "dep",
+        catalog=parse_catalog(SMALL_TEST_CATALOG),
+        catalog_name=str(base / "catalog.toml"),
+        subjects=4,
+        keypair=insecure_keypair(0, 512),
+    )
+    config = write_grading_authority(root)
+    with Parties() as ps:
+        party = ps.start("grading-authority", config)
+        yield party.url, root / "grading_authority" / "state.sqlite"
+
+
 def _operations(url: str) -> list[schemathesis.APIOperation]:
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     ops = []
@@ -136,6 +159,16 @@ def test_every_member_route_is_in_the_schema(member: tuple[str, Path]) -> None:
     }
 
 
+def test_every_grading_authority_route_is_in_the_schema(grading: tuple[str, Path]) -> None:
+    url, _ = grading
+    assert {op.label for op in _operations(url)} == {
+        "GET /v1/health",
+        "GET /v1/he/context",
+        "POST /v1/he/submissions",
+        "POST /v1/he/grade-requests",
+    }
+
+
 def test_every_desk_route_is_in_the_schema(desks: dict[str, tuple[str, list[Path]]]) -> None:
     routes = {role: {op.label for op in _operations(url)} for role, (url, _) in desks.items()}
     assert routes == {
@@ -149,12 +182,14 @@ def test_every_desk_route_is_in_the_schema(desks: dict[str, tuple[str, list[Path
     }
 
 
-@pytest.mark.parametrize("party", ["aggregator", "member", "registry", "agency", "key-holder"])
+@pytest.mark.parametrize(
+    "party", ["aggregator", "member", "registry", "agency", "key-holder", "grading-authority"]
+)
 def test_generated_requests_get_no_5xx_and_rejections_change_nothing(
     party: str, request: pytest.FixtureRequest
 ) -> None:
-    if party in ("aggregator", "member"):
-        url, ledger = request.getfixturevalue(party)
+    if party in ("aggregator", "member", "grading-authority"):
+        url, ledger = request.getfixturevalue("grading" if party == "grading-authority" else party)
         files = [ledger]
     else:
         url, files = request.getfixturevalue("desks")[party]

@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     )
     s.add_argument(
         "role",
-        choices=["aggregator", "member", "registry", "agency", "key-holder"],
+        choices=["aggregator", "member", "registry", "agency", "key-holder", "grading-authority"],
         help="the party to run",
     )
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")

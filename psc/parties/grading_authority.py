@@ -16,6 +16,11 @@ and every signed grade request it accepted) and answers a request only by
 4. flooding every slot with fresh discrete Gaussian noise from the OS CSPRNG
    (:mod:`psc.hazmat.he.flooding`), decrypting, and releasing only the rounded grades.
 
+The log's entries, the charges and the answered requests live in one SQLite file (the
+:class:`QueryLedger`): a submission's entry commits before it counts, a request's entry with
+its charge; :meth:`GradingAuthority.restore` replays them after a restart, verifying every
+submission again.
+
 It never decrypts a ciphertext that another party computed: there is no entry point that
 takes one.  An evaluator that packs bits of a score into "grades", evaluates its own
 thresholds, replays or re-labels a request, or forges an input has nothing to send it
@@ -96,26 +101,48 @@ class GradingLog:
 
     entries: list[tuple[str, bytes]] = field(default_factory=list)
     head: bytes = bytes(32)
+    #: the head right after each entry (``heads[i]`` follows ``entries[i]``)
+    heads: list[bytes] = field(default_factory=list)
 
     def append(self, kind: str, data: bytes) -> bytes:
         d = digest(data)
         self.head = hashlib.sha256(self.head + kind.encode() + b"\x00" + d).digest()
         self.entries.append((kind, data))
+        self.heads.append(self.head)
         return d
 
 
 class QueryLedger:
-    """How many decryptions each subject slot took part in, and which requests were answered.
+    """How many decryptions each subject slot took part in, which requests were answered,
+    and the grading log's entries in order.
 
-    SQLite (``path``, default in memory); every charge commits before the caller decrypts,
-    so a crash cannot reopen a budget.
+    SQLite (``path``, default in memory); every charge commits, with its request's log
+    entry, before the caller decrypts, so a crash cannot reopen a budget; a submission's
+    entry commits before it counts (:meth:`GradingAuthority.restore` replays them).
     """
 
     def __init__(self, path: str = ":memory:") -> None:
-        self._db = sqlite3.connect(path)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        if path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS used (slot INTEGER PRIMARY KEY, n INTEGER)")
         self._db.execute("CREATE TABLE IF NOT EXISTS answered (digest BLOB PRIMARY KEY)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS entries "
+            "(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL)"
+        )
         self._db.commit()
+
+    def append(self, kind: str, data: bytes) -> None:
+        """Commit one grading-log entry (a verified submission) before it counts."""
+        with self._db:
+            self._db.execute("INSERT INTO entries (kind, data) VALUES (?, ?)", (kind, data))
+
+    def entries(self) -> list[tuple[str, bytes]]:
+        """The committed grading-log entries, in order."""
+        rows = self._db.execute("SELECT kind, data FROM entries ORDER BY seq").fetchall()
+        return [(str(k), bytes(d)) for k, d in rows]
 
     def answered(self, d: bytes) -> bool:
         return (
@@ -126,9 +153,12 @@ class QueryLedger:
         row = self._db.execute("SELECT n FROM used WHERE slot = ?", (slot,)).fetchone()
         return int(row[0]) if row else 0
 
-    def charge(self, d: bytes, slots: Sequence[int], limit: int) -> None:
-        """Record request ``d`` and one query on each slot, atomically; refuses (changing
-        nothing) a replay or a slot whose budget is spent."""
+    def charge(
+        self, d: bytes, slots: Sequence[int], limit: int, entry: bytes | None = None
+    ) -> None:
+        """Record request ``d`` and one query on each slot, atomically, with ``entry`` (the
+        sealed request) appended to the grading log in the same transaction; refuses
+        (changing nothing) a replay or a slot whose budget is spent."""
         with self._db:
             if self.answered(d):
                 raise ReplayedNonce("this grade request was already answered (a replay)")
@@ -144,6 +174,10 @@ class QueryLedger:
                     "INSERT INTO used (slot, n) VALUES (?, 1) "
                     "ON CONFLICT(slot) DO UPDATE SET n = n + 1",
                     (s,),
+                )
+            if entry is not None:
+                self._db.execute(
+                    "INSERT INTO entries (kind, data) VALUES ('grade-request', ?)", (entry,)
                 )
 
 
@@ -259,8 +293,12 @@ class GradingAuthority:
     def log_submission(self, data: bytes) -> bytes:
         """Verify and log an agency's signed :class:`HeSubmission`; returns its digest.
 
-        Nothing is logged unless every check passes (see the module doc for the errors).
+        Nothing is logged unless every check passes (see the module doc for the errors);
+        the entry is committed to the query ledger's file before it counts.
         """
+        return self._log_submission(data, durable=True)
+
+    def _log_submission(self, data: bytes, *, durable: bool) -> bytes:
 
         def key_of(m: HeSubmission) -> bytes:
             if m.agency not in self._agencies:
@@ -297,6 +335,8 @@ class GradingAuthority:
                 f"class {m.retention!r}"
             )
         ct = self._parse(m)
+        if durable:
+            self.ledger.append("he-submission", data)  # durable before it counts
         self._nonces.add((m.agency, m.nonce))
         d = self.log.append("he-submission", data)
         self._subs[key] = LoggedSubmission(m, ct, d)
@@ -395,7 +435,7 @@ class GradingAuthority:
         req, d = self._open_request(request)
         S = self.circuit.slots
         parts = sorted({s // S for s in req.slots})
-        self.ledger.charge(d, req.slots, self.max_queries)
+        self.ledger.charge(d, req.slots, self.max_queries, entry=request)
         self._req_nonces.add((req.requester, req.nonce))
         self.log.append("grade-request", request)
         out: dict[int, int] = {}
@@ -449,7 +489,7 @@ class GradingAuthority:
         S = self.circuit.slots
         if len({s // S for s in req.slots}) != 1:
             raise ValueError(f"a district must lie in one block of {S} slots")
-        self.ledger.charge(d, req.slots, self.max_queries)
+        self.ledger.charge(d, req.slots, self.max_queries, entry=request)
         self._req_nonces.add((req.requester, req.nonce))
         self.log.append("grade-request", request)
         _, scores, caps = self._live(req.period)
@@ -467,6 +507,27 @@ class GradingAuthority:
                 raise InvalidMessage("a histogram bin is not the same in every slot")
             out[label] = round(float(vals[0]))
         return out
+
+    def restore(self) -> int:
+        """Rebuild the in-memory log from the query ledger's committed entries (after a
+        restart from its file; registrations and the deployment declared first): every
+        submission is verified again exactly as when it arrived, every request's nonce is
+        marked used.  Returns the number of entries.  Raises what
+        :meth:`log_submission` raises if the file holds an entry that no longer verifies
+        (another catalog, context or registration: a file that is not this authority's)."""
+        if self.log.entries:
+            raise ValueError("restore() is for an authority whose log is still empty")
+        entries = self.ledger.entries()
+        for kind, data in entries:
+            if kind == "he-submission":
+                self._log_submission(data, durable=False)
+            elif kind == "grade-request":
+                req = codec.decode(codec.decode(data, SignedMessage).body, GradeRequest)
+                self._req_nonces.add((req.requester, req.nonce))
+                self.log.append(kind, data)
+            else:
+                raise InvalidMessage(f"the grading log file holds an unknown entry {kind!r}")
+        return len(entries)
 
     def submissions(self) -> Mapping[tuple[str, int, str, str], LoggedSubmission]:
         """The verified submissions in the log (read-only view)."""

@@ -68,6 +68,64 @@ class HeSubmission(Message):
         return self.counter[4:] if self.counter.startswith("cap:") else None
 
 
+@dataclass(frozen=True)
+class HeLogReceipt(Message):
+    """Grading authority -> agency: a submission is in the grading log (he-grading.md 3.5).
+
+    Signed by the authority; a function of the log alone (the entry's position and the
+    head after it), so the same submission sent again gets the same bytes back.
+    """
+
+    TYPE: ClassVar[str] = "he-log-receipt"
+
+    authority: str  # the grading authority's id (the signer)
+    entry: bytes  # SHA-256 of the sealed HeSubmission logged
+    index: int  # its position in the grading log (0-based)
+    head: bytes  # the grading log's head right after it
+
+    def check(self) -> None:
+        if not _ID.match(self.authority):
+            raise InvalidMessage("authority is not a valid identifier")
+        if len(self.entry) != HASH_BYTES or len(self.head) != HASH_BYTES:
+            raise InvalidMessage(f"entry and head must be {HASH_BYTES} bytes")
+        if self.index < 0:
+            raise InvalidMessage("index must be non-negative")
+
+
+@dataclass(frozen=True)
+class HeGradeResponse(Message):
+    """Grading authority -> requester: the rounded grades of a signed grade request
+    (he-grading.md 3.5), bound to the request's hash; nothing but grade indices."""
+
+    TYPE: ClassVar[str] = "he-grade-response"
+
+    authority: str  # the grading authority's id (the signer)
+    request_hash: bytes  # SHA-256 of the sealed GradeRequest it answers
+    requester: str  # copied from the request
+    period: int  # copied from the request
+    slots: tuple[int, ...]  # the request's slots, strictly ascending
+    grades: tuple[int, ...]  # one grade index per slot (as psc.oracle.grades_of counts)
+    context: bytes  # fingerprint of the grading context that evaluated them
+    index: int  # position of the request in the grading log
+    head: bytes  # the grading log's head right after the request
+
+    def check(self) -> None:
+        if not _ID.match(self.authority) or not _ID.match(self.requester):
+            raise InvalidMessage("authority and requester must be valid identifiers")
+        if len(self.request_hash) != HASH_BYTES or len(self.head) != HASH_BYTES:
+            raise InvalidMessage(f"request_hash and head must be {HASH_BYTES} bytes")
+        if len(self.context) != FINGERPRINT_BYTES:
+            raise InvalidMessage(f"context must be {FINGERPRINT_BYTES} bytes")
+        if self.period < 0 or self.index < 0:
+            raise InvalidMessage("period and index must be non-negative")
+        if not self.slots or any(b <= a for a, b in zip(self.slots, self.slots[1:], strict=False)):
+            raise InvalidMessage("slots must be non-empty and strictly ascending")
+        if self.slots[0] < 0:
+            raise InvalidMessage("slots must be non-negative")
+        if len(self.grades) != len(self.slots) or any(g < 0 for g in self.grades):
+            raise InvalidMessage("one non-negative grade index per slot")
+
+
 def seal_submission(message: HeSubmission, key: Ed25519PrivateKey) -> bytes:
     """Encode and sign an :class:`HeSubmission` (agency).  Raises :class:`InvalidMessage` if
     a field is malformed, so nothing malformed is sent."""

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from psc.sim.city import AgencyInstance
     from psc.sim.deployment import Deployment
 
-ROLES = ("aggregator", "member", "registry", "agency", "key-holder")
+ROLES = ("aggregator", "member", "registry", "agency", "key-holder", "grading-authority")
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ class ServiceConfig:
     combiner_key: str = ""
     committee_store: str = ""
     budget_releases: int = 12
+    #: the CKKS grading authority: its description (JSON, psc/service/he_deploy.py)
+    grading: str = ""
     #: SIMULATION ONLY (psc demo's god view, never a deployment): a directory where a member
     #: records the grade noise it draws, so the demo can check every DP grade exactly
     simulation_noise_witness: str = ""
@@ -466,6 +468,7 @@ _ROLE_FILES: dict[str, set[str]] = {
     "registry": {"slots"},
     "agency": {"ledger", "agency_id", "catalog_agency", "records"},
     "key-holder": {"ledger", "log"},
+    "grading-authority": {"ledger", "grading"},
 }
 _TYPES: dict[str, type] = {
     "role": str,
@@ -489,6 +492,7 @@ _TYPES: dict[str, type] = {
     "combiner_key": str,
     "committee_store": str,
     "budget_releases": int,
+    "grading": str,
     "simulation_noise_witness": str,
 }
 

@@ -55,6 +55,11 @@ def build_app(
         return agency_app(open_agency_desk(cfg, peers))
     if cfg.role == "key-holder":
         return key_holder_app(open_reveal_desk(cfg, peers))
+    if cfg.role == "grading-authority":
+        from psc.service.he_app import grading_authority_app
+        from psc.service.he_deploy import open_grading_desk
+
+        return grading_authority_app(open_grading_desk(cfg))
     raise ServiceConfigError(f"no service for role {cfg.role!r}")
 
 
