@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from psc.hazmat.he.circuit import GradingCircuit
     from psc.parties.grading_authority import GradingAuthority
 
 from psc.catalog import Catalog
@@ -321,15 +322,12 @@ def _he_result(
     each signed request and decrypts nothing else (``protocols/he-grading.md``).
     """
     from psc.hazmat.he.circuit import GradingCircuit
-    from psc.hazmat.he.flooding import FLOOD_SIGMA
-    from psc.hazmat.he.params import MAX_MODULUS_BITS
     from psc.parties.grading_authority import GradingAuthority
     from psc.protocol.messages import GradeRequest as HeGradeRequest
     from psc.protocol.signing import seal
     from psc.sim.he_driver import he_submission, period_vectors
 
     catalog, n, at = city.catalog, city.n_subjects, city.periods[-1]
-    paillier, oracle = comparison.revealed, comparison.oracle.grade
     rp_slot = comparison.relying_party_slot
     seconds: dict[str, float] = {}
 
@@ -360,7 +358,7 @@ def _he_result(
         requesters = {"registry": new_signing_key(), "bank": new_signing_key()}
         for rid, k in requesters.items():
             auth.register_requester(rid, public_bytes(k))
-    S, params = circuit.slots, circuit.params
+    S = circuit.slots
     parts = -(-n // S)
 
     # -- HE phases 2 and 3, submit and ingest: every agency maps its own records (the same
@@ -414,27 +412,77 @@ def _he_result(
     for name in ("grade", "decrypt"):
         spent = auth.timings.get(name, 0.0) - t_before.get(name, 0.0)
         seconds[name] = round(seconds.get(name, 0.0) + spent, 3)
+    run = HeRun(
+        grades=answers,
+        requests=[slots for _, slots in requests],
+        score_submissions=n_score,
+        cap_submissions=n_cap,
+        submission_bytes=sent,
+        context_bytes=auth.public.byte_size,
+        seconds=seconds,
+        per_agency=per_agency,
+        where="in one process",
+    )
+    fill_he_result(result, catalog, circuit, run, comparison)
+
+
+@dataclass
+class HeRun:
+    """What the CKKS grading of a run observed, wherever its parties ran: the grades of each
+    request (the registry's parts, then the bank's one slot last), what was submitted, and
+    the seconds of each phase (``grade`` and ``decrypt`` when the authority ran here,
+    ``reveal`` when it answered over HTTP)."""
+
+    grades: list[dict[int, int]]  # per request: slot -> grade index
+    requests: list[tuple[int, ...]]  # per request: its slots
+    score_submissions: int
+    cap_submissions: int
+    submission_bytes: int
+    context_bytes: int
+    seconds: dict[str, float]
+    per_agency: list[str]  # what each agency saw and sent
+    where: str  # "in one process" or "its own process"
+
+
+def fill_he_result(
+    result: RunResult,
+    catalog: Catalog,
+    circuit: GradingCircuit,
+    run: HeRun,
+    comparison: OracleComparison,
+) -> None:
+    """Check a CKKS grading ``run`` against the oracle and the Paillier run's grades
+    (``comparison``) and record it in ``result`` (``result.he``, grades, checks, note)."""
+    from psc.hazmat.he.flooding import FLOOD_SIGMA
+    from psc.hazmat.he.params import MAX_MODULUS_BITS
+
+    n = comparison.oracle.grade.size
+    paillier, oracle = comparison.revealed, comparison.oracle.grade
+    rp_slot = comparison.relying_party_slot
+    S, params = circuit.slots, circuit.params
     he = np.zeros(n, dtype=np.int64)
-    for answer in answers[:-1]:
+    for answer in run.grades[:-1]:
         for slot, g in answer.items():
             he[slot] = g
     labels = catalog.labels
-    rp_grade = labels[answers[-1][rp_slot]]
+    rp_grade = labels[run.grades[-1][rp_slot]]
     mismatches = int(np.count_nonzero(he != oracle))
+    sent = run.submission_bytes
     seen = {
-        "agencies": per_agency,
+        "agencies": run.per_agency,
         "aggregator": [
-            f"{n_score} score and {n_cap} cap-counter ciphertexts ({sent:,} bytes) in signed "
-            "submissions, forwarded to the grading log; no secret key, nothing in the clear"
+            f"{run.score_submissions} score and {run.cap_submissions} cap-counter ciphertexts "
+            f"({sent:,} bytes) in signed submissions, forwarded to the grading log; no secret "
+            "key, nothing in the clear"
         ],
         "grading-authority": [
             f"request {i + 1} (the registry's batch request): recomputed the live sums from "
             f"its log, ran the published circuit on part {slots[0] // S} of {S} slots, "
             f"flooded and decrypted; released {len(slots):,} grades"
-            for i, (_, slots) in enumerate(requests[:-1])
+            for i, slots in enumerate(run.requests[:-1])
         ]
         + [
-            f"request {len(requests)} (the bank): slot {rp_slot}, the same circuit on its "
+            f"request {len(run.requests)} (the bank): slot {rp_slot}, the same circuit on its "
             "logged inputs; released one grade"
         ],
         "registry": [
@@ -443,7 +491,8 @@ def _he_result(
         ],
         "relying-party": [f"slot {rp_slot}: grade {rp_grade}"],
     }
-    total = seconds.get("grade", 0.0) + seconds.get("decrypt", 0.0)
+    seconds = run.seconds
+    total = seconds.get("grade", 0.0) + seconds.get("decrypt", 0.0) + seconds.get("reveal", 0.0)
     result.reveal = "he"
     result.he = HeReveal(
         profile=circuit.profile.name,
@@ -457,13 +506,13 @@ def _he_result(
         band_composite=circuit.profile.band.name,
         cap_composite=circuit.profile.cap.name,
         flood_sigma=float(FLOOD_SIGMA),
-        context_bytes=auth.public.byte_size,
-        parts=parts,
-        score_submissions=n_score,
-        cap_submissions=n_cap,
+        context_bytes=run.context_bytes,
+        parts=-(-n // S),
+        score_submissions=run.score_submissions,
+        cap_submissions=run.cap_submissions,
         submission_bytes=sent,
         bytes_per_subject=round(sent / n, 1),
-        queries=len(requests),
+        queries=len(run.requests),
         seconds=seconds,
         ms_per_subject=round(1000 * total / n, 3),
         mismatches=mismatches,
@@ -484,10 +533,10 @@ def _he_result(
     result.notes.append(
         f"grades computed under CKKS encryption ({circuit.profile.name}: N={params.n}, "
         f"{params.modulus_bits}-bit modulus of at most {MAX_MODULUS_BITS[params.n]} for "
-        f"128-bit security, {params.levels} levels); one grading authority holds the secret "
-        "key, evaluates the published circuit itself on its log of signed submissions for "
-        "each signed request, floods from the OS CSPRNG and releases only rounded grades. "
-        "The Paillier run revealed through the trusted key holder; both are compared with "
-        "the oracle. Agencies submit one dense vector per period, retention class and "
-        "counter, zero vectors included"
+        f"128-bit security, {params.levels} levels), the grading authority {run.where}; it "
+        "holds the secret key, evaluates the published circuit itself on its log of signed "
+        "submissions for each signed request, floods from the OS CSPRNG and releases only "
+        "rounded grades. The Paillier run revealed through the trusted key holder; both are "
+        "compared with the oracle. Agencies submit one dense vector per period, retention "
+        "class and counter, zero vectors included"
     )
