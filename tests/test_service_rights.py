@@ -23,11 +23,15 @@ import pytest
 
 from psc.catalog import load_catalog, period_index, period_start
 from psc.events import Event
+from psc.exceptions import InvalidMessage, RightsRequestError, UnknownParty
 from psc.ledger.log_verify import verify_log
 from psc.parties.agency_desk import RecordStore
 from psc.parties.relying_party import read_grades
 from psc.protocol import codec
+from psc.protocol.messages import LogInclusion
 from psc.protocol.rights_asks import (
+    AdjustmentBatch,
+    InclusionBatch,
     RightsAccessAsk,
     RightsAnswerAccess,
     RightsCorrectionAsk,
@@ -150,6 +154,7 @@ def test_access_and_a_granted_correction_across_processes(
     office_p = parties.start("rights-office", root / "rights_office.toml", _peers(others))
     before_grade = _own_grade(root, others, identity, slot)
     with HttpPeer(office_p.url, timeout=300) as office:
+        _refused_asks_change_nothing(root, office, identity)
         # access: every event proven against the log, the grade revealed and explained
         rec, answer = _access(office, identity, b"\x01" * 16)
         assert answer["verified"] is True
@@ -177,6 +182,15 @@ def test_access_and_a_granted_correction_across_processes(
         # a retried grant answers the record and logs nothing
         assert _record(office, "/v1/rights/grants", RightsGrant(opened.id)) == granted
         assert _verify_log(root) == size + 1
+        # the aggregator: the same adjustment again returns its inclusion, logs nothing
+        with HttpPeer(others["aggregator"].url) as agg:
+            h = granted.adjustments[0].hex()
+            sealed = agg.get(f"/v1/log/adjustments/{h}")
+            first = agg.get(f"/v1/log/adjustment-inclusions/{h}")
+            assert agg.post("/v1/adjustments", sealed) == first
+            batch = agg.post("/v1/adjustment-batches", codec.encode(AdjustmentBatch((sealed,))))
+            assert codec.decode(batch, InclusionBatch).inclusions == (first,)
+            assert _verify_log(root) == size + 1
 
         # the subject's next grade reflects it: the court's -50 no longer counts
         after_grade = _own_grade(root, others, identity, slot)
@@ -186,7 +200,53 @@ def test_access_and_a_granted_correction_across_processes(
         assert cancelled[0]["cancelled_by"] == granted.adjustments[0].hex()
         assert later["revealed_grade"] == later["grade"] == after_grade
         assert later["score"] == answer["score"] + 50
+        # after the log grew: the inclusion of the same entry, under the newer head
+        with HttpPeer(others["aggregator"].url) as agg:
+            old = codec.decode(first, LogInclusion)
+            new = codec.decode(agg.post("/v1/adjustments", sealed), LogInclusion)
+            assert (new.index, new.entry) == (old.index, old.entry)
+            assert new.tree_head.size > old.tree_head.size
     assert after_grade != before_grade or later["score"] != answer["score"]
+
+
+def _digest(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = [(t, list(conn.execute(f'SELECT * FROM "{t}" ORDER BY 1'))) for t in sorted(names)]
+    finally:
+        conn.close()
+    return digest(repr(rows).encode()).hex()
+
+
+def _refused_asks_change_nothing(root: Path, office: HttpPeer, identity: str) -> None:
+    files = [
+        root / "rights_office" / "desk.sqlite",
+        root / "aggregator" / "ledger.sqlite",
+        *(root / "agencies" / a / "outbox.sqlite" for a in AGENCIES),
+    ]
+    before = [_digest(f) for f in files]
+    ghost = "0" * 64 + "#0"
+    for path, ask, error in (
+        ("/v1/rights/access-asks", RightsAccessAsk(b"\x09" * 16, "nobody", "access"), UnknownParty),
+        (
+            "/v1/rights/correction-asks",
+            RightsCorrectionAsk(b"\x0a" * 16, identity, "correction", ghost, ""),
+            RightsRequestError,
+        ),
+        (
+            "/v1/rights/correction-asks",
+            RightsCorrectionAsk(b"\x0b" * 16, identity, "correction", "not-a-ref", ""),
+            RightsRequestError,
+        ),
+        ("/v1/rights/grants", RightsGrant(999), RightsRequestError),
+        ("/v1/rights/access-answers", RightsAnswerAccess(999, PERIOD, NOW), RightsRequestError),
+    ):
+        with pytest.raises(error):
+            office.post(path, codec.encode(ask))
+    with pytest.raises(InvalidMessage):  # not canonical CBOR of any ask
+        office.post("/v1/rights/grants", b"\xa0")
+    assert [_digest(f) for f in files] == before
 
 
 def test_a_grant_killed_after_the_ledger_commit_completes_once_on_restart(
