@@ -43,6 +43,7 @@ from psc.service.deploy import (
     party_log_view,
     read_key,
 )
+from psc.service.rights_client import consistency_prover
 
 #: Seconds a desk waits for a peer's answer (a committee reveal of a city takes minutes).
 PEER_TIMEOUT = 1800.0
@@ -88,6 +89,7 @@ def open_agency_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> AgencyDesk
         pool=ShortExponentPool(params.public_key),
     )
     aggregator = HttpAggregator(peer(peers, "aggregator"))
+    agency.prove = consistency_prover(aggregator.peer)  # heads it is shown must extend
     return AgencyDesk(
         agency, RecordStore(cfg.path(cfg.records)), aggregator, str(cfg.path(cfg.ledger))
     )

@@ -27,6 +27,8 @@ from psc.exceptions import InvalidMessage, RightsRequestError
 from psc.ledger.store import Ledger, SQLiteLedger
 from psc.parties.rights.aggregator import AdjustmentRecord
 from psc.protocol import codec
+from psc.protocol.heads import Prover
+from psc.protocol.log_messages import ConsistencyProof
 from psc.protocol.messages import AccessRequest, GradeRequest
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.rights_asks import (
@@ -193,6 +195,20 @@ class HttpRightsAgency:
         return codec.decode(out, AdjustmentCount).count
 
 
+def consistency_prover(peer: HttpPeer) -> Prover:
+    """Consistency proofs from the aggregator's log route (``service.md`` §8), for a
+    party's :class:`~psc.protocol.heads.HeadKeeper`, which verifies each one between the
+    two signed roots it holds (a proof for other sizes is refused here)."""
+
+    def prove(old_size: int, new_size: int) -> list[bytes]:
+        got = codec.decode(peer.get(f"/v1/log/consistency/{old_size}/{new_size}"), ConsistencyProof)
+        if (got.old_size, got.new_size) != (old_size, new_size):
+            raise InvalidMessage("the aggregator proved consistency for other sizes")
+        return list(got.proof)
+
+    return prove
+
+
 class HttpGradeDesk:
     """The key holder's reveal desk behind HTTP (``GradeDesk``)."""
 
@@ -203,4 +219,10 @@ class HttpGradeDesk:
         return self.peer.post("/v1/grade-requests", sealed_request)
 
 
-__all__ = ["HttpGradeDesk", "HttpRightsAgency", "HttpRightsAggregator", "HttpRightsRegistry"]
+__all__ = [
+    "HttpGradeDesk",
+    "HttpRightsAgency",
+    "HttpRightsAggregator",
+    "HttpRightsRegistry",
+    "consistency_prover",
+]
