@@ -37,6 +37,9 @@ from psc.protocol.rights_asks import (
     RightsCorrectionAsk,
     RightsGrant,
     RightsRecord,
+    RightsRepairAsk,
+    RightsRepairDecision,
+    RightsWithdrawalAsk,
 )
 from psc.protocol.service_messages import GradeAsk, SubmitPeriod
 from psc.protocol.signing import digest
@@ -311,3 +314,57 @@ def test_a_grant_killed_after_the_ledger_commit_completes_once_on_restart(
         assert [e["cancelled_by"] for e in later["events"]] == [rec.adjustments[0].hex()]
         assert later["score"] == answer["score"] + 50
     assert _verify_log(root) == size + 1 + 1  # + the reveal of the later access only
+
+
+def test_a_repair_refused_then_granted_and_a_withdrawal_across_processes(
+    deployment: tuple[Path, dict[str, int]], parties: Parties
+) -> None:
+    root, slots = deployment
+    identity = sorted(slots)[7]
+    slot = slots[identity]
+    traffic = _event("traffic.violation", slot, "traffic/7")  # minor: no publication minimum
+    others = _start_others(root, parties)
+    _file_and_submit(root, others, {"transport-bureau": [traffic]})
+    office_p = parties.start("rights-office", root / "rights_office.toml", _peers(others))
+    with HttpPeer(office_p.url, timeout=300) as office:
+        _, answer = _access(office, identity, b"\x07" * 16)
+        ref = answer["events"][0]["ref"]
+        size = _verify_log(root)
+        # performance not proven: refused with its reason, nothing logged
+        first = _record(
+            office,
+            "/v1/rights/repair-asks",
+            RightsRepairAsk(b"\x08" * 16, identity, traffic.rule, ref, ""),
+        )
+        refused = _record(
+            office, "/v1/rights/repair-decisions", RightsRepairDecision(first.id, False)
+        )
+        assert refused.status == "refused" and "performance" in refused.reason
+        assert refused.adjustments == () and _verify_log(root) == size
+        # proven: the agency's adjustment is checked, then logged, then the desk decides
+        second = _record(
+            office,
+            "/v1/rights/repair-asks",
+            RightsRepairAsk(b"\x0c" * 16, identity, traffic.rule, ref, "paid"),
+        )
+        granted = _record(
+            office, "/v1/rights/repair-decisions", RightsRepairDecision(second.id, True)
+        )
+        assert granted.status == "granted" and len(granted.adjustments) == 1
+        assert _verify_log(root) == size + 1
+        again = _record(
+            office, "/v1/rights/repair-decisions", RightsRepairDecision(second.id, True)
+        )
+        assert again == granted and _verify_log(root) == size + 1
+        _, later = _access(office, identity, b"\x0d" * 16)
+        assert later["events"][0]["cancelled_by"] == granted.adjustments[0].hex()
+        assert later["score"] == answer["score"] + 5
+        assert later["revealed_grade"] == later["grade"]
+        # a consent withdrawal is recorded at once
+        withdrawn = _record(
+            office,
+            "/v1/rights/withdrawal-asks",
+            RightsWithdrawalAsk(b"\x0e" * 16, identity, "token-1", "bank"),
+        )
+        assert withdrawn.kind == "consent-withdrawal" and withdrawn.ref == "token-1"
+        assert withdrawn.status != "open"
