@@ -123,6 +123,60 @@ def grading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         yield party.url, root / "grading_authority" / "state.sqlite"
 
 
+@pytest.fixture(scope="module")
+def rights_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Path]]]:
+    """The rights office with every party it calls (two agencies): its URL and the files
+    its state and its peers' live in."""
+    from psc.catalog import load_catalog
+    from psc.service.deploy import write_deployment
+    from psc.sim.city import agency_instances
+
+    catalog = load_catalog("city")
+    agencies = ("intermediate-court", "transport-bureau")
+    root, _ = write_deployment(
+        tmp_path_factory.mktemp("schema-rights") / "dep",
+        catalog=catalog,
+        catalog_name="city",
+        subjects=24,
+        keypair=insecure_keypair(0, 512),
+        agencies=[a for a in agency_instances(catalog) if a.id in agencies],
+    )
+    with Parties() as ps:
+        agg = ps.start("aggregator", root / "aggregator.toml")
+        peers = {
+            "aggregator": agg.url,
+            "registry": ps.start("registry", root / "registry.toml").url,
+        }
+        for a in agencies:
+            peers[a] = ps.start(
+                "agency", root / "agencies" / f"{a}.toml", {"aggregator": agg.url}
+            ).url
+        peers["key-holder"] = ps.start(
+            "key-holder", root / "key_holder.toml", {"aggregator": agg.url}
+        ).url
+        office = ps.start("rights-office", root / "rights_office.toml", peers)
+        files = [root / "rights_office" / "desk.sqlite", root / "aggregator" / "ledger.sqlite"]
+        files += [root / "agencies" / a / "outbox.sqlite" for a in agencies]
+        yield office.url, [*files, root / "key_holder" / "desk.sqlite"]
+
+
+def test_every_rights_office_route_is_in_the_schema(
+    rights_office: tuple[str, list[Path]],
+) -> None:
+    url, _ = rights_office
+    assert {op.label for op in _operations(url)} == {
+        "GET /v1/health",
+        "POST /v1/rights/access-asks",
+        "POST /v1/rights/correction-asks",
+        "POST /v1/rights/repair-asks",
+        "POST /v1/rights/withdrawal-asks",
+        "POST /v1/rights/access-answers",
+        "POST /v1/rights/grants",
+        "POST /v1/rights/repair-decisions",
+        "GET /v1/rights/requests/{request_id}",
+    }
+
+
 def _operations(url: str) -> list[schemathesis.APIOperation]:
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     ops = []
@@ -146,6 +200,10 @@ def test_every_route_is_in_the_schema(aggregator: tuple[str, Path]) -> None:
         "GET /v1/log/envelopes/{envelope_hash}",
         "GET /v1/log/parties/{party}",
         "GET /v1/log/adjustments/{adjustment_hash}",
+        "POST /v1/adjustments",
+        "POST /v1/adjustment-batches",
+        "POST /v1/adjustment-checks",
+        "GET /v1/log/adjustment-inclusions/{adjustment_hash}",
     }
 
 
@@ -172,18 +230,34 @@ def test_every_grading_authority_route_is_in_the_schema(grading: tuple[str, Path
 def test_every_desk_route_is_in_the_schema(desks: dict[str, tuple[str, list[Path]]]) -> None:
     routes = {role: {op.label for op in _operations(url)} for role, (url, _) in desks.items()}
     assert routes == {
-        "registry": {"GET /v1/health", "POST /v1/grade-asks", "POST /v1/access-asks"},
+        "registry": {
+            "GET /v1/health",
+            "POST /v1/grade-asks",
+            "POST /v1/access-asks",
+            "POST /v1/adjustment-order-asks",
+        },
         "agency": {
             "GET /v1/health",
             "POST /v1/period-submissions",
             "POST /v1/access-requests",
+            "POST /v1/adjustment-orders",
+            "POST /v1/logged-adjustments",
         },
         "key-holder": {"GET /v1/health", "POST /v1/grade-requests"},
     }
 
 
 @pytest.mark.parametrize(
-    "party", ["aggregator", "member", "registry", "agency", "key-holder", "grading-authority"]
+    "party",
+    [
+        "aggregator",
+        "member",
+        "registry",
+        "agency",
+        "key-holder",
+        "grading-authority",
+        "rights-office",
+    ],
 )
 def test_generated_requests_get_no_5xx_and_rejections_change_nothing(
     party: str, request: pytest.FixtureRequest
@@ -191,6 +265,8 @@ def test_generated_requests_get_no_5xx_and_rejections_change_nothing(
     if party in ("aggregator", "member", "grading-authority"):
         url, ledger = request.getfixturevalue("grading" if party == "grading-authority" else party)
         files = [ledger]
+    elif party == "rights-office":
+        url, files = request.getfixturevalue("rights_office")
     else:
         url, files = request.getfixturevalue("desks")[party]
     for op in _operations(url):

@@ -37,7 +37,15 @@ def register(sub: Any) -> None:
     )
     s.add_argument(
         "role",
-        choices=["aggregator", "member", "registry", "agency", "key-holder", "grading-authority"],
+        choices=[
+            "aggregator",
+            "member",
+            "registry",
+            "agency",
+            "key-holder",
+            "grading-authority",
+            "rights-office",
+        ],
         help="the party to run",
     )
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")
@@ -54,7 +62,8 @@ def register(sub: Any) -> None:
         type=peer_arg,
         metavar="NAME=URL",
         help="a peer this party calls, e.g. aggregator=http://127.0.0.1:8001 or "
-        "member-2=http://127.0.0.1:8003 (repeat; agencies and the key holder need them)",
+        "member-2=http://127.0.0.1:8003 (repeat; agencies and the key holder need them; the "
+        "rights office: aggregator, registry, key-holder and every agency by its id)",
     )
     s.add_argument(
         "--log-url",
@@ -79,6 +88,7 @@ def run_init(args: argparse.Namespace) -> int:
     print(f"  psc serve registry --config {root / 'registry.toml'}")
     print(f"  psc serve agency --config {root / 'agencies'}/<id>.toml --peer aggregator=URL")
     print(f"  psc serve key-holder --config {root / 'key_holder.toml'} --peer aggregator=URL")
+    print(f"  psc serve rights-office --config {root / 'rights_office.toml'} --peer NAME=URL ...")
     return 0
 
 
@@ -104,9 +114,11 @@ def run_serve(args: argparse.Namespace) -> int:
 def peer_arg(text: str) -> tuple[str, str]:
     """``NAME=URL`` with a known peer name and an http(s) URL."""
     name, sep, url = text.partition("=")
-    if not sep or not re.fullmatch(r"aggregator|member-[1-9][0-9]*", name):
+    # aggregator, registry, key-holder, member-<i>, or an agency's id (registered names)
+    if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9._#:-]{0,127}", name):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: write NAME=URL with NAME aggregator or member-<i>"
+            f"{text!r}: write NAME=URL with NAME aggregator, registry, key-holder, member-<i> "
+            "or an agency's id"
         )
     if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?", url):
         raise argparse.ArgumentTypeError(f"{text!r}: the URL must look like http://127.0.0.1:8001")

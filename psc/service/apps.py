@@ -12,15 +12,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from psc.parties.agency_desk import AgencyDesk
-from psc.parties.aggregator import Aggregator
 from psc.parties.committee.member import CommitteeMember
-from psc.parties.registry import Registry
 from psc.parties.reveal_desk import RevealDesk
+from psc.parties.rights.aggregator import RightsAggregator
+from psc.parties.rights.registry import RightsRegistry
 from psc.service.http import cbor_get, cbor_post, new_app
 from psc.service.log_routes import add_log_routes
+from psc.service.rights_routes import (
+    add_rights_agency_routes,
+    add_rights_aggregator_routes,
+    add_rights_registry_routes,
+)
 
 
-def aggregator_app(aggregator: Aggregator) -> FastAPI:
+def aggregator_app(aggregator: RightsAggregator) -> FastAPI:
     """The aggregator's API: submissions, the log side of reveals, log inclusions.
 
     Retrying a submission is safe: an envelope already ingested returns its receipt again
@@ -80,6 +85,7 @@ def aggregator_app(aggregator: Aggregator) -> FastAPI:
         patterns={"envelope_hash": "^[0-9a-f]{64}$"},
     )
     add_log_routes(app, aggregator)  # the public log for mirrors (protocols/service.md 8)
+    add_rights_aggregator_routes(app, aggregator)  # adjustments (protocols/service.md 10)
     return app
 
 
@@ -125,7 +131,7 @@ def member_app(member: CommitteeMember) -> FastAPI:
     return app
 
 
-def registry_app(registry: Registry) -> FastAPI:
+def registry_app(registry: RightsRegistry) -> FastAPI:
     """The registry's API for residents authenticated by the channel (the residents' login
     in a deployment; loopback here): signed grade and access requests for their slots.
 
@@ -156,6 +162,7 @@ def registry_app(registry: Registry) -> FastAPI:
         errors=(400, 403),
         max_body=64 * 1024,
     )
+    add_rights_registry_routes(app, registry)  # adjustment orders (protocols/service.md 10)
     return app
 
 
@@ -190,6 +197,7 @@ def agency_app(desk: AgencyDesk) -> FastAPI:
         errors=(400,),
         max_body=64 * 1024,
     )
+    add_rights_agency_routes(app, desk)  # orders carried out (protocols/service.md 10)
     return app
 
 

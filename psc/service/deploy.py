@@ -20,6 +20,8 @@ each party needs to start on its own, one TOML file per served party:
                                  with a committee, the combiner's key and store)
 ``DIR/bank.key``, ``bank.toml``, ``bank.registration``
                                  a relying party's key and registration (a client)
+``DIR/rights_office.toml``       the rights office's config; ``rights_office/desk.sqlite``
+                                 its desk (requests, intents, ledger links); no key
 ``DIR/member-<i>.toml``          with a committee: each member's config; ``members/`` its
                                  key share, signing key and durable release record;
                                  ``committee.json`` the public committee parameters;
@@ -54,11 +56,11 @@ from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
 from psc.hazmat.threshold.keys import KeyShare, ThresholdPublicKey
 from psc.ledger.store import SQLiteLedger
 from psc.parties.agency import Agency
-from psc.parties.aggregator import Aggregator
 from psc.parties.committee.member import CommitteeMember
 from psc.parties.committee.member_store import MemberStore
 from psc.parties.committee.params import CommitteeParameters, RevealPolicy, reveal_layout
 from psc.parties.key_holder import Revealer
+from psc.parties.rights.aggregator import RightsAggregator
 from psc.protocol.logview import LedgerLogView, LogView
 from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import new_signing_key, public_bytes
@@ -68,7 +70,15 @@ if TYPE_CHECKING:
     from psc.sim.city import AgencyInstance
     from psc.sim.deployment import Deployment
 
-ROLES = ("aggregator", "member", "registry", "agency", "key-holder", "grading-authority")
+ROLES = (
+    "aggregator",
+    "member",
+    "registry",
+    "agency",
+    "key-holder",
+    "grading-authority",
+    "rights-office",
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,7 @@ class ServiceConfig:
     catalog: str
     params: str
     registry_key: str
-    signing_key: str
+    signing_key: str = ""  # every role but the rights office, which signs nothing
     ledger: str = ""
     host: str = "127.0.0.1"
     port: int = 0
@@ -108,6 +118,8 @@ class ServiceConfig:
     #: SIMULATION ONLY (psc demo's god view, never a deployment): a directory where a member
     #: records the grade noise it draws, so the demo can check every DP grade exactly
     simulation_noise_witness: str = ""
+    #: the rights office: a deployment TOML for its calendar and deadlines (optional)
+    rights_calendar: str = ""
     base: str = ""  # the directory the paths are relative to (set by load_config)
 
     def path(self, name: str) -> Path:
@@ -321,6 +333,9 @@ def write_deployment(
     if committee is not None or sk is not None:
         (root / "key_holder").mkdir(exist_ok=True)
         (root / "key_holder.toml").write_text(_toml(holder))
+    (root / "rights_office").mkdir()
+    office = {"role": "rights-office", **common, "ledger": "rights_office/desk.sqlite"}
+    (root / "rights_office.toml").write_text(_toml(office))
     return root, d
 
 
@@ -433,7 +448,9 @@ def load_config(path: str | Path) -> ServiceConfig:
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ServiceConfigError(f"{p}: unknown key {key!r}{hint}")
     role = doc.get("role")
-    need = _REQUIRED | _ROLE_FILES.get(role if isinstance(role, str) else "", set())
+    need = (_REQUIRED - ({"signing_key"} if role == "rights-office" else set())) | (
+        _ROLE_FILES.get(role if isinstance(role, str) else "", set())
+    )
     missing = [f.name for f in fields(ServiceConfig) if f.name not in doc and f.name in need]
     if missing:
         raise ServiceConfigError(f"{p}: missing {', '.join(missing)}; run psc init again")
@@ -447,7 +464,7 @@ def load_config(path: str | Path) -> ServiceConfig:
     cfg = ServiceConfig(**doc, base=str(p.parent))
     files = [
         "params",
-        "signing_key",
+        *(["signing_key"] if cfg.role != "rights-office" else []),
         *sorted(_ROLE_FILES[cfg.role] - {"ledger", "agency_id", "catalog_agency"}),
     ]
     if is_log_url(cfg.log):  # the log comes over HTTP into a replica (no file)
@@ -469,6 +486,7 @@ _ROLE_FILES: dict[str, set[str]] = {
     "agency": {"ledger", "agency_id", "catalog_agency", "records"},
     "key-holder": {"ledger", "log"},
     "grading-authority": {"ledger", "grading"},
+    "rights-office": {"ledger"},
 }
 _TYPES: dict[str, type] = {
     "role": str,
@@ -494,6 +512,7 @@ _TYPES: dict[str, type] = {
     "budget_releases": int,
     "grading": str,
     "simulation_noise_witness": str,
+    "rights_calendar": str,
 }
 
 
@@ -512,12 +531,13 @@ def load_params(cfg: ServiceConfig) -> ProtocolParameters:
     )
 
 
-def open_aggregator(cfg: ServiceConfig) -> Aggregator:
-    """The aggregator of ``cfg``, on its ledger file (everything it accepted is there)."""
+def open_aggregator(cfg: ServiceConfig) -> RightsAggregator:
+    """The aggregator of ``cfg``, on its ledger file (everything it accepted is there);
+    it also takes the rights office's adjustments (``protocols/rights.md`` §3.4)."""
     params = load_params(cfg)
     key = read_key(cfg.path(cfg.signing_key))
     ledger = SQLiteLedger(cfg.path(cfg.ledger), signer=key)
-    return Aggregator(params, ledger, key)
+    return RightsAggregator(params, ledger, key)
 
 
 def load_committee(root: Path, params: ProtocolParameters) -> CommitteeParameters:

@@ -28,13 +28,13 @@ from psc.dp.accounting import ApproxDP
 from psc.exceptions import KeyMismatch, ServiceConfigError
 from psc.hazmat.backends.paillier import ShortExponentPool
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
-from psc.parties.agency import Agency
 from psc.parties.agency_desk import AgencyDesk, RecordStore
 from psc.parties.committee import CommitteeRevealer, KeyCommittee, parallel
 from psc.parties.committee.transport import MemberLink
 from psc.parties.key_holder import KeyHolder, Revealer, TrustedDecryptor
-from psc.parties.registry import Registry
 from psc.parties.reveal_desk import RevealDesk
+from psc.parties.rights.agency import RightsAgency
+from psc.parties.rights.registry import RightsRegistry
 from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer
 from psc.service.deploy import (
     ServiceConfig,
@@ -43,6 +43,7 @@ from psc.service.deploy import (
     party_log_view,
     read_key,
 )
+from psc.service.rights_client import consistency_prover
 
 #: Seconds a desk waits for a peer's answer (a committee reveal of a city takes minutes).
 PEER_TIMEOUT = 1800.0
@@ -58,14 +59,17 @@ def peer(peers: Mapping[str, str], name: str) -> HttpPeer:
     return HttpPeer(url, timeout=PEER_TIMEOUT)
 
 
-def open_registry(cfg: ServiceConfig) -> Registry:
-    """The registry with its private enrolment (``slots``)."""
+def open_registry(cfg: ServiceConfig) -> RightsRegistry:
+    """The registry with its private enrolment (``slots``), also signing the rights
+    office's adjustment orders (``protocols/rights.md`` §3.2)."""
     try:
         doc = json.loads(cfg.path(cfg.slots).read_text("utf-8"))
         slots = {str(k): int(v) for k, v in doc.items()}
-        return Registry.restore(
+        reg = RightsRegistry.restore(
             load_catalog(cfg.catalog), read_key(cfg.path(cfg.signing_key)), slots
         )
+        assert isinstance(reg, RightsRegistry)  # restore builds its own class
+        return reg
     except (OSError, ValueError, AttributeError) as e:
         raise ServiceConfigError(
             f"{cfg.path(cfg.slots)} is not the registry's enrolment ({e}); run psc init"
@@ -77,7 +81,7 @@ def open_agency_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> AgencyDesk
     params = load_params(cfg)
     # short-exponent randomizers (packing.md 2.1) under the agency's own secret base, made
     # as the envelope is encrypted: what the single-process run precomputes in workers
-    agency = Agency(
+    agency = RightsAgency(
         cfg.agency_id,
         cfg.catalog_agency,
         params,
@@ -85,6 +89,7 @@ def open_agency_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> AgencyDesk
         pool=ShortExponentPool(params.public_key),
     )
     aggregator = HttpAggregator(peer(peers, "aggregator"))
+    agency.prove = consistency_prover(aggregator.peer)  # heads it is shown must extend
     return AgencyDesk(
         agency, RecordStore(cfg.path(cfg.records)), aggregator, str(cfg.path(cfg.ledger))
     )

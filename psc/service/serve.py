@@ -25,6 +25,8 @@ from psc.exceptions import ServiceConfigError
 from psc.service.apps import agency_app, aggregator_app, key_holder_app, member_app, registry_app
 from psc.service.deploy import ServiceConfig, is_log_url, open_aggregator, open_member
 from psc.service.desks import open_agency_desk, open_registry, open_reveal_desk
+from psc.service.rights_desks import open_rights_office
+from psc.service.rights_office import rights_office_app
 
 
 def build_app(
@@ -60,6 +62,8 @@ def build_app(
         from psc.service.he_deploy import open_grading_desk
 
         return grading_authority_app(open_grading_desk(cfg))
+    if cfg.role == "rights-office":
+        return rights_office_app(open_rights_office(cfg, peers))
     raise ServiceConfigError(f"no service for role {cfg.role!r}")
 
 

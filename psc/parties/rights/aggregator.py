@@ -5,7 +5,7 @@ Normative: ``protocols/rights.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,6 +309,23 @@ class RightsAggregator(Aggregator):
                 [(adj.original, i, h) for i in adj.leaves],
             )
         return self._inclusion(index)
+
+    def ingest_adjustments(self, sealed: Sequence[bytes]) -> list[bytes]:
+        """Aggregator: :meth:`ingest_adjustment` for several adjustments, all or nothing.
+
+        Every adjustment not already logged (itself, or its order on its envelope) passes
+        every check of :meth:`check_adjustment` before any is logged; then all are logged in
+        one ledger transaction.  Returns their inclusions in order.  The same batch again
+        returns the inclusions of the entries already logged and changes nothing.  Raises
+        what :meth:`check_adjustment` raises (nothing is logged then).
+        """
+        for s in sealed:
+            if self._known(digest(s)):
+                continue
+            if self._carried_out(open_signed(s, Adjustment, self._adjuster_key)) is None:
+                self.check_adjustment(s)
+        with self.ledger.transaction():
+            return [self.ingest_adjustment(s) for s in sealed]
 
     def _carried_out(self, adj: Adjustment, *, strict: bool = False) -> bytes | None:
         """The logged adjustment of ``adj``'s agency carrying out the same order on the same

@@ -20,10 +20,9 @@ from psc.exceptions import (
 from psc.parties.key_holder import KeyHolder
 from psc.parties.registry import open_agency_registration
 from psc.parties.relying_party import read_grades
-from psc.parties.rights.agency import RightsAgency
-from psc.parties.rights.aggregator import AdjustmentRecord, RightsAggregator
+from psc.parties.rights.aggregator import AdjustmentRecord
 from psc.parties.rights.messages import verify_adjustment
-from psc.parties.rights.registry import RightsRegistry
+from psc.parties.rights.ports import GradeDesk, OfficeAgency, OfficeAggregator, OfficeRegistry
 from psc.parties.subject import Subject
 from psc.policy.requests import RightsRequest
 from psc.policy.rights import RightsDesk
@@ -130,8 +129,11 @@ class RightsOffice:
 
     Run by the scheme operator next to the registry (it knows identities, as the registry
     does).  It talks to the agencies, the aggregator and the key holder only through their
-    protocol methods, and checks answers with a :class:`~psc.parties.subject.Subject` client,
-    as the subject's own software would.  ``registrations`` are the registry-signed agency
+    protocol methods (:mod:`psc.parties.rights.ports`: the same in process and over HTTP),
+    and checks answers with a :class:`~psc.parties.subject.Subject` client, as the
+    subject's own software would.  ``key_holder`` is the key holder itself (the office
+    then has the aggregator log the reveal notice and checks the inclusion) or its reveal
+    desk (which does both before it answers).  ``registrations`` are the registry-signed agency
     registrations (public).  The desk's connection also holds ``rights_ledger_links``: per
     request, the adjustments logged and the access attempts, failed ones included.
     """
@@ -139,10 +141,10 @@ class RightsOffice:
     def __init__(
         self,
         desk: RightsDesk,
-        registry: RightsRegistry,
-        aggregator: RightsAggregator,
-        key_holder: KeyHolder,
-        agencies: Sequence[RightsAgency],
+        registry: OfficeRegistry,
+        aggregator: OfficeAggregator,
+        key_holder: KeyHolder | GradeDesk,
+        agencies: Sequence[OfficeAgency],
         registrations: Sequence[bytes],
         *,
         by: str = "rights-office",
@@ -216,12 +218,25 @@ class RightsOffice:
         return period_index(self.desk.clock.now().astimezone(dt.UTC).date())
 
     # -- access and explanation -------------------------------------------------------------
-    def open_access(self, identity: str, *, kind: str = "access", note: str = "") -> RightsRequest:
-        """Open an access (or explanation) request for an enrolled identity."""
+    def open_access(
+        self, identity: str, *, kind: str = "access", note: str = "", ask: str = ""
+    ) -> RightsRequest:
+        """Open an access (or explanation) request for an enrolled identity.
+
+        ``ask`` (all ``open_*`` methods): the asker's id for this ask, kept in the request's
+        details in the same write, so a retried ask finds its request (:meth:`asked`).
+        """
         if kind not in ("access", "explanation"):
             raise RightsRequestError("open_access opens access or explanation requests")
         self.registry.slot_of(identity)
-        return self.desk.open(kind, identity, details={"note": note} if note else None)
+        return self.desk.open(kind, identity, details=_details(note=note, ask=ask) or None)
+
+    def asked(self, ask: str) -> RightsRequest | None:
+        """The request an ask with this id opened, if any."""
+        for req in self.desk.requests():
+            if ask and req.details.get("ask") == ask:
+                return req
+        return None
 
     def answer_access(
         self, request_id: int, *, first_period: int, at: int | None = None
@@ -307,13 +322,23 @@ class RightsOffice:
 
     def _reveal_own_grade(self, slot: int, period: int) -> str:
         request = self.registry.grade_request([slot], period)
-        answer = self.key_holder.answer(self.aggregator.prepare_reveal(request))
-        self.key_holder.check_logged(answer, self.aggregator.release(answer.notice))
-        return read_grades(self.params, request, answer.response)[slot]
+        if isinstance(self.key_holder, KeyHolder):
+            answer = self.key_holder.answer(self.aggregator.prepare_reveal(request))
+            self.key_holder.check_logged(answer, self.aggregator.release(answer.notice))
+            response = answer.response
+        else:  # the reveal desk prepares, answers and has the notice logged itself
+            response = self.key_holder.grades(request)
+        return read_grades(self.params, request, response)[slot]
 
     # -- correction, appeal, deletion ------------------------------------------------------
     def open_correction(
-        self, identity: str, ref: str, *, kind: str = "correction", note: str = ""
+        self,
+        identity: str,
+        ref: str,
+        *,
+        kind: str = "correction",
+        note: str = "",
+        ask: str = "",
     ) -> RightsRequest:
         """Open a correction, appeal or deletion of the event ``ref`` (``envelope#leaf``, from
         the access answer).  The rule is looked up from the subject's proven event at grant
@@ -325,9 +350,7 @@ class RightsOffice:
         if env is None:
             raise RightsRequestError(f"no logged envelope {h.hex()[:16]}...; check the ref")
         self.registry.slot_of(identity)
-        details: dict[str, Any] = {"agency": env.agency}
-        if note:
-            details["note"] = note
+        details: dict[str, Any] = {"agency": env.agency, **_details(note=note, ask=ask)}
         return self.desk.open(kind, identity, ref=ref, details=details)
 
     def grant_correction(self, request_id: int) -> list[AdjustmentRecord]:
@@ -388,7 +411,7 @@ class RightsOffice:
             )
 
     def _proven_events(
-        self, agency: RightsAgency, identity: str, first: int, last: int
+        self, agency: OfficeAgency, identity: str, first: int, last: int
     ) -> list[tuple[bytes, int, Event]]:
         """The subject's events at ``agency`` in ``[first, last]``, through a verified
         access answer: (envelope hash, leaf, event).  Raises :class:`InvalidMessage` if the
@@ -411,7 +434,7 @@ class RightsOffice:
         return [(h, i, e) for (h, i), e in zip(where, events, strict=True)]
 
     def _proven_event(
-        self, agency: RightsAgency, identity: str, envelope: bytes, leaf: int
+        self, agency: OfficeAgency, identity: str, envelope: bytes, leaf: int
     ) -> Event:
         """The subject's event at ``envelope#leaf``, through a verified access answer.
 
@@ -428,13 +451,13 @@ class RightsOffice:
             "the access answer"
         )
 
-    def _agency_of(self, envelope_hash: bytes) -> RightsAgency:
+    def _agency_of(self, envelope_hash: bytes) -> OfficeAgency:
         env = self.aggregator.ledger.envelope(envelope_hash)
         if env is None or env.agency not in self.agencies:
             raise RightsRequestError("the referenced envelope is not from a known agency")
         return self.agencies[env.agency]
 
-    def _carry_out(self, agency: RightsAgency, order: bytes) -> list[AdjustmentRecord]:
+    def _carry_out(self, agency: OfficeAgency, order: bytes) -> list[AdjustmentRecord]:
         """The registry order's adjustments, logged exactly once, and the agency caught up.
 
         If the ledger already holds the order's adjustments (an earlier attempt crashed
@@ -444,18 +467,14 @@ class RightsOffice:
         """
         oh = digest(order)
         if not self.aggregator.adjustments_for_order(oh):
-            sealed = agency.compensate(order)
-            for s in sealed:  # all or nothing: check every adjustment before logging any
-                self.aggregator.check_adjustment(s)
-            with self.aggregator.ledger.transaction():
-                for s in sealed:
-                    self.aggregator.ingest_adjustment(s)
+            # all or nothing: every adjustment is checked before any is logged
+            self.aggregator.ingest_adjustments(agency.compensate(order))
         self.on_boundary("ledger")
         agency.recover(self._logged_of(agency))
         self.on_boundary("agency")
         return self.aggregator.adjustments_for_order(oh)
 
-    def _logged_of(self, agency: RightsAgency) -> list[tuple[bytes, bytes]]:
+    def _logged_of(self, agency: OfficeAgency) -> list[tuple[bytes, bytes]]:
         return [
             (rec.adjustment, self.aggregator.adjustment_inclusion(rec.adjustment_hash))
             for rec in self.aggregator.adjustments()
@@ -497,7 +516,9 @@ class RightsOffice:
         return done
 
     # -- credit repair ---------------------------------------------------------------------
-    def open_repair(self, identity: str, rule: str, ref: str, *, note: str = "") -> RightsRequest:
+    def open_repair(
+        self, identity: str, rule: str, ref: str, *, note: str = "", ask: str = ""
+    ) -> RightsRequest:
         """Open a credit-repair request: remove ``rule``'s record class for the subject early.
 
         ``ref`` is the event the subject cites (``envelope#leaf``, e.g. the latest record).
@@ -505,7 +526,7 @@ class RightsOffice:
         parse_ref(ref)
         self.registry.slot_of(identity)
         return self.desk.open(
-            "repair", identity, ref=ref, rule=rule, details={"note": note} if note else None
+            "repair", identity, ref=ref, rule=rule, details=_details(note=note, ask=ask) or None
         )
 
     def decide_repair(
@@ -582,9 +603,19 @@ class RightsOffice:
         return records
 
     # -- consent withdrawal ----------------------------------------------------------------
-    def withdraw_consent(self, identity: str, token_id: str, relying_party: str) -> RightsRequest:
+    def withdraw_consent(
+        self, identity: str, token_id: str, relying_party: str, *, ask: str = ""
+    ) -> RightsRequest:
         """Withdraw a consent token: effective at once (the key holder's gate asks the desk)."""
         self.registry.slot_of(identity)
         return self.desk.open(
-            "consent-withdrawal", identity, ref=token_id, details={"relying_party": relying_party}
+            "consent-withdrawal",
+            identity,
+            ref=token_id,
+            details={"relying_party": relying_party, **_details(ask=ask)},
         )
+
+
+def _details(**values: str) -> dict[str, str]:
+    """The non-empty values, as a request's details."""
+    return {k: v for k, v in values.items() if v}
