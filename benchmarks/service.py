@@ -47,14 +47,8 @@ from psc.protocol.parameters import REGISTRY_ID, SELF_ACCESS_PURPOSE
 from psc.protocol.signing import seal
 from psc.seams import _seconds, system_clock
 from psc.service.client import HttpAggregator, HttpPeer
-from psc.service.deploy import (
-    init_deployment,
-    load_config,
-    load_params,
-    open_agencies,
-    open_aggregator,
-    read_key,
-)
+from psc.service.config import load_config, load_params, read_key
+from psc.service.deploy import init_deployment, open_agencies, open_aggregator
 from psc.service.processes import Parties
 from psc.testing import insecure_keypair
 

@@ -25,7 +25,8 @@ from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.signing import digest
 from psc.service.apps import aggregator_app
 from psc.service.client import _error_of
-from psc.service.deploy import init_deployment, load_config, open_agencies, open_aggregator
+from psc.service.config import load_config
+from psc.service.deploy import init_deployment, open_agencies, open_aggregator
 from psc.testing import insecure_keypair
 
 with warnings.catch_warnings():  # starlette asks for httpx2, which this venv does not pin

@@ -19,7 +19,8 @@ from psc.protocol.messages import IngestReceipt
 from psc.protocol.service_messages import AccessAsk, SubmitPeriod
 from psc.protocol.signing import digest, open_signed
 from psc.service.client import HttpAggregator, HttpPeer
-from psc.service.deploy import init_deployment, load_config, load_params
+from psc.service.config import load_config, load_params
+from psc.service.deploy import init_deployment
 from psc.service.processes import Parties
 from psc.testing import insecure_keypair
 

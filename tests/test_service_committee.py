@@ -31,14 +31,8 @@ from psc.parties.relying_party import RelyingParty
 from psc.protocol.logview import LedgerLogView
 from psc.protocol.signing import digest
 from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer, PeerUnavailable
-from psc.service.deploy import (
-    init_deployment,
-    load_committee,
-    load_config,
-    load_params,
-    open_agencies,
-    read_key,
-)
+from psc.service.config import load_config, load_params, read_key
+from psc.service.deploy import init_deployment, load_committee, open_agencies
 from psc.service.processes import Parties, Party
 
 pytestmark = pytest.mark.timeout(600)

@@ -14,7 +14,8 @@ import pytest
 from psc.catalog import period_index
 from psc.parties.relying_party import RelyingParty
 from psc.service.client import HttpAggregator, HttpPeer, PeerUnavailable
-from psc.service.deploy import init_deployment, load_config, load_params, open_agencies, read_key
+from psc.service.config import load_config, load_params, read_key
+from psc.service.deploy import init_deployment, open_agencies
 from psc.service.processes import Parties, start_party
 from psc.testing import insecure_keypair
 

@@ -26,7 +26,8 @@ from psc.protocol.he_messages import HeGradeResponse, HeSubmission
 from psc.protocol.messages import GradeRequest, SignedMessage
 from psc.protocol.signing import seal
 from psc.service.client import HttpPeer
-from psc.service.deploy import read_key, write_deployment
+from psc.service.config import read_key
+from psc.service.deploy import write_deployment
 from psc.service.he_client import HttpGradingAuthority, check_grade_response
 from psc.service.he_deploy import write_grading_authority
 from psc.service.processes import Parties, Party

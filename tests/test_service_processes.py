@@ -27,13 +27,8 @@ from psc.parties.agency import Agency
 from psc.protocol.parameters import cap_bounds, delta_bounds
 from psc.protocol.signing import digest
 from psc.service.client import HttpAggregator, HttpPeer, PeerUnavailable
-from psc.service.deploy import (
-    init_deployment,
-    load_config,
-    load_params,
-    open_agencies,
-    open_aggregator,
-)
+from psc.service.config import load_config, load_params
+from psc.service.deploy import init_deployment, open_agencies, open_aggregator
 from psc.service.processes import Parties
 from psc.testing import insecure_keypair
 

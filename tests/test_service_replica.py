@@ -231,7 +231,8 @@ def test_a_member_whose_log_is_a_url_checks_against_a_replica_next_to_its_state(
     from protocols.gen_reveal_dp import test_primes as shipped_primes
     from psc.cli.main import main
     from psc.hazmat.threshold.dealer import deal
-    from psc.service.deploy import init_deployment, load_config, load_params, party_log_view
+    from psc.service.config import load_config, load_params
+    from psc.service.deploy import init_deployment, party_log_view
     from psc.service.serve import build_app
 
     tpk, shares = deal(2, 3, bits=512, allow_insecure=True, _primes=shipped_primes(512))

@@ -44,7 +44,8 @@ from psc.protocol.rights_asks import (
 from psc.protocol.service_messages import GradeAsk, SubmitPeriod
 from psc.protocol.signing import digest
 from psc.service.client import HttpPeer
-from psc.service.deploy import load_config, load_params, write_deployment
+from psc.service.config import load_config, load_params
+from psc.service.deploy import write_deployment
 from psc.service.processes import Parties, Party, child_env
 from psc.sim.city import agency_instances
 from psc.testing import insecure_keypair

@@ -94,7 +94,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from psc.exceptions import ServiceConfigError
-    from psc.service.deploy import load_config
+    from psc.service.config import load_config
     from psc.service.serve import serve
 
     cfg = load_config(args.config)

@@ -36,13 +36,8 @@ from psc.parties.reveal_desk import RevealDesk
 from psc.parties.rights.agency import RightsAgency
 from psc.parties.rights.registry import RightsRegistry
 from psc.service.client import HttpAggregator, HttpMemberLink, HttpPeer
-from psc.service.deploy import (
-    ServiceConfig,
-    load_committee,
-    load_params,
-    party_log_view,
-    read_key,
-)
+from psc.service.config import ServiceConfig, load_params, read_key
+from psc.service.deploy import load_committee, party_log_view
 from psc.service.rights_client import consistency_prover
 
 #: Seconds a desk waits for a peer's answer (a committee reveal of a city takes minutes).

@@ -46,14 +46,7 @@ from psc.hazmat.he.flooding import DEFAULT_MAX_QUERIES
 from psc.parties.grading_authority import GradingAuthority, QueryLedger
 from psc.parties.grading_desk import GradingDesk
 from psc.protocol.signing import new_signing_key, public_bytes
-from psc.service.deploy import (
-    ServiceConfig,
-    _toml,
-    _write_key,
-    load_config,
-    load_params,
-    read_key,
-)
+from psc.service.config import ServiceConfig, _toml, _write_key, load_config, load_params, read_key
 
 #: The authority's id on the wire (its receipts' and responses' ``authority``).
 AUTHORITY_ID = "grading-authority"

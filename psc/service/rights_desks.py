@@ -29,7 +29,7 @@ from psc.parties.rights.office import RightsOffice
 from psc.policy.clock import SystemClock, WorkingCalendar
 from psc.policy.requests import DeadlinePolicy
 from psc.policy.rights import RightsDesk
-from psc.service.deploy import ServiceConfig, load_params
+from psc.service.config import ServiceConfig, load_params
 from psc.service.desks import peer
 from psc.service.replica import LogReplica
 from psc.service.rights_client import (

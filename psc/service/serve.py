@@ -23,7 +23,8 @@ from fastapi import FastAPI
 
 from psc.exceptions import ServiceConfigError
 from psc.service.apps import agency_app, aggregator_app, key_holder_app, member_app, registry_app
-from psc.service.deploy import ServiceConfig, is_log_url, open_aggregator, open_member
+from psc.service.config import ServiceConfig, is_log_url
+from psc.service.deploy import open_aggregator, open_member
 from psc.service.desks import open_agency_desk, open_registry, open_reveal_desk
 from psc.service.rights_desks import open_rights_office
 from psc.service.rights_office import rights_office_app

@@ -63,7 +63,8 @@ from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.service_messages import AccessAsk, GradeAsk, SubmitPeriod
 from psc.protocol.signing import digest, open_signed
 from psc.service.client import HttpAggregator, HttpPeer
-from psc.service.deploy import load_committee, load_config, write_deployment
+from psc.service.config import load_config
+from psc.service.deploy import load_committee, write_deployment
 from psc.service.desks import PEER_TIMEOUT
 from psc.service.processes import Parties, Party
 from psc.sim.city import City

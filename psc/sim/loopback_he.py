@@ -32,7 +32,7 @@ from psc.events import Event, EventTable
 from psc.protocol.messages import GradeRequest
 from psc.protocol.signing import seal
 from psc.service.client import HttpPeer
-from psc.service.deploy import load_config, load_params, read_key
+from psc.service.config import load_config, load_params, read_key
 from psc.service.he_client import HttpGradingAuthority
 from psc.service.he_deploy import write_grading_authority
 from psc.service.processes import Parties

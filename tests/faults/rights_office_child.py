@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from psc.service.deploy import load_config
+from psc.service.config import load_config
 from psc.service.rights_desks import open_rights_office
 
 
