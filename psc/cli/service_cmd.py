@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from psc.cli.argtypes import int_at_least
+from psc.service.config import ROLES
 
 
 def register(sub: Any) -> None:
@@ -37,15 +38,7 @@ def register(sub: Any) -> None:
     )
     s.add_argument(
         "role",
-        choices=[
-            "aggregator",
-            "member",
-            "registry",
-            "agency",
-            "key-holder",
-            "grading-authority",
-            "rights-office",
-        ],
+        choices=ROLES,
         help="the party to run",
     )
     s.add_argument("--config", required=True, help="the party's TOML file from psc init")
