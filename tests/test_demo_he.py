@@ -176,6 +176,7 @@ def test_cli_demo_reveal_he_writes_parameters_timings_and_views(
     # proportionality lint by design, so this research run says so explicitly
     args = ["demo", "--subjects", "500", "--key-bits", "512", "--catalog", str(cat)]
     args += ["--allow-lint-errors"]
+    args += ["--in-process"]  # the single-process driver (its authority's own timings)
     code = main([*args, "--reveal", "he", "--workers", "1", "--out", str(out), "--json", str(js)])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -191,13 +192,33 @@ def test_cli_demo_reveal_he_writes_parameters_timings_and_views(
     )
 
 
+def test_cli_demo_reveal_he_across_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default run with --reveal he: every party its own process, the CKKS grading
+    authority too; one period (the toy catalog keeps records two months, the parties keep
+    real time), and more periods than that are refused up front."""
+    cat = tmp_path / "small.toml"
+    cat.write_text(DEMO_HE_CATALOG, encoding="utf-8")
+    out, js = tmp_path / "out", tmp_path / "demo.json"
+    args = ["demo", "--subjects", "300", "--key-bits", "512", "--catalog", str(cat)]
+    args += ["--allow-lint-errors", "--reveal", "he", "--out", str(out)]
+    assert main([*args, "--periods", "2"]) == 2
+    assert "use --periods 1 or fewer" in capsys.readouterr().err
+    assert main([*args, "--periods", "1", "--json", str(js)]) == 0
+    printed = capsys.readouterr().out
+    assert "checks_passed: true" in printed and "reveal over HTTP" in printed
+    doc = json.loads(js.read_text())
+    assert doc["ok"] and doc["he"]["grades_match_paillier"] and doc["he"]["mismatches"] == 0
+    assert "grading-authority" in doc["processes"]
+
+
 @pytest.mark.slow
 def test_cli_demo_reveal_he_at_full_parameters(tmp_path: Path) -> None:
     """The city catalog at the N=32768 profile (about 3 GB and 1-2 minutes)."""
     out, js = tmp_path / "out", tmp_path / "demo.json"
-    code = main(
-        ["demo", "--subjects", "2000", "--reveal", "he", "--out", str(out), "--json", str(js)]
-    )
+    args = ["demo", "--subjects", "2000", "--reveal", "he", "--in-process"]
+    code = main([*args, "--out", str(out), "--json", str(js)])
     doc = json.loads(js.read_text())
     assert code == 0
     _check_json_and_report(doc, out, 2000)

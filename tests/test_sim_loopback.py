@@ -163,3 +163,57 @@ def test_a_party_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
             parent.wait(timeout=30)
         if parent.stdout:
             parent.stdout.close()
+
+
+def test_ckks_grading_across_processes_matches_the_oracle_and_the_paillier_run(
+    tmp_path: Path,
+) -> None:
+    """``reveal="he"`` across processes: the trusted Paillier run, then the same events
+    graded under CKKS by the grading authority as its own process; both equal the oracle
+    on every subject (the small CKKS profile)."""
+    from psc.catalog import load_catalog
+    from psc.sim.he_driver import SMALL_TEST_CATALOG
+
+    text = (
+        SMALL_TEST_CATALOG.replace("months = 1", "months = 2")
+        .replace("delta = -2", "delta = -1")
+        .replace("max_per_period = 2", "max_per_period = 1")
+        .replace(
+            'purposes = ["credit-assessment"]',
+            'purposes = ["credit-assessment", "subject-self-access"]',
+        )
+    )
+    (tmp_path / "catalog.toml").write_text(text)
+    small = load_catalog(str(tmp_path / "catalog.toml"))
+    # one period: the small catalog keeps records two months, and the parties keep real time
+    town = simulate_city(
+        small, subjects=300, periods=1, seed=4, first_period=recent_first_period(1)
+    )
+    observed = run_processes(
+        town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="he", access_sample=4
+    )
+    result = processes_result(town, observed)
+    h = result.he
+    assert h is not None and result.reveal == "he"
+    assert result.ok and result.grades_match_oracle, result.notes
+    assert h.mismatches == h.paillier_mismatches == 0 and h.grades_match_paillier
+    assert set(h.seconds) == {"keygen", "submit", "reveal"} and h.queries == 2
+    assert h.score_submissions > 0 and h.cap_submissions > 0 and h.context_bytes > 0
+    assert "grading-authority" in result.processes
+    assert "its own process" in result.notes[-1]
+    assert not _serving(tmp_path), "a party process outlived the run"
+
+
+def test_an_in_memory_catalog_is_refused_across_processes(city: Catalog, tmp_path: Path) -> None:
+    from psc.catalog import parse_catalog
+    from psc.sim.he_driver import SMALL_TEST_CATALOG
+
+    town = simulate_city(
+        parse_catalog(SMALL_TEST_CATALOG),
+        subjects=10,
+        periods=1,
+        seed=1,
+        first_period=recent_first_period(1),
+    )
+    with pytest.raises(ValueError, match="write it to a TOML file"):
+        run_processes(town, tmp_path / "dep", keypair=insecure_keypair(0, 512), reveal="trusted")

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from psc.catalog import Catalog
 from psc.dp.accounting import ApproxDP
 from psc.events import Event
 from psc.hazmat.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey
@@ -72,11 +73,15 @@ from psc.sim.committee_fields import fill_committee_fields
 from psc.sim.deployment import Deployment, SimulationNoiseWitness
 from psc.sim.god_view import (
     AccessTally,
+    HeRun,
+    OracleComparison,
     committee_noise_totals,
     compare_with_oracle,
+    fill_he_result,
     misgrade_rate_plausible,
     sample_access_subjects,
 )
+from psc.sim.loopback_he import HeAcrossProcesses
 from psc.sim.meter import Meter
 from psc.sim.results import RunResult, run_result
 from psc.sim.sources import demo_keypair
@@ -98,6 +103,7 @@ class Observed:
     requests: list[bytes]  # the grade requests answered (the residents', the bank's)
     access: list[tuple[int, list[Event], str]]  # (slot, verified events, own grade)
     urls: dict[str, str] = field(default_factory=dict)  # party -> URL (all stopped)
+    he: HeAcrossProcesses | None = None  # reveal="he": the CKKS grading's observations
 
 
 def identity(index: int) -> str:
@@ -122,11 +128,13 @@ def run_processes(
     ``city`` must end no later than last month (the parties keep real time).
     ``directory`` must be new or empty: the deployment is written there.  ``reveal``:
     ``"committee"`` (a dealt ``committee = (k, n)`` key, DP grades, ``epsilon`` per
-    subject and period) or ``"trusted"`` (one key holder; ``keypair`` overrides the key).
-    Check the result with :func:`processes_result`.
+    subject and period), ``"trusted"`` (one key holder; ``keypair`` overrides the key) or
+    ``"he"`` (the trusted reveal, then the same events graded under CKKS by the grading
+    authority as its own process, :mod:`psc.sim.loopback_he`).  Check the result with
+    :func:`processes_result`.
     """
-    if reveal not in ("committee", "trusted"):
-        raise ValueError(f"across processes, reveal is 'committee' or 'trusted', not {reveal!r}")
+    if reveal not in ("committee", "trusted", "he"):
+        raise ValueError(f"across processes, reveal is committee, trusted or he, not {reveal!r}")
     say = progress or (lambda _line: None)
     meter = Meter()
     cat = city.catalog
@@ -145,7 +153,7 @@ def run_processes(
         root, d = write_deployment(
             directory,
             catalog=cat,
-            catalog_name=str(cat.source).removeprefix("builtin:"),
+            catalog_name=_catalog_name(cat),
             subjects=city.n_subjects,
             keypair=(pk, sk),
             committee=dealt,
@@ -162,73 +170,101 @@ def run_processes(
         with meter.phase("setup"):
             urls = _start_all(parties, root, [a.id for a in d.agencies], dealt is not None, say)
         peers = {name: HttpPeer(url, timeout=PEER_TIMEOUT) for name, url in urls.items()}
+        try:
 
-        def call(name: str, kind: str, path: str, body: bytes) -> bytes:
-            return meter.send(f"{kind}-answer", peers[name].post(path, meter.send(kind, body)))
+            def call(name: str, kind: str, path: str, body: bytes) -> bytes:
+                return meter.send(f"{kind}-answer", peers[name].post(path, meter.send(kind, body)))
 
-        # -- submit: each period, every agency process encrypts, proves and signs its
-        #    envelope and sends it to the aggregator process (ingest), concurrently
-        say("submit ...")
-        receipts: list[IngestReceipt] = []
-        with meter.phase("submit"), ThreadPoolExecutor(max_workers=len(d.agencies)) as pool:
-            for p in city.periods:
-                ask = codec.encode(SubmitPeriod(p))
-                answers = pool.map(
-                    lambda a, body=ask: call(a.id, "submit-period", "/v1/period-submissions", body),
-                    d.agencies,
-                )
-                receipts += [
-                    open_signed(r, IngestReceipt, lambda m: d.params.aggregator_key)
-                    for r in answers
-                ]
-                say(f"  period {p}: {len(d.agencies)} envelopes logged")
+            # -- submit: each period, every agency process encrypts, proves and signs its
+            #    envelope and sends it to the aggregator process (ingest), concurrently
+            say("submit ...")
+            receipts: list[IngestReceipt] = []
+            with meter.phase("submit"), ThreadPoolExecutor(max_workers=len(d.agencies)) as pool:
+                for p in city.periods:
+                    ask = codec.encode(SubmitPeriod(p))
+                    answers = pool.map(
+                        lambda a, body=ask: call(
+                            a.id, "submit-period", "/v1/period-submissions", body
+                        ),
+                        d.agencies,
+                    )
+                    receipts += [
+                        open_signed(r, IngestReceipt, lambda m: d.params.aggregator_key)
+                        for r in answers
+                    ]
+                    say(f"  period {p}: {len(d.agencies)} envelopes logged")
 
-        # -- reveal: every resident's grade through the registry and the key holder's
-        #    desk (which runs the committee), then the bank's one request
-        say("reveal ...")
-        with meter.phase("reveal"):
-            idents = tuple(identity(i) for i in range(city.n_subjects))
-            request = call("registry", "grade-ask", "/v1/grade-asks", _grade_ask(idents, last))
-            response = call("key-holder", "grade-request", "/v1/grade-requests", request)
-            revealed = read_grades(d.params, request, response)
-            rp_slot = int(d.slot_of[0])
-            rp_request = d.bank.request_grade(rp_slot, d.bank_purpose, last)
-            rp_response = call("key-holder", "grade-request", "/v1/grade-requests", rp_request)
-            rp_grade = d.bank.read_grade(rp_request, rp_response)
+            # -- reveal: every resident's grade through the registry and the key holder's
+            #    desk (which runs the committee), then the bank's one request
+            say("reveal ...")
+            with meter.phase("reveal"):
+                idents = tuple(identity(i) for i in range(city.n_subjects))
+                request = call("registry", "grade-ask", "/v1/grade-asks", _grade_ask(idents, last))
+                response = call("key-holder", "grade-request", "/v1/grade-requests", request)
+                revealed = read_grades(d.params, request, response)
+                rp_slot = int(d.slot_of[0])
+                rp_request = d.bank.request_grade(rp_slot, d.bank_purpose, last)
+                rp_response = call("key-holder", "grade-request", "/v1/grade-requests", rp_request)
+                rp_grade = d.bank.read_grade(rp_request, rp_response)
 
-        # -- access: sampled residents get a signed request from the registry, their
-        #    events from every agency process, inclusions from the aggregator process
-        say("access ...")
-        access: list[tuple[int, list[Event], str]] = []
-        with meter.phase("access"):
-            aggregator = HttpAggregator(peers["aggregator"])
-            inclusions = {
-                r.envelope_hash: aggregator.log_inclusion(r.envelope_hash) for r in receipts
-            }
-            identity_of = {slot: ident for ident, slot in d.slots.items()}
-            rng = np.random.default_rng(city.seed + 1)
-            for slot in (
-                int(s) for s in sample_access_subjects(city.table(d.slot_of), access_sample, rng)
-            ):
-                subject = Subject(slot, d.params)
-                for reg in d.registrations:
-                    subject.learn_agency(reg)
-                ask = codec.encode(AccessAsk(identity_of[slot], first, last))
-                events: list[Event] = []
-                for agency in d.agencies:
-                    req = call("registry", "access-ask", "/v1/access-asks", ask)
-                    resp = call(agency.id, "access-request", "/v1/access-requests", req)
-                    events += subject.verify_access(req, resp, inclusions)
-                access.append((slot, events, subject.explain(events, last)[1]))
-        for client in peers.values():
-            client.close()
+            # -- access: sampled residents get a signed request from the registry, their
+            #    events from every agency process, inclusions from the aggregator process
+            say("access ...")
+            access: list[tuple[int, list[Event], str]] = []
+            with meter.phase("access"):
+                aggregator = HttpAggregator(peers["aggregator"])
+                inclusions = {
+                    r.envelope_hash: aggregator.log_inclusion(r.envelope_hash) for r in receipts
+                }
+                identity_of = {slot: ident for ident, slot in d.slots.items()}
+                rng = np.random.default_rng(city.seed + 1)
+                for slot in (
+                    int(s)
+                    for s in sample_access_subjects(city.table(d.slot_of), access_sample, rng)
+                ):
+                    subject = Subject(slot, d.params)
+                    for reg in d.registrations:
+                        subject.learn_agency(reg)
+                    ask = codec.encode(AccessAsk(identity_of[slot], first, last))
+                    events: list[Event] = []
+                    for agency in d.agencies:
+                        req = call("registry", "access-ask", "/v1/access-asks", ask)
+                        resp = call(agency.id, "access-request", "/v1/access-requests", req)
+                        events += subject.verify_access(req, resp, inclusions)
+                    access.append((slot, events, subject.explain(events, last)[1]))
+            # -- with reveal="he": the same events graded under CKKS, the grading authority
+            #    its own process (the simulation encrypts and signs for the agencies)
+            he = None
+            if reveal == "he":
+                from psc.sim.loopback_he import grade_he_across_processes
+
+                say("CKKS grading (the grading authority's process) ...")
+                with meter.phase("he"):
+                    by_agency = {
+                        inst.id: [
+                            e for p in city.periods for e in city.records(inst.id, p, d.slot_of)
+                        ]
+                        for inst in city.agencies
+                    }
+                    he = grade_he_across_processes(
+                        root,
+                        parties,
+                        by_agency,
+                        first_period=first,
+                        at=last,
+                        relying_party_slot=rp_slot,
+                    )
+                urls["grading-authority"] = parties.running[-1].url
+        finally:  # every client closed, whatever ended the run
+            for client in peers.values():
+                client.close()
         say("stopping every party ...")
         with meter.phase("audit"):
             parties.stop_all()
     meter.wire["submission"] = _envelope_bytes(root)  # the agencies' hop, from the log
     meter.messages["submission"] = len(receipts)
     return Observed(
-        root, d, meter, revealed, (rp_slot, rp_grade), [request, rp_request], access, urls
+        root, d, meter, revealed, (rp_slot, rp_grade), [request, rp_request], access, urls, he
     )
 
 
@@ -340,6 +376,8 @@ def processes_result(city: City, observed: Observed) -> RunResult:
         report.unsigned_leaves == 0,
     )
     result.processes = dict(observed.urls)
+    if observed.he is not None:
+        _he_fields(result, city, observed.he, comparison)
     if committee and noise is not None:
         worst, budget = _combiner_spent(root, cparams.epsilon, city.n_subjects)
         fill_committee_fields(
@@ -404,3 +442,45 @@ def _combiner_spent(
     assert isinstance(worst, ApproxDP)
     releases = load_config(root / "key_holder.toml").budget_releases
     return worst, releases * per_release
+
+
+def _he_fields(
+    result: RunResult, city: City, he: HeAcrossProcesses, comparison: OracleComparison
+) -> None:
+    """``reveal="he"``: check the CKKS grades the authority's process answered against the
+    oracle and the Paillier run's, as the single-process driver does
+    (:func:`~psc.sim.god_view.fill_he_result`)."""
+    from psc.hazmat.he.circuit import GradingCircuit
+
+    seen = [
+        f"{inst.id}: the public context and its own records; its submissions encrypted and "
+        "signed with its key file by the simulation (the agency process holds no CKKS code)"
+        for inst in city.agencies
+    ]
+    run = HeRun(
+        grades=list(he.answers),
+        requests=list(he.asked),
+        score_submissions=he.score_submissions,
+        cap_submissions=he.submissions - he.score_submissions,
+        submission_bytes=he.bytes_sent,
+        context_bytes=he.context_bytes,
+        seconds=dict(he.seconds),
+        per_agency=seen,
+        where="its own process",
+    )
+    fill_he_result(result, city.catalog, GradingCircuit.for_catalog(city.catalog), run, comparison)
+
+
+def _catalog_name(catalog: Catalog) -> str:
+    """What each party's config names the catalog by: a built-in name or an absolute file
+    path (each party loads it itself).  Raises ``ValueError`` for an in-memory catalog."""
+    source = str(catalog.source)
+    if source.startswith("builtin:"):
+        return source.removeprefix("builtin:")
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(
+            f"the catalog {source!r} is not a file: across processes each party loads the "
+            "catalog itself; write it to a TOML file (or run --in-process)"
+        )
+    return str(path.resolve())

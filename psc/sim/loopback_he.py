@@ -21,6 +21,7 @@ party served here.  Only the CLI, benchmarks and tests import this module.
 from __future__ import annotations
 
 import os
+import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class HeAcrossProcesses:
     submissions: int  # signed CKKS submissions logged
     bytes_sent: int  # their size in bytes
     requests: int  # signed grade requests answered
+    answers: tuple[dict[int, int], ...] = ()  # per request (the bank's last): slot -> grade
+    asked: tuple[tuple[int, ...], ...] = ()  # per request: its slots
+    score_submissions: int = 0  # of ``submissions``: score vectors (the rest: cap counters)
+    context_bytes: int = 0  # the public context the agencies fetched
+    seconds: tuple[tuple[str, float], ...] = ()  # keygen (files and process), submit, reveal
 
 
 def grade_he_across_processes(
@@ -70,6 +76,8 @@ def grade_he_across_processes(
     :class:`~psc.exceptions.InvalidMessage` for an answer that does not check.
     """
     # -- phase 1, setup: the authority's keys and files, then its process
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
     config = root / "grading_authority.toml"
     if not config.exists():
         write_grading_authority(root, first_period=first_period)
@@ -80,9 +88,12 @@ def grade_he_across_processes(
     key = bytes.fromhex((root / "grading_authority.pub").read_text().strip())
     auth = HttpGradingAuthority(HttpPeer(party.url), key, catalog)
     try:
+        context_bytes = auth.public.byte_size
+        seconds["keygen"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         # -- phase 2, submit: each agency instance's dense vectors, encrypted and signed
         rows = tomllib.loads((root / "agencies.toml").read_text("utf-8"))
-        sent = count = 0
+        sent = count = n_score = 0
         for ident, own in sorted(rows.items()):
             table = EventTable.from_events(catalog, events.get(ident, ()), n)
             signing = read_key(root / "agencies" / f"{ident}.key")
@@ -103,6 +114,9 @@ def grade_he_across_processes(
                 )
                 auth.log_submission(data)
                 sent, count = sent + len(data), count + 1
+                n_score += counter == "score"
+        seconds["submit"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         # -- phase 3, reveal: the registry for every slot, block by block; the bank for one
         purpose = catalog.scheme.purposes[0]
         bank = str(tomllib.loads((root / "bank.toml").read_text("utf-8"))["id"])
@@ -116,6 +130,7 @@ def grade_he_across_processes(
             )
             for rid, slots in asks
         ]
+        seconds["reveal"] = round(time.perf_counter() - t0, 3)
     finally:
         auth.close()
     grades: dict[int, int] = {}
@@ -127,6 +142,11 @@ def grade_he_across_processes(
         count,
         sent,
         len(answers),
+        tuple(answers),
+        tuple(slots for _, slots in asks),
+        n_score,
+        context_bytes,
+        tuple(seconds.items()),
     )
 
 
