@@ -22,6 +22,8 @@ state from its files.  Phases, as in :func:`psc.sim.driver.run`:
 ``access``  sampled residents get a signed access request from the registry, ask every
             agency process for their events, check them against log inclusions from the
             aggregator process and recompute their grade
+``he``      with ``reveal="he"``: the same events graded under CKKS by the grading
+            authority as its own process (:mod:`psc.sim.loopback_he`)
 ``audit``   every party is stopped; the aggregator's log file is verified with its public
             key alone; grades are compared with the oracle (the simulation's god view)
 
