@@ -282,3 +282,24 @@ def test_the_listening_socket_says_it_is_tcp() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_psc_init_writes_a_committee_deployment_and_refuses_k_above_n(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``psc init --committee K N``: a config per member and the key holder as combiner;
+    every config it writes loads; K above N exits 2 and writes nothing."""
+    from psc.cli.main import main
+
+    root = tmp_path / "dep"
+    args = ["init", str(root), "--subjects", "8", "--key-bits", "512"]
+    assert main([*args, "--committee", "2", "3"]) == 0
+    assert "psc serve member" in capsys.readouterr().out
+    members = sorted(root.glob("member-*.toml"))
+    assert [m.name for m in members] == ["member-1.toml", "member-2.toml", "member-3.toml"]
+    for cfg in [*members, root / "key_holder.toml", root / "registry.toml"]:
+        load_config(cfg)
+    assert load_config(root / "key_holder.toml").committee == "committee.json"
+    assert main(["init", str(tmp_path / "other"), "--committee", "3", "2"]) == 2
+    assert "K must be at most N" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

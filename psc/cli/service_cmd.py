@@ -31,6 +31,21 @@ def register(sub: Any) -> None:
         default=2048,
         help="Paillier key size (2048 here; 3072 is the secure default)",
     )
+    p.add_argument(
+        "--committee",
+        nargs=2,
+        type=int_at_least(1, high=64),
+        metavar=("K", "N"),
+        default=None,
+        help="reveal through a k-of-n key committee (a dealt threshold key; member-<i>.toml "
+        "for each member) instead of one trusted key holder",
+    )
+    p.add_argument(
+        "--grading-authority",
+        action="store_true",
+        help="also write the CKKS grading authority (grading_authority.toml; new CKKS keys, "
+        "several hundred MB at the city catalog's parameters)",
+    )
     p.set_defaults(func=run_init)
 
     s: argparse.ArgumentParser = sub.add_parser(
@@ -71,17 +86,40 @@ def register(sub: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    from psc.exceptions import ServiceConfigError
     from psc.service.deploy import init_deployment
 
+    committee = None
+    if args.committee is not None:
+        from psc.hazmat.paillier import MIN_KEY_BITS
+        from psc.hazmat.threshold.dealer import deal
+
+        k, n = args.committee
+        if k > n:
+            raise ServiceConfigError(f"--committee {k} {n}: K must be at most N")
+        committee = deal(k, n, bits=args.key_bits, allow_insecure=args.key_bits < MIN_KEY_BITS)
     root = init_deployment(
-        args.dir, catalog=args.catalog, subjects=args.subjects, key_bits=args.key_bits
+        args.dir,
+        catalog=args.catalog,
+        subjects=args.subjects,
+        key_bits=args.key_bits,
+        committee=committee,
     )
+    if args.grading_authority:
+        from psc.service.he_deploy import write_grading_authority
+
+        write_grading_authority(root)
     print(f"psc init: deployment written to {root}; start the parties with")
     print(f"  psc serve aggregator --config {root / 'aggregator.toml'}   (note its port)")
     print(f"  psc serve registry --config {root / 'registry.toml'}")
     print(f"  psc serve agency --config {root / 'agencies'}/<id>.toml --peer aggregator=URL")
     print(f"  psc serve key-holder --config {root / 'key_holder.toml'} --peer aggregator=URL")
     print(f"  psc serve rights-office --config {root / 'rights_office.toml'} --peer NAME=URL ...")
+    if committee is not None:
+        print(f"  psc serve member --config {root}/member-<i>.toml --log-url AGGREGATOR-URL")
+        print("  (and the key holder with --peer member-<i>=URL for each member)")
+    if args.grading_authority:
+        print(f"  psc serve grading-authority --config {root / 'grading_authority.toml'}")
     return 0
 
 
