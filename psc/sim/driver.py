@@ -2,8 +2,26 @@
 
 Readable first: each phase below is a comment and a few calls on the role objects of
 :mod:`psc.parties`; every message is sealed by its sender, travels as bytes and is
-opened (decoded, verified) by its receiver.  The parties live in one process here (separate
-processes are a later issue); nothing but bytes passes between them.
+opened (decoded, verified) by its receiver.  The parties live in one process here (``psc
+demo --in-process``; :mod:`psc.sim.loopback` runs the same phases with every party its own
+process); nothing but bytes passes between them.
+
+Reveals (``reveal=``):
+
+``"trusted"``    one key holder decrypts (the exact baseline).
+``"committee"``  a trusted dealer deals a ``committee = (k, n)`` threshold key (``keypair``
+                 is then not used) and the key holder reveals through the committee's DP
+                 grade reveal (``epsilon`` per subject and period, ``honest = k``, each
+                 subject's budget 12 releases; the committee's store at
+                 ``committee_path``).  Grades are noisy by design, yet checked exactly: every
+                 revealed grade must equal the oracle's grade of the subject's raw score plus
+                 the total noise drawn for it (the god view below), and the misgrade rate
+                 against the noiseless oracle must agree with what the noise predicts.
+``"he"``         the trusted reveal, then the same events graded under CKKS encryption
+                 (a new grading authority, or ``he_authority``), both compared with the
+                 oracle and with each other.
+``"exact"``      as ``"he"``, then the same events graded by the dealer-free k-of-n BFV
+                 committee (:mod:`psc.sim.exact_driver`) against the noiseless oracle.
 
 Phases (timed separately, see :class:`~psc.sim.results.RunResult`):
 
@@ -84,43 +102,21 @@ def run(
     he_authority: GradingAuthority | None = None,
     exact_params: LatticeParams | None = None,
 ) -> RunResult:
-    """Run every phase for ``city`` and check the grades against the oracle.
-
-    ``keypair`` overrides key generation (tests pass small fixed keys).  Keys below 2048
-    bits are accepted here only because this is a demo; the secure default is 3072.
-
-    ``reveal="committee"``: a trusted dealer deals a ``committee = (k, n)`` threshold key
-    instead (``keypair`` is then not used) and the key holder reveals through the
-    committee's DP grade reveal (``epsilon`` per subject and period, ``honest = k``, each
-    subject's budget 12 releases; the committee's store at ``committee_path``).  Grades
-    are then noisy by design, yet checked exactly: the driver's god view
-    (:class:`~psc.sim.deployment.SimulationNoiseWitness`, never a protocol party) records the noise each
-    member drew, and every revealed grade must equal the oracle's grade of the subject's
-    true raw score plus the total noise drawn for it, with its caps.  The run is ``ok``
-    when that holds, the protocol checks pass and the misgrade rate against the noiseless
-    oracle agrees with what the noise predicts (within 5 standard errors).
-
-    ``reveal="exact"``: as ``"he"``, then the same events are graded by the dealer-free
-    k-of-n BFV committee (:mod:`psc.sim.exact_driver`; ``exact_params``: lattice
-    parameters, the city's by default) and compared with the noiseless oracle.
-
-    ``reveal="he"``: the Paillier run reveals through the trusted key holder (exact), then
-    the same events are graded under CKKS encryption (:mod:`psc.hazmat.he`; a new
-    grading authority, or ``he_authority`` whose keys tests reuse) and both are compared
-    with the oracle and with each other.
-    """
+    """Run every phase for ``city`` in this process and check the grades against the
+    oracle (the reveals and the god view's checks: the module doc).  ``keypair`` overrides
+    key generation (tests pass small fixed keys; below 2048 bits only for demos, 3072 is
+    the secure default); ``committee``, ``epsilon`` and ``committee_path`` configure
+    ``reveal="committee"``; ``he_authority`` reuses CKKS keys (tests), ``exact_params``
+    overrides the exact reveal's lattice parameters."""
     if reveal not in ("trusted", "committee", "he", "exact"):
         raise ValueError(f"reveal must be 'trusted', 'committee', 'he' or 'exact', got {reveal!r}")
     meter, catalog, n = Meter(), city.catalog, city.n_subjects
     send, first, last = meter.send, city.periods[0], city.periods[-1]
     clock = SimClock(dt.datetime.combine(period_start(first), dt.time(8), dt.UTC))
 
-    # -- Phase 1, setup: the key holder makes the Paillier key; every party makes its
-    #    Ed25519 key; the registry enrols subjects (random pseudonymous slots), publishes
-    #    the parameters (catalog hash, public key, slot layout sized for the catalog and
-    #    the number of agency instances) and signs every registration.  With the
-    #    committee, a trusted dealer deals the k-of-n key instead (and erases it); the
-    #    slots get headroom for the members' noise and masks.
+    # -- Phase 1, setup: keys (the Paillier key, or a dealt k-of-n key whose slots get
+    #    headroom for noise and masks); the registry enrols subjects in random slots,
+    #    publishes the parameters and signs every registration.
     with meter.phase("setup"):
         cs: CommitteeSetup | None = None
         layout: SlotLayout | None = None
@@ -152,18 +148,16 @@ def run(
         for kind, data in d.sent:
             send(kind, data)
 
-    # -- Phase 2, precompute: each agency makes the encryption randomizers r^n mod n^2 it
-    #    will need, ahead of time and in parallel (the expensive part of Paillier); the
-    #    committee's members draw their noise shares and randomizers.
+    # -- Phase 2, precompute (offline, parallel): agencies' randomizers r^n mod n^2; the
+    #    members' noise shares and randomizers.
     with meter.phase("precompute"):
         precompute_agencies(d.agencies, pk, len(city.periods), workers)
         if cs is not None:
             cs.prepare_grades(n, d.params.layout, len(catalog.cap_labels()))
 
-    # -- Phases 3 and 4, each period: every agency maps its records to dense delta vectors
-    #    and cap counters, encrypts them, commits to its events and signs the envelope
-    #    (submit); the aggregator verifies each envelope before touching state, then logs
-    #    and accumulates it in one transaction and returns a signed receipt (ingest).
+    # -- Phases 3 and 4, each period: every agency encrypts, commits, proves and signs its
+    #    envelope (submit); the aggregator verifies it, then logs and adds it in one
+    #    transaction and returns a signed receipt (ingest).
     for p in city.periods:
         clock.advance_to(dt.datetime.combine(period_start(p + 1), dt.time(9), dt.UTC))
         for inst, agency in zip(city.agencies, d.agencies, strict=True):
@@ -175,12 +169,9 @@ def run(
             with meter.phase("submit"):
                 agency.accept_receipt(receipt)
 
-    # -- Phase 5, reveal: every subject asks for its own grade through the registry (one
-    #    request; the aggregator sends the key holder the blocks it needs; the key holder
-    #    decrypts each block once, has the aggregator log a notice of the release (hashes
-    #    only), checks that it was logged, and only then gives the grades to the requester:
-    #    the aggregator never sees a grade).  Then a bank asks for one subject's grade for a
-    #    purpose it registered.
+    # -- Phase 5, reveal: every subject's grade through the registry (the aggregator
+    #    prepares the blocks, the key holder decrypts, the notice is logged before the
+    #    grades leave), then a bank's request for one subject.
     clock.advance_to(clock.now + dt.timedelta(hours=1))
 
     def reveal_one(request: bytes) -> bytes:
@@ -207,9 +198,8 @@ def run(
             members, cap_labels = len(cs.key_shares), catalog.cap_labels()
             noise = committee_noise_totals(cs.witness, batch.excluded, members, last, n, cap_labels)
 
-    # -- Phase 6, subject access: sampled subjects ask every agency (through the registry)
-    #    for their events; each answer's inclusion proofs are checked against the
-    #    commitment roots the log holds, and the subject recomputes its grade.
+    # -- Phase 6, subject access: sampled subjects get their events from every agency,
+    #    check them against the logged commitments and recompute their grade.
     table = city.table(d.slot_of)
     pick = sample_access_subjects(table, access_sample, np.random.default_rng(city.seed + 1))
     access = AccessTally()
@@ -231,9 +221,8 @@ def run(
             own = subject.explain(events, last)[1]
             access.record(catalog, events, last, own, revealed[slot], slot=slot, noise=noise)
 
-    # -- Phase 7, audit: anyone with the aggregator's public key verifies the whole log;
-    #    the revealed grades are compared with the plaintext oracle (committee: with the
-    #    oracle's grade of raw score + the noise drawn, which only the god view knows).
+    # -- Phase 7, audit: the log verified with the aggregator's key alone; grades compared
+    #    with the oracle (committee: plus the noise drawn, which only the god view knows).
     with meter.phase("audit"):
         log = verify_log(d.ledger.connection, d.aggregator_public_key)
         log_ok = log.size == d.ledger.log.size and log.unsigned_leaves == 0
