@@ -19,6 +19,7 @@ from typing import Any
 
 from psc.catalog import period_index, period_start
 from psc.events import Event
+from psc.ledger.store import SQLiteLedger
 from psc.parties.agency import Agency
 from psc.parties.aggregator import Aggregator
 from psc.protocol.parameters import ProtocolParameters
@@ -114,9 +115,10 @@ class LogWorld:
         out = self.root / "aggregator" / f"{name}.sqlite"
 
         def copy() -> None:
+            assert isinstance(src.ledger, SQLiteLedger)
             dst = sqlite3.connect(out)
             try:
-                src.ledger.connection.backup(dst)  # type: ignore[attr-defined]
+                src.ledger.connection.backup(dst)
             finally:
                 dst.close()
 
@@ -126,8 +128,8 @@ class LogWorld:
 
     def digest_of(self, ledger: Path | None = None) -> bytes:
         agg = self.open(ledger)
-        assert self.client.portal is not None
-        out: bytes = self.client.portal.call(agg.ledger.state_digest)  # type: ignore[attr-defined]
+        assert self.client.portal is not None and isinstance(agg.ledger, SQLiteLedger)
+        out: bytes = self.client.portal.call(agg.ledger.state_digest)
         return out
 
 
@@ -138,7 +140,8 @@ def log_world(tmp: Path) -> Iterator[LogWorld]:
     shim = _Deferred()
     with TestClient(shim) as client:
         cfg = load_config(root / "aggregator.toml")
-        agg = client.portal.call(open_aggregator, cfg)  # type: ignore[union-attr]
+        assert client.portal is not None
+        agg = client.portal.call(open_aggregator, cfg)
         w = LogWorld(root, client, shim, agg.params, open_agencies(root, agg.params))
         w.aggregators[w.ledger] = agg
         w.serve()

@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from psc.catalog import Catalog
 from psc.events import EventTable
 from psc.hazmat.backends.base import IntArray
 from psc.hazmat.he.circuit import GradingCircuit
+from psc.hazmat.he.contexts import PublicContext
+from psc.hazmat.he.evaluator import HomomorphicGrader
 from psc.oracle import live_mask
 from psc.parties.grading_authority import GradingAuthority
 from psc.protocol.he_messages import HeSubmission, seal_submission
@@ -87,8 +91,22 @@ def live_inputs(table: EventTable, at: int) -> tuple[dict[str, IntArray], dict[s
     return subs, caps
 
 
+class SubmissionTarget(Protocol):
+    """What an agency needs of the grading authority to encrypt for it: the catalog, the
+    published context and an evaluator over it (the authority in process, or
+    :class:`~psc.service.he_client.HttpGradingAuthority` with the context it fetched)."""
+
+    catalog: Catalog
+
+    @property
+    def public(self) -> PublicContext: ...
+
+    @property
+    def grader(self) -> HomomorphicGrader: ...
+
+
 def he_submission(
-    authority: GradingAuthority,
+    authority: SubmissionTarget,
     agency: str,
     key: object,
     period: int,

@@ -102,7 +102,7 @@ def grade_he_across_processes(
                 if a != own:
                     continue
                 data = he_submission(
-                    auth,  # type: ignore[arg-type]  # the client has the authority's interface
+                    auth,
                     ident,
                     signing,
                     p,
