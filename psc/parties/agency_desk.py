@@ -46,6 +46,7 @@ from typing import Protocol
 
 from psc.catalog import period_index
 from psc.events import Event
+from psc.ledger.durable import open_durable
 from psc.parties.agency import Agency
 from psc.protocol import codec
 from psc.protocol.service_messages import SubmitPeriod
@@ -148,9 +149,7 @@ class AgencyDesk:
         self._aggregator = aggregator
         if path != ":memory:" and not Path(path).exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_durable(path, threads=True)
         self._conn.execute(_SUBMITTED)
         self._conn.execute(_SECRET)
         self._conn.execute("INSERT OR IGNORE INTO desk_secret VALUES (0, ?)", (randbytes(32),))

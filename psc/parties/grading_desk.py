@@ -27,11 +27,11 @@ with (see :mod:`psc.parties.grading_authority`).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from psc.ledger.durable import open_durable
 from psc.parties.grading_authority import GradingAuthority
 from psc.protocol import codec
 from psc.protocol.he_messages import HeGradeResponse, HeLogReceipt
@@ -57,10 +57,7 @@ class GradingDesk:
         self.authority = authority
         self.ident = ident
         self._key = key
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_durable(path, threads=True)
         self._conn.execute(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -31,10 +31,10 @@ holder or the aggregator refuse with (:class:`~psc.exceptions.InvalidMessage`,
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from typing import Protocol
 
+from psc.ledger.durable import open_durable
 from psc.parties.key_holder import KeyHolder, RevealAnswer
 from psc.protocol.signing import digest
 
@@ -63,9 +63,7 @@ class RevealDesk:
     def __init__(self, key_holder: KeyHolder, aggregator: AggregatorLink, path: str) -> None:
         self.key_holder = key_holder
         self._aggregator = aggregator
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_durable(path, threads=True)
         self._conn.execute(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import sqlite3
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
@@ -28,6 +27,7 @@ from psc.dp.accounting import ApproxDP
 from psc.exceptions import KeyMismatch, ServiceConfigError
 from psc.hazmat.backends.paillier import ShortExponentPool
 from psc.hazmat.paillier import PaillierPrivateKey, PaillierPublicKey
+from psc.ledger.durable import open_durable
 from psc.parties.agency_desk import AgencyDesk, RecordStore
 from psc.parties.committee import CommitteeRevealer, KeyCommittee, parallel
 from psc.parties.committee.transport import MemberLink
@@ -107,11 +107,7 @@ def open_reveal_desk(cfg: ServiceConfig, peers: Mapping[str, str]) -> RevealDesk
             raise ServiceConfigError(
                 f"the combiner needs at least {cparams.k} members' URLs (--peer member-<i>=URL)"
             )
-        store = sqlite3.connect(
-            str(cfg.path(cfg.committee_store)), isolation_level=None, check_same_thread=False
-        )
-        store.execute("PRAGMA journal_mode=WAL")
-        store.execute("PRAGMA synchronous=FULL")
+        store = open_durable(str(cfg.path(cfg.committee_store)), threads=True)
         assert cparams.policy.cap_epsilon is not None
         per_release = cparams.policy.epsilon + cparams.policy.cap_epsilon
         budget = ApproxDP(cfg.budget_releases * per_release, Fraction(1, 10**9))

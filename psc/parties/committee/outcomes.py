@@ -6,15 +6,13 @@ import sqlite3
 from dataclasses import dataclass
 
 from psc.dp.accounting import Loss
+from psc.ledger.durable import open_durable
 
 
 def open_committee_store(path: str) -> sqlite3.Connection:
     """The combiner's store (budget ledger and signed answers): SQLite, autocommit mode so
     :class:`KeyCommittee` runs explicit ``BEGIN IMMEDIATE`` transactions."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
+    return open_durable(path)
 
 
 @dataclass(frozen=True)
