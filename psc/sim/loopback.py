@@ -56,13 +56,12 @@ from psc.hazmat.paillier import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublic
 from psc.hazmat.threshold.dealer import deal
 from psc.ledger.log_verify import verify_log
 from psc.parties.agency_desk import RecordStore
-from psc.parties.committee import expected_misgrade_rate, subject_key
+from psc.parties.committee import CommitteeParameters, expected_misgrade_rate, subject_key
 from psc.parties.relying_party import read_grades
 from psc.parties.subject import Subject
 from psc.protocol import codec
 from psc.protocol.committee_messages import CommitteeGrades
 from psc.protocol.messages import IngestReceipt
-from psc.protocol.parameters import ProtocolParameters
 from psc.protocol.service_messages import AccessAsk, GradeAsk, SubmitPeriod
 from psc.protocol.signing import digest, open_signed
 from psc.service.client import HttpAggregator, HttpPeer
@@ -256,7 +255,7 @@ def run_processes(
                         at=last,
                         relying_party_slot=rp_slot,
                     )
-                urls["grading-authority"] = parties.running[-1].url
+                urls["grading-authority"] = he.url
         finally:  # every client closed, whatever ended the run
             for client in peers.values():
                 client.close()
@@ -354,7 +353,7 @@ def processes_result(city: City, observed: Observed) -> RunResult:
         noise = None
         if committee:
             cparams = load_committee(root, d.params)
-            excluded = _combiner_excluded(root, d.params, observed.requests)
+            excluded = _combiner_excluded(root, cparams, observed.requests)
             witness = SimulationNoiseWitness(root / "simulation" / "noise")
             why = {i: "no noise share (excluded; the store keeps no reason)" for i in excluded}
             noise = committee_noise_totals(
@@ -408,10 +407,9 @@ def processes_result(city: City, observed: Observed) -> RunResult:
     return result
 
 
-def _combiner_excluded(root: Path, params: ProtocolParameters, requests: list[bytes]) -> set[int]:
+def _combiner_excluded(root: Path, cparams: CommitteeParameters, requests: list[bytes]) -> set[int]:
     """God view: the members the combiner excluded from its answers to ``requests`` (its
     signed answers, from its store)."""
-    cparams = load_committee(root, params)
     conn = sqlite3.connect(f"file:{root / 'key_holder' / 'committee.sqlite'}?mode=ro", uri=True)
     try:
         out: set[int] = set()

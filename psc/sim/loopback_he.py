@@ -54,6 +54,7 @@ class HeAcrossProcesses:
     score_submissions: int = 0  # of ``submissions``: score vectors (the rest: cap counters)
     context_bytes: int = 0  # the public context the agencies fetched
     seconds: tuple[tuple[str, float], ...] = ()  # keygen (files and process), submit, reveal
+    url: str = ""  # the authority's process (left running among the caller's parties)
 
 
 def grade_he_across_processes(
@@ -147,6 +148,7 @@ def grade_he_across_processes(
         n_score,
         context_bytes,
         tuple(seconds.items()),
+        party.url,
     )
 
 
